@@ -1,0 +1,456 @@
+"""The monitor configuration ("watchlist") of the Sentinel port-anomaly rule.
+
+Sentinel reads the watchlist ``NetworkSession_Monitor_Configuration`` and does::
+
+    | where Type == "Detection" and ThresholdType == "Anomaly" and Severity != "Disabled"
+    | extend Ports = split(Ports,","), ... | mv-expand Ports | mv-expand App | ...
+    | join kind=inner mapping where Ports == DstPortNumber
+    | where (Protocol == "*" or Protocol has NetworkProtocol) and ...
+
+This module loads and validates that CSV (:func:`load_config`), produces the
+mv-expand result (:func:`expanded`) and implements the ``== "*" or has``
+test (:func:`matches`, :func:`match_mask`).
+
+Documented choices where Sentinel's behaviour is silent or accidental:
+
+* ``Ports`` ``*`` matches *no* port: the rule joins on port equality, so a
+  wildcard row never reaches an alert. Such rows load (``ports is None``), are
+  warned about, and expand to nothing.
+* List items are stripped of surrounding whitespace (with a warning), empty
+  items are dropped (with a warning; in KQL they could never match) and
+  repeated items are collapsed (KQL would emit duplicate alerts).
+* A ``*`` item in a list makes the whole column a wildcard.
+* An empty or missing event value never ``has``-matches; only ``*`` accepts it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+
+import numpy as np
+import pyarrow as pa
+
+__all__ = [
+    "ConfigError",
+    "MonitorRow",
+    "MonitorConfig",
+    "load_config",
+    "expanded",
+    "matches",
+    "match_mask",
+    "describe",
+    "EXPANDED_SCHEMA",
+]
+
+DEFAULT_NAME = "<default>"
+_DEFAULT_FILE = "NetworkSession_Monitor_Configuration.csv"
+
+REQUIRED_COLUMNS = (
+    "Ports", "App", "Protocol", "Direction", "Action", "Type",
+    "ThresholdType", "Threshold", "Severity", "Tactic", "Name", "Description",
+)
+TYPES = ("Detection", "Hunting")
+THRESHOLD_TYPES = ("Anomaly", "Static")
+SEVERITIES = ("Informational", "Low", "Medium", "High", "Disabled")
+
+# MITRE ATT&CK tactics as Sentinel names them; keyed by lower-case letters only
+# so that "Initial Access", "InitialAccess" and "initial-access" agree.
+_TACTICS = {
+    re.sub(r"[^a-z]", "", t.lower()): t
+    for t in (
+        "Reconnaissance", "ResourceDevelopment", "InitialAccess", "Execution",
+        "Persistence", "PrivilegeEscalation", "DefenseEvasion", "CredentialAccess",
+        "Discovery", "LateralMovement", "Collection", "Exfiltration",
+        "CommandAndControl", "Impact", "PreAttack", "ImpairProcessControl",
+        "InhibitResponseFunction",
+    )
+}
+
+# ASIM values of NetworkDirection and DvcAction. Other values are allowed
+# (``has`` may still match) but are warned about: "Allowed" never has "Allow".
+_DIRECTIONS = {"Inbound", "Outbound", "Local", "External", "NA"}
+_ACTIONS = {"Allow", "Deny", "Drop", "Drop ICMP", "Reset", "Reset Source",
+            "Reset Destination", "Encrypt", "Decrypt", "VPNroute"}
+
+# Misspellings seen in Sentinel's shipped watchlists; not a spell checker.
+_TYPOS = {"earch": "search", "teh": "the", "recieve": "receive",
+          "occured": "occurred", "seperate": "separate"}
+
+_LIST_COLUMNS = ("App", "Protocol", "Direction", "Action")
+
+
+class ConfigError(ValueError):
+    """A configuration file that cannot be used; the message is one line."""
+
+    def __init__(self, message: str, line: int | None = None, column: str | None = None):
+        super().__init__(message)
+        self.line = line
+        self.column = column
+
+
+@dataclass(frozen=True)
+class MonitorRow:
+    line: int                               # CSV line where the record starts (header = 1)
+    ports: tuple[int, ...] | None           # None: "*"
+    apps: tuple[str, ...] | None
+    protocols: tuple[str, ...] | None
+    directions: tuple[str, ...] | None
+    actions: tuple[str, ...] | None
+    type: str
+    threshold_type: str
+    threshold: int | None
+    severity: str
+    tactic: str                             # raw, as the KQL alert shows it
+    tactics: tuple[str, ...]                # normalised MITRE names
+    name: str
+    description: str                        # raw, as the KQL alert shows it
+
+    @property
+    def enabled(self) -> bool:
+        return self.severity != "Disabled"
+
+
+@dataclass
+class MonitorConfig:
+    path: str
+    rows: list[MonitorRow]
+    warnings: list[str] = field(default_factory=list)
+
+    def select(self, type: str, threshold_type: str) -> list[MonitorRow]:
+        """Enabled rows of this Type and ThresholdType (case-sensitive, like KQL ==)."""
+        return [r for r in self.rows
+                if r.enabled and r.type == type and r.threshold_type == threshold_type]
+
+
+# ---------------------------------------------------------------- loading
+
+
+def load_config(path: str | os.PathLike | None = None) -> MonitorConfig:
+    """Load and validate a monitor configuration; None loads the packaged default."""
+    if path is None:
+        name = DEFAULT_NAME
+        text = (resources.files("portlens") / "data" / _DEFAULT_FILE).read_text(encoding="utf-8-sig")
+    else:
+        name = os.fspath(path)
+        try:
+            with open(path, encoding="utf-8-sig", newline="") as f:
+                text = f.read()
+        except (OSError, UnicodeDecodeError) as e:
+            reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+            raise ConfigError(f"{name}: cannot read file: {reason}") from None
+    return _Parser(name).parse(text)
+
+
+class _Parser:
+    def __init__(self, name: str):
+        self.name = name
+        self.warnings: list[tuple[int, str]] = []
+
+    def _where(self, line: int, column: str | None) -> str:
+        return f"{self.name} line {line}" + (f", column {column}" if column else "")
+
+    def error(self, line: int, column: str | None, msg: str) -> ConfigError:
+        return ConfigError(f"{self._where(line, column)}: {msg}", line, column)
+
+    def warn(self, line: int, column: str | None, msg: str) -> None:
+        self.warnings.append((line, f"{self._where(line, column)}: {msg}"))
+
+    def parse(self, text: str) -> MonitorConfig:
+        reader = csv.reader(io.StringIO(text, newline=""))
+        try:
+            header = [h.strip() for h in next(reader)]
+        except StopIteration:
+            raise self.error(1, None, "file is empty (expected a header line)") from None
+        except csv.Error as e:
+            raise self.error(1, None, f"bad CSV: {e}") from None
+        missing = [c for c in REQUIRED_COLUMNS if c not in header]
+        if missing:
+            more = f" (also missing: {', '.join(missing[1:])})" if missing[1:] else ""
+            raise self.error(1, missing[0], f"required column is missing{more}")
+        index = {c: header.index(c) for c in REQUIRED_COLUMNS}
+
+        rows = []
+        start = reader.line_num + 1
+        while True:
+            try:
+                record = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as e:
+                raise self.error(start, None, f"bad CSV: {e}") from None
+            if record:  # csv yields [] for a blank line
+                if len(record) < len(header):
+                    raise self.error(start, header[len(record)],
+                                     f"row has {len(record)} fields, header has {len(header)}")
+                if len(record) > len(header):
+                    raise self.error(start, None, f"row has {len(record)} fields, header has "
+                                     f"{len(header)} (an unquoted comma?)")
+                rows.append(self.row(start, {c: record[i] for c, i in index.items()}))
+            start = reader.line_num + 1
+
+        self.check_rows(rows)
+        # Row checks and whole-file checks interleave; report in file order.
+        return MonitorConfig(self.name, rows, [m for _, m in sorted(self.warnings, key=lambda w: w[0])])
+
+    # -- one row
+
+    def row(self, line: int, f: dict[str, str]) -> MonitorRow:
+        ports = self.items(line, "Ports", f["Ports"])
+        if ports is not None:
+            ports = tuple(self.port(line, p) for p in ports)
+        else:
+            self.warn(line, "Ports", "'*' matches no port: the rule joins on port equality")
+        lists = {c: self.items(line, c, f[c]) for c in _LIST_COLUMNS}
+
+        type_ = self.choice(line, "Type", f["Type"], TYPES)
+        threshold_type = self.choice(line, "ThresholdType", f["ThresholdType"], THRESHOLD_TYPES)
+        threshold = None
+        if f["Threshold"].strip():
+            threshold = _uint(f["Threshold"].strip())
+            if threshold is None:
+                raise self.error(line, "Threshold", f"{f['Threshold']!r} is not a non-negative integer")
+        elif threshold_type == "Static":
+            raise self.error(line, "Threshold", "a Static row needs a Threshold")
+        severity = self.choice(line, "Severity", f["Severity"], SEVERITIES)
+        if not f["Name"].strip():
+            raise self.error(line, "Name", "Name is empty")
+
+        if threshold_type == "Anomaly":
+            if threshold is not None:
+                self.warn(line, "Threshold", f"{threshold} is ignored by an Anomaly row")
+            if lists["App"] is not None:
+                self.warn(line, "App", "is ignored by the anomaly rule (only '*' has effect)")
+        for value in lists["Direction"] or ():
+            if value not in _DIRECTIONS:
+                self.warn(line, "Direction", f"{value!r} is not an ASIM NetworkDirection")
+        for value in lists["Action"] or ():
+            if value not in _ACTIONS:
+                self.warn(line, "Action", f"{value!r} is not an ASIM DvcAction")
+        for column in ("Name", "Description", "Tactic"):
+            for word in re.findall(r"[A-Za-z]+", f[column]):
+                if word.lower() in _TYPOS:
+                    self.warn(line, column, f"{word!r} looks like a typo for {_TYPOS[word.lower()]!r}")
+
+        return MonitorRow(
+            line=line, ports=ports, apps=lists["App"], protocols=lists["Protocol"],
+            directions=lists["Direction"], actions=lists["Action"], type=type_,
+            threshold_type=threshold_type, threshold=threshold, severity=severity,
+            tactic=f["Tactic"], tactics=self.tactics(line, f["Tactic"]),
+            name=f["Name"], description=f["Description"],
+        )
+
+    def items(self, line: int, column: str, raw: str) -> tuple[str, ...] | None:
+        """split(raw, ",") with stripped, de-duplicated items; None for a wildcard."""
+        out: list[str] = []
+        for item in raw.split(","):
+            value = item.strip()
+            if value != item:
+                self.warn(line, column, f"whitespace around {value!r} removed "
+                          "(Sentinel compares it as written)")
+            if not value:
+                if column != "Ports":  # an empty port is an error, reported by port()
+                    self.warn(line, column, "empty item ignored (it can never match)")
+                    continue
+            if value in out:
+                self.warn(line, column, f"{value!r} is listed twice")
+                continue
+            out.append(value)
+        if "*" in out:
+            if len(out) > 1:
+                self.warn(line, column, "'*' makes the other items redundant")
+            return None
+        return tuple(out)
+
+    def port(self, line: int, value: str) -> int:
+        port = _uint(value)
+        if port is None or port > 65535:
+            raise self.error(line, "Ports", f"{value!r} is not a port number (0-65535)")
+        return port
+
+    def choice(self, line: int, column: str, value: str, allowed: tuple[str, ...]) -> str:
+        # Exact match, because the rule compares with ==: a row with
+        # "detection" would silently never run in Sentinel.
+        if value in allowed:
+            return value
+        hint = [a for a in allowed if a.lower() == value.strip().lower()]
+        hint_text = f"; did you mean {hint[0]!r}?" if hint else ""
+        raise self.error(line, column, f"unknown {column} {value!r} (expected one of "
+                         f"{', '.join(allowed)}){hint_text}")
+
+    def tactics(self, line: int, raw: str) -> tuple[str, ...]:
+        out = []
+        for item in raw.split(","):
+            key = re.sub(r"[^a-z]", "", item.lower())
+            if not key:
+                continue
+            if key not in _TACTICS:
+                self.warn(line, "Tactic", f"{item.strip()!r} is not a MITRE ATT&CK tactic")
+            out.append(_TACTICS.get(key, re.sub(r"\s+", "", item.strip())))
+        return tuple(dict.fromkeys(out))
+
+    # -- whole file
+
+    def check_rows(self, rows: list[MonitorRow]) -> None:
+        first_spelling: dict[str, tuple[str, int]] = {}
+        for row in rows:
+            for item in row.tactic.split(","):
+                item = item.strip()
+                canon = _TACTICS.get(re.sub(r"[^a-z]", "", item.lower()))
+                if canon is None:
+                    continue
+                spelling, where = first_spelling.setdefault(canon, (item, row.line))
+                if spelling != item:
+                    self.warn(row.line, "Tactic", f"{item!r} is spelled {spelling!r} on line {where}")
+
+        seen: dict[tuple, int] = {}
+        for row in rows:
+            key = (row.ports and frozenset(row.ports), row.apps, row.protocols, row.directions,
+                   row.actions, row.type, row.threshold_type)
+            if key in seen:
+                self.warn(row.line, None, f"selects the same traffic as line {seen[key]}")
+            else:
+                seen[key] = row.line
+
+        # Both rules would then alert on the same port.
+        static_lines: dict[int, list[int]] = {}
+        for row in rows:
+            if row.threshold_type == "Static" and row.enabled:
+                for p in row.ports or ():
+                    static_lines.setdefault(p, []).append(row.line)
+        for row in rows:
+            if row.threshold_type == "Anomaly" and row.enabled:
+                both = [p for p in row.ports or () if p in static_lines]
+                if both:
+                    lines = sorted({n for p in both for n in static_lines[p]})
+                    self.warn(row.line, "Ports",
+                              f"port(s) {', '.join(map(str, both))} also in Static row(s) on "
+                              f"line(s) {', '.join(map(str, lines))}")
+
+
+def _uint(value: str) -> int | None:
+    # ASCII digits only: int() would also accept "+80", "8_0" or "٨٠".
+    return int(value) if value.isascii() and value.isdigit() else None
+
+
+# ---------------------------------------------------------------- mv-expand
+
+EXPANDED_SCHEMA = pa.schema([
+    ("line", pa.int32()),
+    ("Name", pa.string()),
+    ("Severity", pa.string()),
+    ("Tactic", pa.string()),
+    ("Description", pa.string()),
+    ("DstPortNumber", pa.int32()),
+    ("Protocol", pa.string()),
+    ("Direction", pa.string()),
+    ("Action", pa.string()),
+    ("Threshold", pa.int32()),
+])
+
+
+def expanded(rows: list[MonitorRow]) -> pa.Table:
+    """One row per (config row x port x protocol x direction x action).
+
+    Wildcards in Protocol/Direction/Action stay as a literal "*" for
+    :func:`matches`; rows whose Ports is "*" produce nothing (see module doc).
+    """
+    out: dict[str, list] = {name: [] for name in EXPANDED_SCHEMA.names}
+    for r in rows:
+        for port in r.ports or ():
+            for proto in r.protocols or ("*",):
+                for direction in r.directions or ("*",):
+                    for action in r.actions or ("*",):
+                        for name, value in zip(EXPANDED_SCHEMA.names, (
+                                r.line, r.name, r.severity, r.tactic, r.description,
+                                port, proto, direction, action, r.threshold)):
+                            out[name].append(value)
+    return pa.table(out, schema=EXPANDED_SCHEMA)
+
+
+# ---------------------------------------------------------------- matching
+
+_TERM = re.compile(r"[A-Za-z0-9]+")
+
+
+@lru_cache(maxsize=4096)
+def _terms(s: str) -> tuple[str, ...]:
+    return tuple(t.lower() for t in _TERM.findall(s))
+
+
+def matches(config_value: str, event_value: str | None) -> bool:
+    """KQL ``config_value == "*" or config_value has event_value``.
+
+    ``has`` is a case-insensitive whole-term match: terms are maximal runs of
+    ASCII letters and digits, and a multi-term needle ("Drop ICMP") must occur
+    as a contiguous run of terms. An empty/None event value (or one without
+    any term) never matches: we choose not to alert on missing fields.
+    """
+    if config_value == "*":
+        return True
+    if config_value is None or not event_value:
+        return False
+    needle, hay = _terms(event_value), _terms(config_value)
+    if not needle:
+        return False
+    n = len(needle)
+    return any(hay[i:i + n] == needle for i in range(len(hay) - n + 1))
+
+
+def _codes(values) -> tuple[list, np.ndarray]:
+    """Distinct values (None last) and, per element, its index in that list."""
+    if not isinstance(values, (pa.Array, pa.ChunkedArray)):
+        values = pa.array(values if isinstance(values, np.ndarray) else list(values), type=pa.string())
+    arr = values
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    enc = arr.cast(pa.string()).dictionary_encode()
+    distinct = enc.dictionary.to_pylist() + [None]
+    idx = enc.indices.fill_null(len(distinct) - 1).to_numpy(zero_copy_only=False)
+    return distinct, idx.astype(np.int64)
+
+
+def match_mask(config_values: Sequence[str], event_values: Sequence[str | None]) -> np.ndarray:
+    """Element-wise :func:`matches`, evaluated once per distinct pair."""
+    cfg, ci = _codes(config_values)
+    ev, ei = _codes(event_values)
+    if len(ci) != len(ei):
+        raise ValueError(f"length mismatch: {len(ci)} config values, {len(ei)} event values")
+    pair = ci * len(ev) + ei
+    distinct, inverse = np.unique(pair, return_inverse=True)
+    result = np.array([matches(cfg[p // len(ev)], ev[p % len(ev)]) for p in distinct], dtype=bool)
+    return result[inverse.reshape(-1)]
+
+
+# ---------------------------------------------------------------- describe
+
+
+def describe(config: MonitorConfig) -> list[dict]:
+    """What each enabled row monitors, for ``portlens config check``."""
+    def listed(values):
+        return "*" if values is None else list(values)
+
+    return [
+        {
+            "line": r.line,
+            "name": r.name,
+            "severity": r.severity,
+            "type": r.type,
+            "threshold_type": r.threshold_type,
+            "ports": listed(r.ports),
+            "protocols": listed(r.protocols),
+            "directions": listed(r.directions),
+            "actions": listed(r.actions),
+            "threshold": r.threshold,
+            # Only these rows feed the anomaly rule; a '*' port reaches nothing.
+            "in_anomaly_rule": (r.type == "Detection" and r.threshold_type == "Anomaly"
+                                and r.ports is not None),
+        }
+        for r in config.rows if r.enabled
+    ]
