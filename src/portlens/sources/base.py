@@ -1,0 +1,169 @@
+"""The interface every source parser implements, and the shared steps around it.
+
+A source turns one raw file into a stream of `Batch`es: valid ASIM rows, quarantined records
+(file, line, reason, raw text) and a count of records that are not network sessions. The unit
+of work is a file, so the same `parse` runs in the local ingest and inside a Spark task.
+
+Line-oriented parsers only write `parse_lines`: given a batch of lines, return a table of
+ASIM-named columns (text or typed) plus bookkeeping columns:
+  `_line`  int64  1-based line number in the file (required)
+  `_raw`   string the record text (required; kept in quarantine)
+  `_error` string why a record that is a session is malformed (optional, NULL when fine)
+  `_skip`  bool   the record is not a network session: counted, neither stored nor quarantined
+`finish` then conforms the columns to the schema (asim.conform) and routes the failures.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .. import asim
+
+BATCH_LINES = 100_000
+_CHUNK_BYTES = 8 << 20
+
+
+class SourceError(ValueError):
+    """A file cannot be read as the requested source (one line, for the user)."""
+
+
+@dataclass
+class Batch:
+    table: pa.Table
+    quarantine: pa.Table
+    skipped: int = 0
+    records: int = 0  # records read (rows + quarantined + skipped)
+
+
+@dataclass
+class Source:
+    """Base class: `name`, `forms` (the raw forms accepted, for `portlens sources`) and
+    `priority` (higher wins when several sources recognise the same head)."""
+    name: str = ""
+    forms: tuple[str, ...] = ()
+    vendor: str = ""
+    product: str = ""
+    priority: int = 0
+    defaults: dict = field(default_factory=dict)
+
+    def sniff(self, head: bytes, path: str) -> bool:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def parse(self, path: str, batch_lines: int = BATCH_LINES) -> Iterator[Batch]:
+        """Default for line-oriented formats: read lines in batches, parse each batch."""
+        state = self.start(path)
+        for lines, numbers in read_lines(path, batch_lines):
+            yield self.finish(self.parse_lines(lines, numbers, state), path)
+
+    def start(self, path: str) -> dict:
+        """Per-file state for parsers that need it (a header line, a field list)."""
+        return {}
+
+    def parse_lines(self, lines: pa.Array, numbers: pa.Array, state: dict) -> pa.Table:  # pragma: no cover
+        raise NotImplementedError
+
+    def finish(self, parsed: pa.Table, path: str) -> Batch:
+        return finish(parsed, path, self.name, {"EventVendor": self.vendor,
+                                                "EventProduct": self.product, **self.defaults})
+
+
+def finish(parsed: pa.Table, path: str, source: str, defaults: dict | None = None) -> Batch:
+    """Route a parsed batch: skipped records are counted, records with a parser `_error` or a
+    schema violation go to quarantine with their line, the rest become ASIM rows."""
+    records = parsed.num_rows
+    names = parsed.column_names
+    skipped = 0
+    if "_skip" in names:
+        skip = pc.fill_null(parsed["_skip"], False)
+        skipped = pc.sum(skip).as_py() or 0
+        parsed = parsed.filter(pc.invert(skip))
+    quarantined = []
+    if "_error" in names:
+        err = pc.is_valid(parsed["_error"])
+        bad = parsed.filter(err)
+        if bad.num_rows:
+            quarantined.append(asim.quarantine_rows(path, source, bad["_line"], bad["_error"], bad["_raw"]))
+        parsed = parsed.filter(pc.invert(err))
+    columns = parsed.drop_columns([c for c in parsed.column_names if c.startswith("_")])
+    result = asim.conform(columns, defaults=defaults)
+    if len(result.rejected_index):
+        lines = pc.take(parsed["_line"], result.rejected_index)
+        raws = pc.take(parsed["_raw"], result.rejected_index)
+        quarantined.append(asim.quarantine_rows(path, source, lines, result.rejected_reason, raws))
+    quarantine = (pa.concat_tables(quarantined) if quarantined
+                  else asim.QUARANTINE_SCHEMA.empty_table())
+    return Batch(result.table, quarantine, skipped, records)
+
+
+def open_binary(path: str) -> io.BufferedIOBase:
+    """Open a file, transparently decompressing gzip (detected by magic bytes, not name)."""
+    f = open(path, "rb")
+    if f.peek(2)[:2] == b"\x1f\x8b":
+        return gzip.GzipFile(fileobj=f)  # type: ignore[return-value]
+    return f
+
+
+def read_head(path: str, size: int = 4096) -> bytes:
+    with open_binary(path) as f:
+        return f.read(size)
+
+
+def read_lines(path: str, batch_lines: int = BATCH_LINES) -> Iterator[tuple[pa.Array, pa.Array]]:
+    """Yield (lines, 1-based line numbers) in batches; bounded memory whatever the file size.
+
+    Bytes are decoded as UTF-8 with replacement (a wrongly encoded line still lands, marked
+    with U+FFFD), a BOM is dropped, and LF, CRLF and lone CR all end a line. Blank lines
+    are not records: they keep their number but are not yielded.
+    """
+    number = 0
+    carry = b""
+    first = True
+    with open_binary(path) as f:
+        pending: list[str] = []
+        while True:
+            chunk = f.read(_CHUNK_BYTES)
+            if not chunk:
+                break
+            data = carry + chunk
+            cut = data.rfind(b"\n")
+            if cut < 0:
+                carry = data
+                continue
+            carry = data[cut + 1:]
+            text = data[:cut].decode("utf-8", errors="replace")
+            if first:
+                text = text.removeprefix("\ufeff")
+                first = False
+            pending.extend(_split(text))
+            while len(pending) >= batch_lines:
+                out, pending = pending[:batch_lines], pending[batch_lines:]
+                yield from _emit(out, number)
+                number += len(out)
+        if carry:
+            text = carry.decode("utf-8", errors="replace")
+            if first:
+                text = text.removeprefix("\ufeff")
+            pending.extend(_split(text))
+        if pending:
+            yield from _emit(pending, number)
+
+
+def _split(text: str) -> list[str]:
+    # CRLF and lone CR both end a line (mixed line endings in concatenated captures).
+    return text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+
+
+def _emit(lines: list[str], offset: int) -> Iterator[tuple[pa.Array, pa.Array]]:
+    arr = pa.array(lines, pa.string())
+    numbers = pa.array(range(offset + 1, offset + 1 + len(lines)), pa.int64())
+    keep = pc.not_equal(pc.utf8_length(pc.utf8_trim_whitespace(arr)), 0)
+    arr, numbers = arr.filter(keep), numbers.filter(keep)
+    if len(arr):
+        yield arr, numbers

@@ -1,0 +1,140 @@
+"""Files that already hold ASIM Network Session rows: JSON lines, CSV with a header (for
+example an export of Sentinel's ASimNetworkSessionLogs table) and Parquet.
+
+Columns that are not ASIM are ignored (listed in `state["ignored"]`), never an error.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from typing import Iterator
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from .. import asim
+from .base import BATCH_LINES, Batch, Source, finish, open_binary, read_lines
+
+_KEYS = ("TimeGenerated", "EventStartTime", "DstPortNumber", "DstIpAddr")
+
+
+class NativeAsim(Source):
+    def sniff(self, head: bytes, path: str) -> bool:
+        if head[:4] == b"PAR1":
+            return True
+        text = head.decode("utf-8", errors="replace").lstrip("\ufeff")
+        first = text.split("\n", 1)[0]
+        if first.lstrip().startswith("{"):
+            try:
+                keys = set(json.loads(first))
+            except ValueError:
+                keys = {k for k in _KEYS if f'"{k}"' in first}
+            return "DstPortNumber" in keys and ("TimeGenerated" in keys or "EventStartTime" in keys)
+        header = {c.strip().strip('"') for c in first.split(",")}
+        return "DstPortNumber" in header and ("TimeGenerated" in header or "EventStartTime" in header)
+
+    def parse(self, path: str, batch_lines: int = BATCH_LINES) -> Iterator[Batch]:
+        with open_binary(path) as f:
+            head = f.peek(4)[:4] if hasattr(f, "peek") else b""
+        if head == b"PAR1":
+            yield from self._parquet(path, batch_lines)
+            return
+        with open_binary(path) as f:
+            first = f.read(4096).lstrip(b"\xef\xbb\xbf").lstrip()
+        if first.startswith(b"{"):
+            yield from self._json_lines(path, batch_lines)
+        else:
+            yield from self._csv(path, batch_lines)
+
+    # JSON lines: one object per line; parsed a batch at a time by DuckDB's JSON functions.
+    def _json_lines(self, path: str, batch_lines: int) -> Iterator[Batch]:
+        fields = ", ".join(f"json_extract_string(line, '$.\"{c}\"') AS \"{c}\"" for c in asim.COLUMNS)
+        for lines, numbers in read_lines(path, batch_lines):
+            batch = pa.table({"line": lines, "n": numbers})
+            ok = asim.query("SELECT json_valid(line) AND starts_with(ltrim(line), '{') AS ok FROM b",
+                            b=batch)["ok"]
+            good, bad = batch.filter(ok), batch.filter(pc.invert(ok))
+            parsed = asim.query(f"SELECT {fields}, n AS _line, line AS _raw FROM good", good=good)
+            malformed = pa.table({"_line": bad["n"], "_raw": bad["line"],
+                                  "_error": pa.repeat(pa.scalar("not a JSON object"), bad.num_rows)})
+            yield finish(pa.concat_tables([parsed, malformed], promote_options="default"), path, self.name)
+
+    def _csv(self, path: str, batch_lines: int) -> Iterator[Batch]:
+        invalid: list[tuple[int, str]] = []
+
+        def on_invalid(row):
+            if row.text and row.text.strip():
+                invalid.append((row.number, row.text))
+            return "skip"
+
+        with open_binary(path) as f:
+            header = f.readline().decode("utf-8", errors="replace").lstrip("\ufeff")
+        names = next(csv.reader([header]))
+        wanted = [n for n in names if n in asim.COLUMNS]
+        reader = pacsv.open_csv(
+            open_binary(path),
+            read_options=pacsv.ReadOptions(block_size=1 << 22, use_threads=False),
+            parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid, ignore_empty_lines=False),
+            convert_options=pacsv.ConvertOptions(
+                column_types={n: pa.string() for n in names}, include_columns=wanted,
+                strings_can_be_null=True))
+        next_line = 2  # line 1 is the header
+        for record_batch in reader:
+            table = pa.Table.from_batches([record_batch])
+            # Valid rows take the line numbers that invalid rows (reported by now) did not.
+            skip = np.array([n for n, _ in invalid], np.int64)
+            candidates = np.arange(next_line, next_line + table.num_rows + len(skip), dtype=np.int64)
+            lines = candidates[~np.isin(candidates, skip)][: table.num_rows]
+            if len(lines):
+                next_line = int(lines[-1]) + 1
+            table = table.append_column("_line", pa.array(lines, pa.int64()))
+            if wanted:  # a blank line parses as a row of nulls: it is not a record
+                table = table.filter(_any_valid(table, wanted))
+            raw = pc.binary_join_element_wise(*[pc.fill_null(table[c], "") for c in wanted], ",") \
+                if wanted else pa.nulls(table.num_rows, pa.string())
+            table = table.append_column("_raw", raw)
+            batch = finish(table, path, self.name)
+            yield self._with_invalid(batch, path, invalid, names)
+            invalid.clear()
+        if invalid:
+            yield self._with_invalid(Batch(asim.empty_table(), asim.QUARANTINE_SCHEMA.empty_table()),
+                                     path, invalid, names)
+
+    def _with_invalid(self, batch: Batch, path: str, invalid: list, names: list) -> Batch:
+        if not invalid:
+            return batch
+        bad = asim.quarantine_rows(
+            path, self.name, [n for n, _ in invalid],
+            [f"expected {len(names)} CSV fields" for _ in invalid], [t for _, t in invalid])
+        return Batch(batch.table, pa.concat_tables([batch.quarantine, bad]),
+                     batch.skipped, batch.records + len(invalid))
+
+    def _parquet(self, path: str, batch_lines: int) -> Iterator[Batch]:
+        pf = pq.ParquetFile(path)
+        wanted = [n for n in pf.schema_arrow.names if n in asim.COLUMNS]
+        offset = 0
+        for record_batch in pf.iter_batches(batch_size=batch_lines, columns=wanted):
+            table = pa.Table.from_batches([record_batch])
+            n = table.num_rows
+            table = table.append_column("_line", pa.array(range(offset + 1, offset + n + 1), pa.int64()))
+            table = table.append_column("_raw", pa.nulls(n, pa.string()))
+            offset += n
+            yield finish(table, path, self.name)
+
+
+def _any_valid(table: pa.Table, columns: list[str]) -> pa.Array:
+    mask = pc.is_valid(table[columns[0]])
+    for c in columns[1:]:
+        mask = pc.or_(mask, pc.is_valid(table[c]))
+    return mask
+
+
+SOURCE = NativeAsim(
+    name="asim", vendor="", product="", priority=-10,
+    forms=("ASIM NetworkSession rows as JSON lines", "CSV with a header row (e.g. an "
+           "ASimNetworkSessionLogs export)", "Parquet"),
+)
