@@ -1,0 +1,284 @@
+"""The command line: arguments in, calls out, Rich output. Exit 0 on success, 2 on bad usage
+or bad input with one line on stderr saying what is wrong and where."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from enum import Enum
+from pathlib import Path
+from typing import List, Optional
+
+import pyarrow as pa
+import typer
+from rich.console import Console
+
+from . import alerts as alert_out
+from . import asim, monitor
+from .monitor import ConfigError
+from .rules import port_anomaly
+from .sources import SourceError, all_sources, detect, get
+from .store import DEFAULT_DB, Store, StoreError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Find port misuse in network session logs (the Sentinel ASIM port-anomaly rule, offline).")
+config_app = typer.Typer(no_args_is_help=True, help="Work with the monitor configuration (watchlist CSV).")
+app.add_typer(config_app, name="config")
+
+# Piped output gets a fixed, wide layout instead of Rich's 80-column default.
+out = Console(width=None if sys.stdout.isatty() else 140)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
+
+
+class UsageError(ValueError):
+    pass
+
+
+USER_ERRORS = (SourceError, StoreError, ConfigError, UsageError)
+
+
+def main() -> None:
+    try:
+        app()
+    except USER_ERRORS as e:
+        err.print(f"portlens: error: {e}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(2)
+
+
+def _files(paths: list[Path]) -> list[str]:
+    """Expand folders (recursively, hidden files skipped) into files, in a stable order."""
+    found = []
+    for p in paths:
+        if p.is_dir():
+            found += sorted(str(f) for f in p.rglob("*") if f.is_file()
+                            and not any(part.startswith(".") for part in f.relative_to(p).parts))
+        elif p.exists():
+            found.append(str(p))
+        else:
+            raise UsageError(f"{p}: no such file or folder")
+    return found
+
+
+def _as_of(value: Optional[str]) -> Optional[datetime]:
+    if value is None:
+        return None
+    try:
+        t = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(f"--as-of {value!r}: not an ISO-8601 time (e.g. 2024-05-14T00:00:00Z)") from None
+    return t.replace(tzinfo=timezone.utc) if t.tzinfo is None else t.astimezone(timezone.utc)
+
+
+DbOption = typer.Option(DEFAULT_DB, "--db", help="The DuckDB store file.")
+SourceOption = typer.Option("auto", "--source", help="Source name (see 'portlens sources') or auto.")
+
+
+@app.command()
+def ingest(paths: List[Path] = typer.Argument(..., help="Files or folders."),
+           source: str = SourceOption, db: str = DbOption) -> None:
+    """Normalize files to ASIM and store them (atomic and idempotent per file)."""
+    files = _files(paths)
+    failed = 0
+    with Store(db) as store:
+        for path in files:
+            try:
+                r = store.ingest(path, source)
+            except SourceError as e:
+                err.print(f"portlens: error: {e}", markup=False, highlight=False)
+                failed += 1
+                continue
+            if r.duplicate_of:
+                out.print(f"{path}: already ingested (same content as {r.duplicate_of}); nothing changed")
+            else:
+                out.print(f"{path}: [bold]{r.sessions:,}[/] sessions ({r.source})"
+                          + (f", [yellow]{r.quarantined:,} quarantined[/]" if r.quarantined else "")
+                          + (f", {r.skipped:,} skipped (not sessions)" if r.skipped else ""))
+    if failed:
+        raise typer.Exit(2)
+
+
+@app.command()
+def normalize(path: Path = typer.Argument(..., help="A raw log file."),
+              source: str = SourceOption,
+              output: str = typer.Option("-", "--output", "-o", help="'-' for JSON lines on stdout, *.parquet for Parquet, else a JSON-lines file.")) -> None:
+    """Print or write a file's ASIM rows without storing them."""
+    if not path.is_file():
+        raise UsageError(f"{path}: no such file")
+    parser = detect(str(path)) if source == "auto" else get(source)
+    sink = _RowSink(output)
+    quarantined = skipped = rows = 0
+    try:
+        for batch in parser.parse(str(path)):
+            sink.write(batch.table)
+            rows += batch.table.num_rows
+            skipped += batch.skipped
+            for q in batch.quarantine.to_pylist() if batch.quarantine.num_rows else ():
+                err.print(f"{q['file']}:{q['line']}: quarantined: {q['reason']}", markup=False, highlight=False)
+            quarantined += batch.quarantine.num_rows
+    finally:
+        sink.close()
+    err.print(f"{path}: {rows:,} rows ({parser.name}), {quarantined:,} quarantined, {skipped:,} skipped",
+              markup=False, highlight=False)
+
+
+class _RowSink:
+    def __init__(self, output: str):
+        self.output = output
+        self.parquet = output.endswith(".parquet")
+        self.writer = None
+        self.stream = sys.stdout if output == "-" else (None if self.parquet else open(output, "w", encoding="utf-8"))
+
+    def write(self, table: pa.Table) -> None:
+        if self.parquet:
+            import pyarrow.parquet as pq
+            if self.writer is None:
+                self.writer = pq.ParquetWriter(self.output, asim.SCHEMA)
+            self.writer.write_table(table)
+            return
+        times = ", ".join(f"strftime(\"{c}\", '%Y-%m-%dT%H:%M:%S.%fZ') AS \"{c}\""
+                          for c in asim.TIME_COLUMNS if c in table.column_names)
+        replace = f" REPLACE ({times})" if times else ""
+        text = asim.query(f"SELECT to_json(t)::VARCHAR AS j FROM (SELECT *{replace} FROM b) t", b=table)
+        if text.num_rows:
+            self.stream.write("\n".join(text["j"].to_pylist()) + "\n")
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        if self.stream not in (None, sys.stdout):
+            self.stream.close()
+
+
+class Format(str, Enum):
+    table = "table"
+    jsonl = "jsonl"
+
+
+class ZeroSpread(str, Enum):
+    inf = "inf"
+    zero = "zero"
+
+
+@app.command("detect")
+def detect_cmd(db: str = DbOption,
+               config: Optional[Path] = typer.Option(None, "--config", help="Monitor configuration CSV (default: the one Sentinel ships)."),
+               as_of: Optional[str] = typer.Option(None, "--as-of", help="End of the 14-day window (ISO-8601, UTC if no zone). Default: just after the newest data."),
+               fmt: Format = typer.Option(Format.table, "--format", help="table or jsonl."),
+               output: str = typer.Option("-", "--output", "-o", help="File to write, '-' for stdout."),
+               zero_spread: ZeroSpread = typer.Option(ZeroSpread.inf, "--zero-spread", help="Score when the residual spread is zero (spec §8): inf or zero.")) -> None:
+    """Run the port-anomaly rule on the store."""
+    cfg = monitor.load_config(config)
+    with Store(db, read_only=True) as store:
+        when = _as_of(as_of)
+        if when is None:
+            newest = store.newest_time()
+            if newest is None:
+                raise UsageError(f"{db}: the store holds no sessions; ingest some first")
+            when = port_anomaly.default_as_of(newest)
+            err.print(f"as-of {alert_out.iso(when)} (just after the newest session; use --as-of to choose)",
+                      highlight=False)
+        result = port_anomaly.run(store, cfg, when, zero_spread=zero_spread.value)
+    _emit_alerts(result, fmt, output)
+
+
+def _emit_alerts(result: port_anomaly.Detection, fmt: Format, output: str) -> None:
+    stream = sys.stdout if output == "-" else open(output, "w", encoding="utf-8")
+    try:
+        if fmt is Format.jsonl:
+            alert_out.write_jsonl(result.alerts, stream)
+        else:
+            console = out if output == "-" else Console(file=stream, width=140)
+            alert_out.render_table(result.alerts, console, as_of=alert_out.iso(result.window.as_of),
+                                   series_count=result.series_count)
+    finally:
+        if stream is not sys.stdout:
+            stream.close()
+
+
+@app.command()
+def status(db: str = DbOption, as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
+    """What the store holds: sessions, time range, files, quarantined rows."""
+    with Store(db, read_only=True) as store:
+        info = store.status()
+    if as_json:
+        print(json.dumps(info))
+        return
+    out.print(f"store       {info['db']}")
+    out.print(f"sessions    {info['sessions']:,}")
+    out.print(f"time range  {info['first'] or '-'} .. {info['last'] or '-'}")
+    out.print(f"files       {info['files']:,}")
+    out.print(f"quarantined {info['quarantined']:,}")
+    for name, n in info["sessions_by_source"].items():
+        out.print(f"  {name:<18} {n:,} sessions")
+
+
+@app.command()
+def sources() -> None:
+    """The raw formats portlens reads."""
+    for s in all_sources().values():
+        out.print(f"[bold]{s.name}[/]" + (f"  ({s.vendor} {s.product})".rstrip() if s.vendor else ""))
+        for form in s.forms:
+            out.print(f"    {form}")
+
+
+@config_app.command("check")
+def config_check(path: Optional[Path] = typer.Argument(None, help="Configuration CSV (default: the packaged one).")) -> None:
+    """Validate a monitor configuration and list what it would monitor."""
+    cfg = monitor.load_config(path)
+    from rich.table import Table
+    table = Table(title=f"{cfg.path}: {len(cfg.rows)} rows")
+    for c in ("line", "name", "severity", "type", "threshold", "ports", "protocol", "direction", "action"):
+        table.add_column(c, overflow="fold")
+    for d in monitor.describe(cfg):
+        ports = d["ports"] if d["ports"] == "*" else ",".join(map(str, d["ports"]))
+        kind = f"{d['type']}/{d['threshold_type']}"
+        table.add_row(str(d["line"]), d["name"], d["severity"], kind,
+                      "" if d["threshold"] is None else str(d["threshold"]), ports,
+                      *(v if v == "*" else ",".join(v) for v in (d["protocols"], d["directions"], d["actions"])))
+    out.print(table)
+    for w in cfg.warnings:
+        err.print(f"warning: {w}", markup=False, highlight=False)
+    out.print(f"{len(cfg.select('Detection', 'Anomaly'))} rows feed the anomaly rule; {len(cfg.warnings)} warnings.")
+
+
+@app.command()
+def demo(folder: Optional[Path] = typer.Option(None, "--dir", help="Keep the generated logs and store here (default: a temporary folder)."),
+         scale: float = typer.Option(1.0, "--scale", help="Traffic volume multiplier.")) -> None:
+    """Generate 15 days of traffic with injected misuse, ingest it, and detect."""
+    from . import demo as gen
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="portlens-demo-") as tmp:
+        base = folder or Path(tmp)
+        base.mkdir(parents=True, exist_ok=True)
+        logs, db = base / "demo-sessions.jsonl", base / "demo.duckdb"
+        for stale in (db, Path(f"{db}.wal")):
+            stale.unlink(missing_ok=True)
+        end = datetime.now(timezone.utc)
+        table = gen.generate(end, scale=scale)
+        _write_jsonl(table, logs)
+        out.print(f"generated {table.num_rows:,} sessions over 15 days -> {logs}")
+        with Store(str(db)) as store:
+            r = store.ingest(str(logs))
+            out.print(f"ingested {r.sessions:,} sessions into {db}")
+            newest = store.newest_time()
+            when = port_anomaly.default_as_of(newest)
+            result = port_anomaly.run(store, monitor.load_config(None), when)
+        alert_out.render_table(result.alerts, out, as_of=alert_out.iso(when), series_count=result.series_count)
+        out.print(f"done in {time.perf_counter() - started:.1f}s"
+                  + (f"; logs and store kept in {base}" if folder else ""))
+
+
+def _write_jsonl(table: pa.Table, path: Path) -> None:
+    sink = _RowSink(str(path))
+    try:
+        sink.write(table)
+    finally:
+        sink.close()
+
+
+if __name__ == "__main__":
+    main()
