@@ -22,6 +22,7 @@ class Flow:
     direction: str
     action: str
     per_day: float  # average sessions on a weekday
+    human: bool = True  # follows office hours and weekends; False: scanners, machine traffic
 
 
 # Ordinary traffic of a mid-size office network.
@@ -29,12 +30,12 @@ FLOWS = (
     Flow(443, "TCP", "Outbound", "Allow", 9000), Flow(80, "TCP", "Outbound", "Allow", 1800),
     Flow(53, "UDP", "Outbound", "Allow", 5000), Flow(123, "UDP", "Outbound", "Allow", 300),
     Flow(25, "TCP", "Outbound", "Allow", 150), Flow(22, "TCP", "Inbound", "Allow", 120),
-    Flow(22, "TCP", "Inbound", "Deny", 400), Flow(3389, "TCP", "Inbound", "Allow", 140),
-    Flow(3389, "TCP", "Inbound", "Deny", 90), Flow(389, "TCP", "Local", "Allow", 1200),
-    Flow(389, "UDP", "Local", "Allow", 300), Flow(636, "TCP", "Local", "Allow", 350),
+    Flow(22, "TCP", "Inbound", "Deny", 400, False), Flow(3389, "TCP", "Inbound", "Allow", 140),
+    Flow(3389, "TCP", "Inbound", "Deny", 90, False), Flow(389, "TCP", "Local", "Allow", 1200, False),
+    Flow(389, "UDP", "Local", "Allow", 300, False), Flow(636, "TCP", "Local", "Allow", 350, False),
     Flow(445, "TCP", "Local", "Allow", 900), Flow(1433, "TCP", "Local", "Allow", 200),
-    Flow(8080, "TCP", "Inbound", "Deny", 250), Flow(23, "TCP", "Inbound", "Deny", 40),
-    Flow(5900, "TCP", "Inbound", "Deny", 25), Flow(135, "TCP", "Local", "Allow", 260),
+    Flow(8080, "TCP", "Inbound", "Deny", 250, False), Flow(23, "TCP", "Inbound", "Deny", 40, False),
+    Flow(5900, "TCP", "Inbound", "Deny", 25, False), Flow(135, "TCP", "Local", "Allow", 260),
 )
 
 # Misuse in the last 24 hours: (flow, extra sessions, source addresses).
@@ -61,10 +62,12 @@ def generate(end: datetime, days: int = 15, seed: int = 7, scale: float = 1.0,
     hour_start = np.datetime64(start.replace(tzinfo=None), "us") + hours * np.timedelta64(3600, "s")
     weekday = (hour_start.astype("datetime64[D]").view("int64") + 3) % 7  # 1970-01-01 was Thursday
     hour_of_day = hours % 24 + start.hour
-    shape = HOURLY[hour_of_day % 24] * WEEKDAY[weekday]
+    office = HOURLY[hour_of_day % 24] * WEEKDAY[weekday]
+    human = np.array([f.human for f in FLOWS])
+    shape = np.where(human[:, None], office[None, :], 1 / 24)  # (flows, hours)
 
     rates = np.array([f.per_day for f in FLOWS]) * scale
-    counts = rng.poisson(np.outer(rates, shape))  # (flows, hours)
+    counts = rng.poisson(rates[:, None] * shape)
     flow_idx, hour_idx = np.nonzero(counts)
     n = counts[flow_idx, hour_idx]
     flow_of = np.repeat(flow_idx, n)

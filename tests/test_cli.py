@@ -1,0 +1,107 @@
+"""The command line as a user runs it: exit codes, one-line errors, outputs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+
+def portlens(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "portlens", *map(str, args)], capture_output=True,
+                          text=True, cwd=cwd, timeout=300)
+
+
+def assert_user_error(result, *words):
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = [l for l in result.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1 and lines[0].startswith("portlens: error:"), result.stderr
+    for w in words:
+        assert w in lines[0]
+
+
+def rdp_history(path, as_of: datetime):
+    """13 quiet days and one loud one for RDP, as ASIM JSON lines."""
+    rows = []
+    for day in range(14):
+        n = 200 if day == 13 else 10 + day % 3
+        for i in range(n):
+            t = as_of - timedelta(days=14 - day) + timedelta(minutes=5 + i)
+            rows.append({"TimeGenerated": t.strftime("%Y-%m-%dT%H:%M:%SZ"), "DstPortNumber": 3389,
+                         "NetworkProtocol": "TCP", "NetworkDirection": "Inbound", "DvcAction": "Deny",
+                         "SrcIpAddr": "203.0.113.9"})
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_ingest_detect_jsonl_end_to_end(tmp_path):
+    as_of = datetime(2024, 5, 15, tzinfo=timezone.utc)
+    data = rdp_history(tmp_path / "rdp.jsonl", as_of)
+    db = tmp_path / "s.duckdb"
+    r = portlens("ingest", data, "--db", db)
+    assert r.returncode == 0 and "sessions (asim)" in r.stdout
+    again = portlens("ingest", data, "--db", db)
+    assert again.returncode == 0 and "already ingested" in again.stdout
+    r = portlens("detect", "--db", db, "--as-of", "2024-05-15T00:00:00Z", "--format", "jsonl")
+    assert r.returncode == 0, r.stderr
+    [alert] = [json.loads(l) for l in r.stdout.splitlines()]
+    for column in ("Name", "Severity", "Tactic", "DstPortNumber", "Description", "NetworkProtocols",
+                   "NetworkDirections", "DvcActions"):
+        assert column in alert
+    assert alert["DstPortNumber"] == "3389" and alert["series"][0]["total"] == 200
+    # Without --as-of the window ends just after the newest session, and says so.
+    r = portlens("detect", "--db", db)
+    assert r.returncode == 0 and "as-of 2024-05-14T03:25:00Z" in r.stderr
+    assert "Remote Desktop" in r.stdout
+    r = portlens("status", "--db", db, "--json")
+    assert json.loads(r.stdout)["sessions"] == sum(10 + d % 3 for d in range(13)) + 200
+
+
+def test_normalize_writes_json_lines_and_parquet(tmp_path):
+    data = rdp_history(tmp_path / "rdp.jsonl", datetime(2024, 5, 15, tzinfo=timezone.utc))
+    r = portlens("normalize", data)
+    assert r.returncode == 0
+    first = json.loads(r.stdout.splitlines()[0])
+    assert first["DstPortNumber"] == 3389 and first["TimeGenerated"].endswith("Z")
+    out = tmp_path / "rows.parquet"
+    assert portlens("normalize", data, "--output", out).returncode == 0
+    import pyarrow.parquet as pq
+    assert pq.read_table(out).num_rows == len(r.stdout.splitlines())
+
+
+@pytest.mark.parametrize("args,words", [
+    (["ingest", "nope.log"], ["nope.log", "no such file"]),
+    (["detect", "--db", "missing.duckdb"], ["missing.duckdb", "no such store"]),
+    (["normalize", "garbage.bin"], ["garbage.bin", "not recognised"]),
+    (["ingest", "garbage.bin", "--source", "warp"], ["unknown source 'warp'"]),
+    (["config", "check", "bad.csv"], ["bad.csv", "line 2", "Ports"]),
+    (["detect", "--db", "data.duckdb", "--as-of", "yesterday"], ["--as-of", "ISO-8601"]),
+    (["detect", "--db", "data.duckdb", "--config", "bad.csv"], ["bad.csv", "line 2"]),
+])
+def test_bad_input_is_one_line_and_exit_2(tmp_path, args, words):
+    (tmp_path / "garbage.bin").write_bytes(b"\x00\x01 this is nothing portlens knows\n")
+    (tmp_path / "bad.csv").write_text(
+        "Ports,App,Protocol,Direction,Action,Type,ThresholdType,Threshold,Severity,Tactic,Name,Description\n"
+        "33x,*,*,*,*,Detection,Anomaly,,High,Execution,x,y\n")
+    rdp_history(tmp_path / "rdp.jsonl", datetime(2024, 5, 15, tzinfo=timezone.utc))
+    assert portlens("ingest", "rdp.jsonl", "--db", "data.duckdb", cwd=tmp_path).returncode == 0
+    assert_user_error(portlens(*args, cwd=tmp_path), *words)
+
+
+def test_sources_and_config_check():
+    r = portlens("sources")
+    assert r.returncode == 0 and "asim" in r.stdout
+    r = portlens("config", "check")
+    assert r.returncode == 0 and "2 rows feed the anomaly rule" in r.stdout
+
+
+def test_demo_finds_the_injected_misuse(tmp_path):
+    r = portlens("demo", "--dir", tmp_path / "demo")
+    assert r.returncode == 0, r.stderr
+    assert "Remote Desktop" in r.stdout and "LDAP Traffic" in r.stdout
+    assert "8080" not in r.stdout  # anomalous too, but no monitor row covers it
+    assert (tmp_path / "demo" / "demo.duckdb").exists()

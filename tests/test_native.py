@@ -1,0 +1,92 @@
+"""Already-normalized ASIM files: JSON lines, CSV, Parquet; conform's mapping and rejects."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from portlens import asim, sources
+
+HEADER = "TimeGenerated,DstPortNumber,NetworkProtocol,NetworkDirection,DvcAction,SrcIpAddr,Vendor_Extra\n"
+
+
+def parse(path):
+    batches = list(sources.get("asim").parse(str(path)))
+    rows = pa.concat_tables([b.table for b in batches]) if batches else asim.empty_table()
+    quarantine = pa.concat_tables([b.quarantine for b in batches]) if batches else asim.QUARANTINE_SCHEMA.empty_table()
+    return rows, quarantine, batches
+
+
+def test_csv_export_with_extra_columns_and_locale_times(tmp_path):
+    path = tmp_path / "export.csv"
+    path.write_text(HEADER
+                    + "2024-05-01T10:00:00Z,3389,tcp,inbound,allow,10.0.0.1,x\n"
+                    + "8/25/2025 8:11:21.937 PM,389,6,Local,Deny,10.0.0.2,y\n"
+                    + "\n"
+                    + "2024-05-01T10:00:00Z,3389,TCP\n"
+                    + "2024-05-01T10:00:00Z,65536,TCP,Inbound,Allow,10.0.0.3,z\n")
+    assert sources.detect(str(path)).name == "asim"
+    rows, q, _ = parse(path)
+    got = rows.select(["TimeGenerated", "DstPortNumber", "NetworkProtocol", "NetworkDirection",
+                       "DvcAction", "EventResult", "EventSeverity", "EventCount"]).to_pylist()
+    assert [(r["DstPortNumber"], r["NetworkProtocol"], r["NetworkDirection"], r["DvcAction"],
+             r["EventResult"], r["EventSeverity"], r["EventCount"]) for r in got] == [
+        (3389, "TCP", "Inbound", "Allow", "Success", "Informational", 1),
+        (389, "TCP", "Local", "Deny", "Failure", "Low", 1)]
+    assert got[1]["TimeGenerated"].isoformat() == "2025-08-25T20:11:21.937000+00:00"
+    assert sorted(q["line"].to_pylist()) == [5, 6]
+
+
+def test_json_lines_rejects_with_reasons(tmp_path):
+    path = tmp_path / "rows.jsonl"
+    path.write_text(
+        '{"TimeGenerated": "2024-05-01T10:00:00Z", "DstPortNumber": 22, "NetworkProtocol": 17, "EventCount": 4}\n'
+        '{"TimeGenerated": "not a time", "DstPortNumber": 22}\n'
+        '{"TimeGenerated": "2024-05-01T10:00:00Z", "DstPortNumber": -1}\n'
+        '{"TimeGenerated": "2024-05-01T10:00:00Z", "DstPortNumber": 22, "NetworkDirection": "sideways"}\n'
+        '{"TimeGenerated": "2024-05-01T10:00:00Z", "DstPortNumber": 22, "NetworkProtocol": "warp"}\n'
+        '{"DstPortNumber": 22}\n'
+        '[1, 2]\n')
+    rows, q, batches = parse(path)
+    assert rows.num_rows == 1
+    assert rows["NetworkProtocol"][0].as_py() == "UDP" and rows["EventCount"][0].as_py() == 4
+    reasons = dict(zip(q["line"].to_pylist(), q["reason"].to_pylist()))
+    assert reasons[2] == "TimeGenerated: not a timestamp"
+    assert reasons[3] == "DstPortNumber: port outside 0-65535"
+    assert reasons[4].startswith("NetworkDirection: not one of")
+    assert reasons[5] == "NetworkProtocol: unknown protocol"
+    assert reasons[6] == "TimeGenerated: missing"
+    assert reasons[7] == "not a JSON object"
+    assert sum(b.records for b in batches) == 7
+
+
+def test_parquet_round_trip(tmp_path):
+    table = pa.table({"TimeGenerated": pa.array(["2024-05-01T10:00:00Z", "2024-05-01T11:00:00Z"]),
+                      "DstPortNumber": pa.array([443, 70000]), "Other": pa.array([1, 2])})
+    path = tmp_path / "rows.parquet"
+    pq.write_table(table, path)
+    assert sources.detect(str(path)).name == "asim"
+    rows, q, _ = parse(path)
+    assert rows["DstPortNumber"].to_pylist() == [443]
+    assert q["line"].to_pylist() == [2]
+    assert rows.schema == asim.SCHEMA
+
+
+def test_iana_numbers_and_vendor_spellings():
+    t = pa.table({"TimeGenerated": ["2024-01-01T00:00:00Z"] * 7,
+                  "NetworkProtocol": ["1", "58", "tcp/ip", "TcpV6", "icmp6", "47", "udp"]})
+    got = asim.conform(t).table["NetworkProtocol"].to_pylist()
+    assert got == ["ICMP", "IPV6-ICMP", "TCP", "TCP", "IPV6-ICMP", "GRE", "UDP"]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.binary(max_size=2000), st.sampled_from([b"\n", b"\r\n", b"\r"]))
+def test_hostile_bytes_never_raise(tmp_path, blob, eol):
+    path = tmp_path / "hostile.jsonl"
+    good = b'{"TimeGenerated": "2024-05-01T10:00:00Z", "DstPortNumber": 22}'
+    path.write_bytes(good + eol + blob.replace(b"\n", eol) + eol + good[: len(blob) % len(good)])
+    rows, q, batches = parse(path)
+    assert rows.num_rows >= 1
+    assert sum(b.records for b in batches) == rows.num_rows + q.num_rows + sum(b.skipped for b in batches)

@@ -1,0 +1,111 @@
+"""Ingest is atomic and idempotent; the window is anchored at as-of; status reports."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from portlens.rules import port_anomaly as rule
+from portlens.sources import native
+from portlens.store import Store
+
+AS_OF = datetime(2024, 5, 15, 6, 30, tzinfo=timezone.utc)
+
+
+def jsonl(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return str(path)
+
+
+def session(t: datetime, port=3389, **extra):
+    return {"TimeGenerated": t.isoformat().replace("+00:00", "Z"), "DstPortNumber": port,
+            "NetworkProtocol": "TCP", "NetworkDirection": "Inbound", "DvcAction": "Deny", **extra}
+
+
+def test_reingesting_the_same_content_changes_nothing(tmp_path):
+    path = jsonl(tmp_path / "a.jsonl", [session(AS_OF - timedelta(hours=h)) for h in range(5)])
+    copy = tmp_path / "copy.jsonl"
+    copy.write_bytes(open(path, "rb").read())
+    with Store(str(tmp_path / "s.duckdb")) as store:
+        first = store.ingest(path)
+        again = store.ingest(str(copy))
+        assert first.sessions == 5 and first.duplicate_of is None
+        assert again.duplicate_of and again.sessions == 0
+        assert store.status()["sessions"] == 5 and store.status()["files"] == 1
+
+
+def test_a_crash_mid_file_leaves_the_store_as_before(tmp_path, monkeypatch):
+    db = str(tmp_path / "s.duckdb")
+    good = jsonl(tmp_path / "good.jsonl", [session(AS_OF - timedelta(hours=1))])
+    big = jsonl(tmp_path / "big.jsonl", [session(AS_OF - timedelta(minutes=m)) for m in range(50)])
+    with Store(db) as store:
+        store.ingest(good)
+    real_parse = native.NativeAsim.parse
+
+    def crashing(self, path, batch_lines=10):
+        for i, batch in enumerate(real_parse(self, path, 10)):
+            if i == 2:
+                raise KeyboardInterrupt("power cut")
+            yield batch
+
+    monkeypatch.setattr(native.NativeAsim, "parse", crashing)
+    with Store(db) as store:
+        with pytest.raises(KeyboardInterrupt):
+            store.ingest(big)
+        assert store.status()["sessions"] == 1 and store.status()["files"] == 1
+    monkeypatch.setattr(native.NativeAsim, "parse", real_parse)
+    with Store(db) as store:  # the interrupted file is not in the ledger: it can be ingested again
+        assert store.ingest(big).sessions == 50
+        assert store.status()["sessions"] == 51
+
+
+def test_quarantine_keeps_file_and_line(tmp_path):
+    rows = [json.dumps(session(AS_OF)), "{broken", json.dumps(session(AS_OF, port=99999)),
+            json.dumps(session(AS_OF, DvcAction="Permit"))]
+    path = tmp_path / "q.jsonl"
+    path.write_text("\n".join(rows) + "\n")
+    with Store(str(tmp_path / "s.duckdb")) as store:
+        r = store.ingest(str(path))
+        assert (r.sessions, r.quarantined) == (1, 3)
+        q = store.query("SELECT file, line, reason FROM quarantine ORDER BY line").to_pylist()
+    assert [x["line"] for x in q] == [2, 3, 4]
+    assert q[0]["file"] == str(path)
+    assert "port outside 0-65535" in q[1]["reason"] and "DvcAction" in q[2]["reason"]
+
+
+def test_window_is_anchored_at_as_of(tmp_path):
+    start = AS_OF - timedelta(days=14)
+    times = {
+        "before window": start - timedelta(microseconds=1),
+        "first instant": start,
+        "end of bin 0": start + timedelta(days=1) - timedelta(microseconds=1),
+        "start of bin 1": start + timedelta(days=1),
+        "last instant": AS_OF - timedelta(microseconds=1),
+        "at as-of": AS_OF,
+        "after": AS_OF + timedelta(hours=2),
+    }
+    path = jsonl(tmp_path / "w.jsonl", [session(t) for t in times.values()]
+                 + [session(AS_OF - timedelta(hours=1), port=None)])  # no port: not counted
+    with Store(str(tmp_path / "s.duckdb")) as store:
+        store.ingest(path)
+        window = rule.Window(AS_OF)
+        s = rule.daily_series(store.daily_counts(window.start, window.days, rule.KEYS), window)
+    assert s.totals.shape == (1, 14)
+    assert s.totals[0].tolist() == [2, 1] + [0] * 11 + [1]
+
+
+def test_default_as_of_is_just_after_the_newest_session():
+    newest = datetime(2024, 5, 15, 6, 29, 59, 999999, tzinfo=timezone.utc)
+    assert rule.default_as_of(newest) == datetime(2024, 5, 15, 6, 30, tzinfo=timezone.utc)
+
+
+def test_status_reports_range_and_sources(tmp_path):
+    path = jsonl(tmp_path / "a.jsonl", [session(AS_OF - timedelta(days=d)) for d in range(3)])
+    with Store(str(tmp_path / "s.duckdb")) as store:
+        store.ingest(path)
+        info = store.status()
+    assert info["sessions"] == 3 and info["quarantined"] == 0
+    assert info["first"].startswith("2024-05-13T06:30") and info["last"].startswith("2024-05-15T06:30")
+    assert info["sessions_by_source"] == {"asim": 3}
