@@ -52,13 +52,15 @@ class NativeAsim(Source):
 
     # JSON lines: one object per line; parsed a batch at a time by DuckDB's JSON functions.
     def _json_lines(self, path: str, batch_lines: int) -> Iterator[Batch]:
-        fields = ", ".join(f"json_extract_string(line, '$.\"{c}\"') AS \"{c}\"" for c in asim.COLUMNS)
+        # Parse each line once into a struct of text fields (numbers keep their JSON text).
+        struct = "{" + ", ".join(f'"{c}": "VARCHAR"' for c in asim.COLUMNS) + "}"
         for lines, numbers in read_lines(path, batch_lines):
             batch = pa.table({"line": lines, "n": numbers})
             ok = asim.query("SELECT json_valid(line) AND starts_with(ltrim(line), '{') AS ok FROM b",
                             b=batch)["ok"]
             good, bad = batch.filter(ok), batch.filter(pc.invert(ok))
-            parsed = asim.query(f"SELECT {fields}, n AS _line, line AS _raw FROM good", good=good)
+            parsed = asim.query(f"SELECT unnest(json_transform(line, '{struct}')), n AS _line, "
+                                f"line AS _raw FROM good", good=good)
             malformed = pa.table({"_line": bad["n"], "_raw": bad["line"],
                                   "_error": pa.repeat(pa.scalar("not a JSON object"), bad.num_rows)})
             yield finish(pa.concat_tables([parsed, malformed], promote_options="default"), path, self.name)
