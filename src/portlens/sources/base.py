@@ -21,6 +21,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Iterator
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -119,51 +120,40 @@ def read_lines(path: str, batch_lines: int = BATCH_LINES) -> Iterator[tuple[pa.A
     """Yield (lines, 1-based line numbers) in batches; bounded memory whatever the file size.
 
     Bytes are decoded as UTF-8 with replacement (a wrongly encoded line still lands, marked
-    with U+FFFD), a BOM is dropped, and LF, CRLF and lone CR all end a line. Blank lines
-    are not records: they keep their number but are not yielded.
+    with U+FFFD), a BOM is dropped, and LF, CRLF and lone CR all end a line. Blank lines are
+    not records: they keep their number but are not yielded. Splitting is done by Arrow.
     """
     number = 0
     carry = b""
     first = True
     with open_binary(path) as f:
-        pending: list[str] = []
         while True:
             chunk = f.read(_CHUNK_BYTES)
+            data = carry + chunk
+            if not chunk:
+                cut = len(data)
+                carry = b""
+            else:
+                cut = data.rfind(b"\n")
+                if cut < 0:
+                    carry = data
+                    continue
+                carry = data[cut + 1:]
+            if cut or data:
+                text = data[:cut]
+                if b"\r" in text:  # CRLF and lone CR both end a line (concatenated captures)
+                    text = text.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+                decoded = text.decode("utf-8", errors="replace")
+                if first:
+                    decoded = decoded.removeprefix("\ufeff")
+                    first = False
+                lines = pc.split_pattern(pa.array([decoded], pa.large_string()), "\n").flatten()
+                lines = lines.cast(pa.string()) if lines.nbytes < (1 << 31) - 1 else lines
+                numbers = pa.array(np.arange(number + 1, number + 1 + len(lines), dtype=np.int64))
+                number += len(lines)
+                keep = pc.not_equal(pc.utf8_length(pc.utf8_trim_whitespace(lines)), 0)
+                lines, numbers = lines.filter(keep), numbers.filter(keep)
+                for start in range(0, len(lines), batch_lines):
+                    yield lines.slice(start, batch_lines), numbers.slice(start, batch_lines)
             if not chunk:
                 break
-            data = carry + chunk
-            cut = data.rfind(b"\n")
-            if cut < 0:
-                carry = data
-                continue
-            carry = data[cut + 1:]
-            text = data[:cut].decode("utf-8", errors="replace")
-            if first:
-                text = text.removeprefix("\ufeff")
-                first = False
-            pending.extend(_split(text))
-            while len(pending) >= batch_lines:
-                out, pending = pending[:batch_lines], pending[batch_lines:]
-                yield from _emit(out, number)
-                number += len(out)
-        if carry:
-            text = carry.decode("utf-8", errors="replace")
-            if first:
-                text = text.removeprefix("\ufeff")
-            pending.extend(_split(text))
-        if pending:
-            yield from _emit(pending, number)
-
-
-def _split(text: str) -> list[str]:
-    # CRLF and lone CR both end a line (mixed line endings in concatenated captures).
-    return text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-
-
-def _emit(lines: list[str], offset: int) -> Iterator[tuple[pa.Array, pa.Array]]:
-    arr = pa.array(lines, pa.string())
-    numbers = pa.array(range(offset + 1, offset + 1 + len(lines)), pa.int64())
-    keep = pc.not_equal(pc.utf8_length(pc.utf8_trim_whitespace(arr)), 0)
-    arr, numbers = arr.filter(keep), numbers.filter(keep)
-    if len(arr):
-        yield arr, numbers
