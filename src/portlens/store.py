@@ -10,7 +10,7 @@ import hashlib
 import os
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Callable, Iterable
+from typing import Callable
 
 import duckdb
 import pyarrow as pa
@@ -122,9 +122,6 @@ class Store:
             _run(con, "ROLLBACK")
             raise
         return result
-
-    def ingest_many(self, paths: Iterable[str], source: str = "auto") -> list[IngestResult]:
-        return [self.ingest(p, source) for p in paths]
 
     # ---- reading -----------------------------------------------------------------------
 

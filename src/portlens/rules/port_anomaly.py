@@ -86,19 +86,22 @@ def run(store, config: MonitorConfig, as_of: datetime, *, zero_spread: str = "in
 
 def daily_series(counts: pa.Table, window: Window) -> Series:
     """Pivot (KEYS..., bin, n) rows into a dense (keys × days) matrix; absent days are 0
-    (make-series default). Only keys with rows in the window exist (KQL drops empty groups)."""
+    (make-series default). Only keys with rows in the window exist (KQL drops empty groups).
+    Keys are numbered by combining per-column dictionary codes (nulls included) in NumPy."""
     if counts.num_rows == 0:
         return Series(window, pa.table({k: pa.array([], asim.COLUMNS[k]) for k in KEYS}),
                       np.zeros((0, window.days)))
-    key_ids = asim.query(
-        "SELECT *, (dense_rank() OVER (ORDER BY DstPortNumber, NetworkProtocol, NetworkDirection,"
-        " DvcAction) - 1)::BIGINT AS _k FROM c", c=counts)
-    k = key_ids["_k"].to_numpy()
-    totals = np.zeros((int(k.max()) + 1, window.days))
-    np.add.at(totals, (k, key_ids["bin"].to_numpy()), key_ids["n"].to_numpy().astype(float))
-    _, first = np.unique(k, return_index=True)
-    keys = key_ids.take(pa.array(first)).select(list(KEYS))
-    return Series(window, keys, totals)
+    combined = np.zeros(counts.num_rows, dtype=np.int64)
+    for name in KEYS:
+        encoded = pc.dictionary_encode(counts[name]).combine_chunks()
+        codes = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64) + 1
+        combined = combined * (len(encoded.dictionary) + 1) + codes
+    _, first, k = np.unique(combined, return_index=True, return_inverse=True)
+    bins = counts["bin"].to_numpy(zero_copy_only=False).astype(np.int64)
+    flat = np.bincount(k * window.days + bins, weights=counts["n"].to_numpy(zero_copy_only=False),
+                       minlength=len(first) * window.days)
+    keys = counts.select(list(KEYS)).take(pa.array(first))
+    return Series(window, keys, flat.reshape(len(first), window.days))
 
 
 def score_series(series: Series, *, zero_spread: str = "inf") -> dict[str, np.ndarray]:
