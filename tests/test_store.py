@@ -109,3 +109,20 @@ def test_status_reports_range_and_sources(tmp_path):
     assert info["sessions"] == 3 and info["quarantined"] == 0
     assert info["first"].startswith("2024-05-13T06:30") and info["last"].startswith("2024-05-15T06:30")
     assert info["sessions_by_source"] == {"asim": 3}
+
+
+def test_rows_left_by_a_killed_ingest_are_invisible_then_removed(tmp_path):
+    """A process killed mid-file leaves a 'loading' ledger entry: readers never see its rows
+    and the next writer removes them."""
+    db = str(tmp_path / "s.duckdb")
+    with Store(db) as store:
+        store.ingest(jsonl(tmp_path / "done.jsonl", [session(AS_OF - timedelta(hours=1))]))
+        store.con.execute("INSERT INTO files (file_id, path, sha256, state) VALUES (99, 'x', 'y', 'loading')").fetchall()
+        store.con.execute("INSERT INTO sessions (TimeGenerated, DstPortNumber, file_id) "
+                          "VALUES (TIMESTAMPTZ '2024-05-15 01:00:00+00', 3389, 99)").fetchall()
+        assert store.status()["sessions"] == 1
+    with Store(db, read_only=True) as reader:
+        assert reader.status()["sessions"] == 1
+    with Store(db) as store:
+        assert store.query("SELECT count(*) AS n FROM sessions")["n"][0].as_py() == 1
+        assert store.query("SELECT count(*) AS n FROM files")["n"][0].as_py() == 1
