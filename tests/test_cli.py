@@ -81,6 +81,9 @@ def test_normalize_writes_json_lines_and_parquet(tmp_path):
     (["config", "check", "bad.csv"], ["bad.csv", "line 2", "Ports"]),
     (["detect", "--db", "data.duckdb", "--as-of", "yesterday"], ["--as-of", "ISO-8601"]),
     (["detect", "--db", "data.duckdb", "--config", "bad.csv"], ["bad.csv", "line 2"]),
+    (["detect", "--db", "data.duckdb", "--format", "xml"], ["--format", "xml"]),
+    (["ingest"], ["Missing argument"]),
+    (["frobnicate"], ["No such command"]),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, args, words):
     (tmp_path / "garbage.bin").write_bytes(b"\x00\x01 this is nothing portlens knows\n")

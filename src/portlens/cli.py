@@ -43,10 +43,22 @@ USER_ERRORS = (SourceError, StoreError, ConfigError, UsageError)
 
 def main() -> None:
     try:
-        app()
+        code = app(standalone_mode=False)
     except USER_ERRORS as e:
-        err.print(f"portlens: error: {e}", markup=False, highlight=False, soft_wrap=True)
-        sys.exit(2)
+        _fail(str(e))
+    except Exception as e:
+        # Click-style usage errors (bad option value, missing argument): one line, exit 2.
+        if getattr(e, "exit_code", None) == 2 and hasattr(e, "format_message"):
+            ctx = getattr(e, "ctx", None)
+            where = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+            _fail(e.format_message().replace("\n", " ") + where)
+        raise
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _fail(message: str) -> None:
+    err.print(f"portlens: error: {message}", markup=False, highlight=False, soft_wrap=True)
+    sys.exit(2)
 
 
 def _files(paths: list[Path]) -> list[str]:
