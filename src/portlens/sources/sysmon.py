@@ -217,6 +217,9 @@ def event_fields(t: pa.Table, data: tuple[str, ...], system: tuple[str, ...] = (
     for name in data:
         hit = np.flatnonzero(pc.equal(keys, name.lower()).to_numpy(zero_copy_only=False))
         rows, first = np.unique(parent[hit], return_index=True)
+        if not len(hit):
+            t = t.append_column(name, pa.nulls(n, pa.string()))
+            continue
         index = np.full(n, -1, np.int64)
         index[rows] = hit[first]
         found = pc.take(values, pa.array(np.maximum(index, 0)))
