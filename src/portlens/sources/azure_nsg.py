@@ -1,0 +1,593 @@
+"""Azure NSG flow logs, VNet flow logs and Traffic Analytics exports (source `azure-nsg`).
+
+Raw forms accepted (gzip or not):
+
+* **NSG flow log blobs** (`insights-logs-networksecuritygroupflowevent/.../PT1H.json`, v1 and
+  v2): one JSON document `{"records": [...]}`, compact or pretty-printed; a single record
+  without the wrapper; or JSON lines (one record, or one `{"records": [...]}` wrapper, per line,
+  as Event Hub captures write them). Records -> `properties.flows[].flows[].flowTuples[]`.
+  - v1 tuple `unixSec,src,dst,sport,dport,T|U,I|O,A|D`
+  - v2 tuple adds `,B|C|E,pktsS2D,bytesS2D,pktsD2S,bytesD2S` (counters empty on B).
+* **VNet flow logs** (`insights-logs-flowlogflowevent`, category `FlowLogFlowEvent`):
+  `flowRecords.flows[].flowGroups[].flowTuples[]`, tuple
+  `unixMs,src,dst,sport,dport,protoNumber,I|O,B|C|E|D,encryption,pktsS2D,bytesS2D,pktsD2S,bytesD2S`;
+  state `D` means denied, any other state allowed. A tuple time above 1e11 is read as
+  milliseconds, otherwise as seconds (the Microsoft doc mixes both).
+* **Traffic Analytics** CSV exports of `NTANetAnalytics` (v3 columns: SrcIp, DestIp, DestPort,
+  L4Protocol, FlowDirection, FlowStatus, ...) and of the legacy `AzureNetworkAnalytics_CL`
+  (SrcIP_s, DestPort_d, FlowStatus_s A/D, ...), with ISO, US-locale
+  (`8/25/2025 8:11:21.937 PM`) or Excel (`06-14-2025  07:17:00`) timestamps.
+
+Mapping decisions (spec 2.2):
+
+* Raw tuples: one tuple -> one row, EventType `Flow`, EventCount 1, EventStartTime =
+  EventEndTime = TimeGenerated = tuple time. NSG B/C/E (and VNet B/C/E) tuples of one
+  connection are separate rows, as the spec asks; the state is kept in
+  AdditionalFields.FlowState so a consumer can count only `B` (or `D`) tuples if it wants one
+  row per connection. A/D -> Allow/Deny (DvcOriginalAction keeps the letter); VNet state D ->
+  Deny, B/C/E -> Allow (DvcOriginalAction keeps the state letter). I/O -> Inbound/Outbound
+  (relative to the NIC). Counters: S2D -> SrcPackets/SrcBytes, D2S -> DstPackets/DstBytes,
+  Network* = their sum. `mac` -> DstMacAddr on inbound, SrcMacAddr on outbound (colon form).
+  `rule` -> NetworkRuleName; resourceId / targetResourceID -> DvcId (AzureResourceId), Dvc =
+  its last path segment. Unassigned VNet protocol numbers give NetworkProtocol NULL with the
+  number in AdditionalFields.NetworkProtocolNumber.
+* Traffic Analytics: one CSV row -> one row, as Sentinel's parsers do (the rule counts rows).
+  Internet peers: when SrcIp/DestIp is empty the first entry of SrcPublicIps/DestPublicIps
+  (`ip|started|ended|pktsS2D|pktsD2S|bytesS2D|bytesD2S ...`) gives the address, exactly like
+  the Sentinel parsers; the full peer lists stay in AdditionalFields. EventCount =
+  max(1, AllowedIn+DeniedIn+AllowedOut+DeniedOut flows) (Sentinel's formula; CompletedFlows is
+  0 for denied flows). NTA bytes: BytesSrcToDest -> SrcBytes, BytesDestToSrc -> DstBytes
+  (same for packets); legacy _CL: Inbound/OutboundBytes are from the VM's side and are swapped
+  on inbound rows. TimeGenerated stays the table's TimeGenerated (what the Sentinel rule bins
+  on); FlowStartTime/FlowEndTime -> EventStartTime/EventEndTime, NetworkDuration = their
+  difference in ms. Rows without FlowType (or with a SubType other than FlowLog) are not flows:
+  skipped. `-` and empty cells are NULL. Invalid synthetic addresses in the Sentinel samples
+  (e.g. 33.778.136.777) are kept as the vendor wrote them.
+* EventVendor/EventProduct: Microsoft / "Azure NSG flows" for every form (spec 1.6);
+  EventOriginalType tells the forms apart (NetworkSecurityGroupFlowEvent, FlowLogFlowEvent,
+  NTANetAnalytics, AzureNetworkAnalytics_CL).
+
+Line numbers: for JSON lines and CSV, the 1-based file line of the record (every tuple of a
+record gets its record's line). For a multi-line JSON *document* (pretty-printed PT1H.json),
+`line` is the 1-based ordinal of the record in its `records` array (finding the text line of
+each record would need a second, positional JSON parse). A document that is not valid JSON
+becomes one quarantine entry whose line is the error's line and whose reason names the JSON
+error position.
+
+`json_records` (also used by aws_vpc and azure_firewall) is the shared JSON framing reader.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import zlib
+from typing import Callable, Iterator
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .. import asim
+from .base import BATCH_LINES, Batch, Source, open_binary, read_head, read_lines
+
+# ---- reading, shared by the three sources ----------------------------------------------------
+
+# A truncated or corrupt gzip member, or an I/O error, while reading (base.open_binary).
+READ_ERRORS = (EOFError, OSError, zlib.error)
+
+
+def safe_parse(source: Source, path: str, body: Callable[[dict], Iterator[Batch]]) -> Iterator[Batch]:
+    """Run a parser body; a read error ends the file with one quarantine entry (at the line
+    after the last one read) instead of an exception. Batches already yielded stay valid."""
+    progress = {"line": 0}
+    try:
+        yield from body(progress)
+    except READ_ERRORS as e:
+        line = progress["line"]
+        q = asim.quarantine_rows(path, source.name, [line + 1],
+                                 [f"unreadable input after line {line}: {type(e).__name__}: {e}"], [None])
+        yield Batch(asim.empty_table(), q, 0, 1)
+
+
+def tracked_lines(path: str, batch_lines: int, progress: dict | None = None):
+    """base.read_lines, remembering the last line number handed out in `progress`."""
+    for lines, numbers in read_lines(path, batch_lines):
+        if progress is not None and len(numbers):
+            progress["line"] = numbers[-1].as_py()
+        yield lines, numbers
+
+
+# ---- JSON framing shared by the JSON sources ----------------------------------------------
+
+_MAX_RAW = 1 << 16  # quarantine keeps at most this much of an invalid whole document
+_EMPTY_RECORDS = pa.schema([("_line", pa.int64()), ("_raw", pa.string()), ("rec", pa.string()),
+                            ("_error", pa.string())])
+
+
+def json_records(path: str, batch_lines: int = BATCH_LINES, arrays: tuple[str, ...] = ("records",),
+                 progress: dict | None = None) -> Iterator[pa.Table]:
+    """Yield tables of JSON records (`_line`, `_raw`, `rec` = the record's JSON text, `_error`).
+
+    Accepts JSON lines (one object per line; objects concatenated on one line `}{` are split;
+    an object holding one of `arrays` as an array is unwrapped into its elements) and one JSON
+    document spread over several lines (pretty-printed): then `_line` is the record's ordinal.
+    A line or document that is not a JSON object yields one row with `_error` set.
+    """
+    it = tracked_lines(path, batch_lines, progress)
+    first = next(it, None)
+    if first is None:
+        return
+    lines, numbers = first
+    if _is_document(lines):
+        yield _document(path, arrays)
+        return
+    yield _json_lines(lines, numbers, arrays)
+    for lines, numbers in it:
+        yield _json_lines(lines, numbers, arrays)
+
+
+def _is_document(lines: pa.Array) -> bool:
+    """A multi-line document: the first line opens JSON but is not JSON by itself, and it is
+    a bare bracket or the second line is not JSON either (else: JSON lines, first one broken)."""
+    head = lines.slice(0, 2)
+    valid = asim.query("SELECT json_valid(l) AS ok, trim(l) AS l FROM t", t=pa.table({"l": head}))
+    ok = valid["ok"].to_pylist()
+    first = valid["l"][0].as_py() or ""
+    if ok[0] or not first.startswith(("{", "[")):
+        return False
+    return first in ("{", "[") or len(ok) < 2 or not ok[1]
+
+
+def _unwrap_sql(arrays: tuple[str, ...]) -> str:
+    """SQL: the elements of the first of `arrays` that is a JSON array in `doc` (else NULL)."""
+    paths = ", ".join(f"'$.\"{k}\"'" for k in arrays)
+    types = f"json_type(doc, [{paths}])"
+    parts = [f"WHEN {types}[{i}] = 'ARRAY' THEN json_extract(doc, '$.\"{k}\"[*]')"
+             for i, k in enumerate(arrays, start=1)]
+    return f"CASE WHEN regexp_matches(doc, '\"({'|'.join(arrays)})\"') THEN CASE {' '.join(parts)} END END"
+
+
+def _json_lines(lines: pa.Array, numbers: pa.Array, arrays: tuple[str, ...]) -> pa.Table:
+    batch = pa.table({"line": lines, "n": numbers})
+    # try(json_type(...)): one parse gives validity and type (json_type alone raises on bad JSON)
+    docs = asim.query(
+        "WITH l AS (SELECT n, line, try(json_type(line)) AS ty FROM b), "
+        "p AS (SELECT n, line, ty, CASE WHEN ty IS NOT NULL THEN [line] ELSE "
+        "  string_split(regexp_replace(line, '\\}\\s*\\{\\s*\"', '}' || chr(30) || '{\"', 'g'), chr(30)) "
+        "  END AS parts FROM l), "
+        "q AS (SELECT n, line, ty, len(parts) AS np, unnest(parts) AS doc FROM p), "
+        "v AS (SELECT n, line, np, doc, CASE WHEN np = 1 THEN ty ELSE try(json_type(doc)) END AS ty FROM q) "
+        "SELECT n AS _line, CASE WHEN np = 1 THEN line ELSE doc END AS _raw, doc, "
+        "  coalesce(ty = 'OBJECT', false) AS obj, ty IS NOT NULL AS valid FROM v", b=batch)
+    return _records_from_docs(docs, arrays)
+
+
+def _records_from_docs(docs: pa.Table, arrays: tuple[str, ...]) -> pa.Table:
+    good = docs.filter(docs["obj"])
+    bad = docs.filter(pc.invert(docs["obj"]))
+    unwrap = _unwrap_sql(arrays)
+    recs = asim.query(
+        f"WITH w AS (SELECT _line, _raw, doc, {unwrap} AS arr FROM g) "
+        "SELECT _line, _raw, doc AS rec, NULL::VARCHAR AS _error FROM w WHERE arr IS NULL "
+        "UNION ALL "
+        "SELECT _line, CAST(r AS VARCHAR) AS _raw, CAST(r AS VARCHAR) AS rec, "
+        "  CASE WHEN coalesce(json_type(r), '') <> 'OBJECT' THEN 'record is not a JSON object' END "
+        "FROM (SELECT _line, unnest(arr) AS r FROM w WHERE arr IS NOT NULL)", g=good)
+    errors = pa.table({
+        "_line": bad["_line"], "_raw": bad["_raw"],
+        "rec": pa.nulls(bad.num_rows, pa.string()),
+        "_error": pc.if_else(bad["valid"], pa.scalar("not a JSON object"), pa.scalar("invalid JSON")),
+    })
+    out = pa.concat_tables([recs.cast(_EMPTY_RECORDS), errors.cast(_EMPTY_RECORDS)])
+    # records whose JSON is not an object keep no `rec`
+    return out.set_column(2, "rec", pc.if_else(pc.is_valid(out["_error"]),
+                                              pa.scalar(None, pa.string()), out["rec"]))
+
+
+def _document(path: str, arrays: tuple[str, ...]) -> pa.Table:
+    """A whole (multi-line) JSON document: records numbered by their ordinal."""
+    with open_binary(path) as f:
+        data = f.read().decode("utf-8", errors="replace").lstrip("\ufeff")
+    table = pa.table({"doc": [data]})
+    ok = asim.query("SELECT json_valid(doc) AS ok, "
+                    "coalesce(CASE WHEN json_valid(doc) THEN json_type(doc) IN ('OBJECT', 'ARRAY') END, false) AS s "
+                    "FROM t", t=table)
+    if not ok["ok"][0].as_py():
+        line, reason = _json_error(data)
+        return pa.table({"_line": [line], "_raw": [data[:_MAX_RAW]], "rec": [None], "_error": [reason]},
+                        schema=_EMPTY_RECORDS)
+    if not ok["s"][0].as_py():
+        return pa.table({"_line": [1], "_raw": [data[:_MAX_RAW]], "rec": [None],
+                         "_error": ["JSON document is not an object or array"]}, schema=_EMPTY_RECORDS)
+    unwrap = _unwrap_sql(arrays)
+    recs = asim.query(
+        f"WITH w AS (SELECT doc, CASE WHEN json_type(doc) = 'ARRAY' THEN json_extract(doc, '$[*]') "
+        f"  ELSE {unwrap} END AS arr FROM t) "
+        "SELECT 1::BIGINT AS _line, doc AS _raw, doc AS rec, NULL::VARCHAR AS _error FROM w WHERE arr IS NULL "
+        "UNION ALL "
+        "SELECT i::BIGINT AS _line, CAST(r AS VARCHAR), CAST(r AS VARCHAR), "
+        "  CASE WHEN coalesce(json_type(r), '') <> 'OBJECT' THEN 'record is not a JSON object' END "
+        "FROM (SELECT unnest(arr) AS r, unnest(range(1, len(arr) + 1)) AS i FROM w WHERE arr IS NOT NULL)",
+        t=table).cast(_EMPTY_RECORDS)
+    return recs.set_column(2, "rec", pc.if_else(pc.is_valid(recs["_error"]),
+                                                pa.scalar(None, pa.string()), recs["rec"]))
+
+
+def _json_error(data: str) -> tuple[int, str]:
+    try:
+        json.loads(data)
+    except json.JSONDecodeError as e:
+        return e.lineno, f"invalid JSON document: {e.msg} at line {e.lineno} column {e.colno} (char {e.pos})"
+    except (RecursionError, ValueError) as e:  # pragma: no cover - depth or number limits
+        return 1, f"invalid JSON document: {type(e).__name__}"
+    return 1, "invalid JSON document (rejected by the JSON reader)"
+
+
+def bag_sql(pairs: list[tuple[str, str]]) -> str:
+    """SQL building AdditionalFields: a JSON object of the non-NULL values (NULL when none)."""
+    # json_merge_patch drops members whose value is null (RFC 7396): cheaper than list_filter
+    items = ", ".join(f"'{k}', CAST({expr} AS VARCHAR)" for k, expr in pairs)
+    return f"NULLIF(CAST(json_merge_patch('{{}}', json_object({items})) AS VARCHAR), '{{}}')"
+
+
+def guard_ints(parsed: pa.Table) -> pa.Table:
+    """Quarantine 32-bit columns (ports, ICMP code) whose value is an integer out of range
+    before `asim.conform` sees them: conform's final CAST to INTEGER is not a TRY_CAST, so one
+    such value (e.g. port 99999999999) would fail the whole batch instead of one row."""
+    names = [c for c in (*asim.PORT_COLUMNS, "NetworkIcmpCode") if c in parsed.column_names]
+    if not names or parsed.num_rows == 0:
+        return parsed
+    checks = []
+    for c in names:
+        lo, hi, what = (0, 65535, "port outside 0-65535") if c != "NetworkIcmpCode" else \
+            (-2147483648, 2147483647, "out of range")
+        v = f"TRY_CAST(TRY_CAST(NULLIF(trim(CAST(\"{c}\" AS VARCHAR)), '') AS DOUBLE) AS BIGINT)"
+        checks.append(f"WHEN {v} NOT BETWEEN {lo} AND {hi} THEN '{c}: {what}'")
+    error = f"CASE {' '.join(checks)} END"
+    if "_error" in parsed.column_names:
+        error = f"coalesce(_error, {error})"
+        parsed = parsed.drop_columns(["_error"]).append_column("_error", parsed["_error"])
+    else:
+        parsed = parsed.append_column("_error", pa.nulls(parsed.num_rows, pa.string()))
+    fixed = asim.query(f"SELECT {error} AS e FROM t", t=parsed)["e"]
+    return parsed.set_column(parsed.num_columns - 1, "_error", fixed.cast(pa.string()))
+
+
+_COMMON_PROTOCOLS = {"6": "TCP", "17": "UDP", "1": "ICMP", "58": "IPV6-ICMP", "47": "GRE", "50": "ESP"}
+
+
+def iana_sql(expr: str) -> str:
+    """asim.protocol_sql with a fast path for the common numbers and names (the full lookup
+    builds large MAP literals and costs about 3 us a row; it then runs on the rare rest only)."""
+    nums = " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in _COMMON_PROTOCOLS.items())
+    names = ", ".join(f"'{v}'" for v in _COMMON_PROTOCOLS.values())
+    return (f"CASE {expr} {nums} ELSE CASE WHEN upper({expr}) IN ({names}) THEN upper({expr}) "
+            f"ELSE {asim.protocol_sql(expr)} END END")
+
+
+IP_RE = r"[0-9]{1,3}(\.[0-9]{1,3}){3}|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*"
+
+
+def looks_ip(expr: str) -> str:
+    """SQL: the text has the shape of an IPv4 or IPv6 address."""
+    return f"regexp_full_match({expr}, '{IP_RE}')"
+
+
+# ---- NSG / VNet flow tuples ----------------------------------------------------------------
+
+_MAC = ("CASE WHEN regexp_full_match({m}, '[0-9A-Fa-f]{{12}}') "
+        "THEN regexp_replace(upper({m}), '^(..)(..)(..)(..)(..)(..)$', '\\1:\\2:\\3:\\4:\\5:\\6') "
+        "WHEN regexp_full_match({m}, '([0-9A-Fa-f]{{2}}-){{5}}[0-9A-Fa-f]{{2}}') "
+        "THEN upper(replace({m}, '-', ':')) ELSE {m} END")
+
+
+def _mac(expr: str) -> str:
+    return _MAC.format(m=expr)
+
+
+def _tuples_sql() -> str:
+    """Per flow tuple (CTE `e`: one row per tuple with its record's fields): every derived value
+    is computed once in `z`, then mapped and checked."""
+    num = "CASE WHEN regexp_full_match(t[1], '[0-9]{1,15}') THEN CAST(t[1] AS BIGINT) END"
+    ts = ("CASE WHEN tsn BETWEEN 100000000000 AND 253402300799999 THEN to_timestamp(tsn / 1000.0) "
+          "WHEN tsn BETWEEN 0 AND 99999999999 THEN to_timestamp(tsn) END")
+    proto = (f"CASE WHEN vnet THEN {iana_sql('t[6]')} "
+             "ELSE CASE upper(t[6]) WHEN 'T' THEN 'TCP' WHEN 'U' THEN 'UDP' END END")
+    action = ("CASE WHEN vnet THEN CASE WHEN upper(t[8]) = 'D' THEN 'Deny' "
+              "WHEN upper(t[8]) IN ('B', 'C', 'E') THEN 'Allow' END "
+              "ELSE CASE upper(t[8]) WHEN 'A' THEN 'Allow' WHEN 'D' THEN 'Deny' END END")
+    c = {k: f"CASE WHEN n = 13 THEN NULLIF(t[{i}], '') END"
+         for k, i in (("ps", 10), ("bs", 11), ("pd", 12), ("bd", 13))}
+    bag = bag_sql([("FlowState", "fstate"), ("FlowEncryption", "CASE WHEN vnet THEN NULLIF(t[9], '') END"),
+                   ("AclId", "acl"), ("NetworkProtocolNumber", "CASE WHEN vnet THEN t[6] END"),
+                   ("FlowLogVersion", "ver")])
+    error = (
+        "CASE WHEN n NOT IN (8, 13) THEN 'flow tuple has ' || n || ' fields, expected 8 (v1) or 13 (v2, VNet)' "
+        "WHEN tg IS NULL THEN 'flow tuple time is not epoch seconds or milliseconds: ' || coalesce(t[1], '') "
+        f"WHEN NOT coalesce({looks_ip('t[2]')} AND {looks_ip('t[3]')}, false) "
+        "  THEN 'flow tuple addresses are not IP addresses' "
+        "WHEN vnet AND proto IS NULL AND TRY_CAST(t[6] AS INTEGER) IS NULL THEN 'protocol is not a number: ' || t[6] "
+        "WHEN NOT vnet AND proto IS NULL THEN 'protocol is not T or U: ' || coalesce(t[6], '') "
+        "WHEN dir IS NULL THEN 'flow direction is not I or O: ' || coalesce(t[7], '') "
+        "WHEN action IS NULL THEN CASE WHEN vnet THEN 'flow state is not B, C, E or D: ' "
+        "  ELSE 'flow decision is not A or D: ' END || coalesce(t[8], '') "
+        "WHEN n = 13 AND NOT vnet AND fstate NOT IN ('B', 'C', 'E') THEN 'flow state is not B, C or E: ' || t[9] "
+        "END")
+    return f"""
+    , x AS (
+      SELECT *, string_split(tuple, ',') AS t FROM e),
+    y AS (
+      SELECT *, len(t) AS n, len(t) = 13 AND regexp_full_match(t[6], '[0-9]+') AS vnet, {num} AS tsn FROM x),
+    z AS (
+      SELECT *, {ts} AS tg,
+        CASE WHEN vnet THEN upper(t[8]) WHEN n = 13 THEN upper(t[9]) END AS fstate,
+        CASE upper(t[7]) WHEN 'I' THEN 'Inbound' WHEN 'O' THEN 'Outbound' END AS dir,
+        {proto} AS proto, {action} AS action
+      FROM y)
+    SELECT _line, tuple AS _raw,
+      tg AS TimeGenerated,
+      t[2] AS SrcIpAddr, t[3] AS DstIpAddr,
+      NULLIF(t[4], '') AS SrcPortNumber, NULLIF(t[5], '') AS DstPortNumber,
+      proto AS NetworkProtocol,
+      CASE WHEN contains(t[2], ':') THEN 'IPv6' ELSE 'IPv4' END AS NetworkProtocolVersion,
+      dir AS NetworkDirection,
+      action AS DvcAction,
+      t[8] AS DvcOriginalAction,
+      {c['ps']} AS SrcPackets, {c['bs']} AS SrcBytes, {c['pd']} AS DstPackets, {c['bd']} AS DstBytes,
+      TRY_CAST({c['bs']} AS BIGINT) + TRY_CAST({c['bd']} AS BIGINT) AS NetworkBytes,
+      TRY_CAST({c['ps']} AS BIGINT) + TRY_CAST({c['pd']} AS BIGINT) AS NetworkPackets,
+      rule AS NetworkRuleName,
+      CASE WHEN dir = 'Outbound' THEN mac END AS SrcMacAddr,
+      CASE WHEN dir = 'Inbound' THEN mac END AS DstMacAddr,
+      rid AS DvcId, CASE WHEN rid IS NOT NULL THEN 'AzureResourceId' END AS DvcIdType,
+      dvc AS Dvc,
+      'Flow' AS EventType, category AS EventOriginalType, ver AS EventProductVersion,
+      {bag} AS AdditionalFields,
+      {error} AS _error,
+      false AS _skip
+    FROM z
+    """
+
+
+_RECORDS_SQL = """
+WITH r0 AS (
+  SELECT _line, _raw, row_number() OVER () AS rid_, rec,
+    json_extract_string(rec, ['$.category', '$.resourceId', '$.targetResourceID', '$.targetResourceId',
+                              '$.properties.Version', '$.flowLogVersion', '$.macAddress']) AS j
+  FROM g),
+r AS (
+  SELECT _line, _raw, rid_, rec, j[1] AS category, coalesce(j[2], j[3], j[4]) AS rid, coalesce(j[5], j[6]) AS ver,
+    j[7] AS rmac,
+    CASE WHEN contains(rec, '"flows"') THEN
+      coalesce(json_extract(rec, '$.properties.flows[*]'), []) ||
+      coalesce(json_extract(rec, '$.flowRecords.flows[*]'), []) ELSE [] END AS l1
+  FROM r0),
+a AS (SELECT * EXCLUDE (l1, rec), unnest(l1) AS f1 FROM r),
+b AS (SELECT *, json_extract_string(f1, '$.rule') AS rule1, json_extract_string(f1, '$.aclID') AS acl,
+        coalesce(json_extract(f1, '$.flows[*]'), []) || coalesce(json_extract(f1, '$.flowGroups[*]'), []) AS l2
+      FROM a),
+c AS (SELECT * EXCLUDE (l2, f1), unnest(l2) AS f2 FROM b),
+d AS (SELECT *, coalesce(json_extract_string(f2, '$.rule'), rule1) AS rule,
+        {mac} AS mac, NULLIF(regexp_extract(rid, '[^/]+$'), '') AS dvc,
+        coalesce(json_extract_string(f2, '$.flowTuples[*]'), []) AS l3 FROM c),
+e AS (SELECT * EXCLUDE (l3, f2), unnest(l3) AS tuple FROM d)
+""".replace("{mac}", _mac("coalesce(json_extract_string(f2, '$.mac'), rmac)"))
+
+
+def _flows(recs: pa.Table) -> pa.Table:
+    """Records (from json_records) -> one row per flow tuple; records with no tuple skipped."""
+    ok = pc.is_null(recs["_error"])
+    good = recs.filter(ok).select(["_line", "_raw", "rec"])
+    bad = recs.filter(pc.invert(ok)).select(["_line", "_raw", "_error"])
+    rows = asim.query(_RECORDS_SQL + _tuples_sql(), g=good)
+    # One counted skip per record that gave no tuple (not a flow record, or an empty interval).
+    empty = asim.query(_RECORDS_SQL + "SELECT _line, _raw, true AS _skip FROM r "
+                       "WHERE rid_ NOT IN (SELECT rid_ FROM e)", g=good)
+    return pa.concat_tables([rows, empty, bad], promote_options="default")
+
+
+# ---- Traffic Analytics CSV -----------------------------------------------------------------
+
+# logical field -> candidate column names (NTANetAnalytics first, then AzureNetworkAnalytics_CL)
+_TA_COLUMNS = {
+    "time": ["TimeGenerated"],
+    "start": ["FlowStartTime", "FlowStartTime_t"],
+    "end": ["FlowEndTime", "FlowEndTime_t"],
+    "src": ["SrcIp", "SrcIP_s"],
+    "dst": ["DestIp", "DestIP_s"],
+    "srcpub": ["SrcPublicIps", "SrcPublicIPs_s"],
+    "dstpub": ["DestPublicIps", "DestPublicIPs_s"],
+    "sports": ["SrcPorts", "SrcPort_d"],
+    "dport": ["DestPort", "DestPort_d"],
+    "l4": ["L4Protocol", "L4Protocol_s"],
+    "l7": ["L7Protocol", "L7Protocol_s"],
+    "dir": ["FlowDirection", "FlowDirection_s"],
+    "status": ["FlowStatus", "FlowStatus_s"],
+    "rule": ["NsgRule", "AclRule", "NSGRule_s"],
+    "dvc": ["NsgList", "AclGroup", "NSGList_s"],
+    "mac": ["MacAddress", "MACAddress_s"],
+    "srcvm": ["SrcVm", "VM1_s"],
+    "dstvm": ["DestVm", "VM2_s"],
+    "ain": ["AllowedInFlows", "AllowedInFlows_d"],
+    "din": ["DeniedInFlows", "DeniedInFlows_d"],
+    "aout": ["AllowedOutFlows", "AllowedOutFlows_d"],
+    "dout": ["DeniedOutFlows", "DeniedOutFlows_d"],
+    "b_s2d": ["BytesSrcToDest"], "b_d2s": ["BytesDestToSrc"],
+    "p_s2d": ["PacketsSrcToDest"], "p_d2s": ["PacketsDestToSrc"],
+    "inb": ["InboundBytes_d"], "outb": ["OutboundBytes_d"],
+    "inp": ["InboundPackets_d"], "outp": ["OutboundPackets_d"],
+    "flowtype": ["FlowType", "FlowType_s"],
+    "subtype": ["SubType", "SubType_s"],
+    "version": ["FaSchemaVersion", "FASchemaVersion_s"],
+    "type": ["Type"],
+    "uid": ["_ItemId"],
+    "country": ["Country", "Country_s"],
+    "target": ["TargetResourceId"],
+    "conn": ["ConnectionName", "ConnectionName_s"],
+    "enc": ["FlowEncryption"],
+    "completed": ["CompletedFlows"],
+}
+_TA_REQUIRED = ("dir", "status", "dport")
+
+
+def _csv_fields(expr: str) -> str:
+    """SQL: split one CSV line into its unquoted fields (RFC 4180 quoting, no embedded newline)."""
+    return (f"list_transform(regexp_extract_all({expr} || ',', '(\"(?:[^\"]|\"\")*\"|[^,]*),', 1), "
+            "lambda x: CASE WHEN regexp_full_match(x, '\"(?s:.*)\"') "
+            "THEN replace(x[2:-2], '\"\"', '\"') ELSE x END)")
+
+
+def _ta_header(line: str) -> list[str]:
+    import csv
+    try:
+        # Log Analytics exports suffix time columns with their zone: "TimeGenerated [UTC]"
+        return [re.sub(r"\s*\[[^\]]*\]$", "", c.strip()) for c in next(csv.reader([line]))]
+    except (csv.Error, StopIteration):
+        return []
+
+
+def _is_ta_header(names: list[str]) -> bool:
+    lower = {n.lower() for n in names}
+    return all(any(c.lower() in lower for c in _TA_COLUMNS[k]) for k in _TA_REQUIRED)
+
+
+def _ta_sql(names: list[str]) -> str:
+    index = {}
+    for i, n in enumerate(names, start=1):
+        index.setdefault(n.lower(), i)
+
+    def col(key: str) -> str:
+        found = [index[c.lower()] for c in _TA_COLUMNS[key] if c.lower() in index]
+        exprs = [f"NULLIF(NULLIF(trim(f[{i}]), ''), '-')" for i in found]
+        if not exprs:
+            return "NULL::VARCHAR"
+        return exprs[0] if len(exprs) == 1 else f"coalesce({', '.join(exprs)})"
+
+    num = lambda k: f"coalesce(TRY_CAST(TRY_CAST({col(k)} AS DOUBLE) AS BIGINT), 0)"  # noqa: E731
+    legacy = "flowstatus_s" in index or "flowdirection_s" in index
+    start, end = asim.time_sql(col("start")), asim.time_sql(col("end"))
+    first_peer = "NULLIF(split_part(split_part(trim({}), ' ', 1), '|', 1), '')"
+    if legacy:
+        inbound = "dir = 'Inbound'"
+        sb = f"CASE WHEN {inbound} THEN {col('inb')} ELSE {col('outb')} END"
+        db = f"CASE WHEN {inbound} THEN {col('outb')} ELSE {col('inb')} END"
+        sp = f"CASE WHEN {inbound} THEN {col('inp')} ELSE {col('outp')} END"
+        dp = f"CASE WHEN {inbound} THEN {col('outp')} ELSE {col('inp')} END"
+    else:
+        sb, db, sp, dp = col("b_s2d"), col("b_d2s"), col("p_s2d"), col("p_d2s")
+    original_type = f"coalesce({col('type')}, '{'AzureNetworkAnalytics_CL' if legacy else 'NTANetAnalytics'}')"
+    bag = bag_sql([("FlowType", col("flowtype")), ("Country", col("country")),
+                   ("TargetResourceId", col("target")), ("ConnectionName", col("conn")),
+                   ("FlowEncryption", col("enc")), ("CompletedFlows", col("completed")),
+                   ("SrcPublicIps", col("srcpub")), ("DestPublicIps", col("dstpub")),
+                   ("SrcVm", col("srcvm")), ("DestVm", col("dstvm"))])
+    vm = "CASE WHEN {0} LIKE '%/%' THEN NULLIF(split_part({0}, '/', 2), '') ELSE {0} END"
+    return f"""
+    WITH s AS (SELECT _line, _raw, {_csv_fields('text')} AS f FROM b),
+    v AS (SELECT *, CASE upper({col('dir')}) WHEN 'I' THEN 'Inbound' WHEN 'INBOUND' THEN 'Inbound'
+                 WHEN 'O' THEN 'Outbound' WHEN 'OUTBOUND' THEN 'Outbound' ELSE {col('dir')} END AS dir
+          FROM s)
+    SELECT _line, _raw,
+      {col('time')} AS TimeGenerated,
+      {col('start')} AS EventStartTime, {col('end')} AS EventEndTime,
+      CASE WHEN date_diff('millisecond', {start}, {end}) >= 0
+           THEN date_diff('millisecond', {start}, {end}) END AS NetworkDuration,
+      coalesce({col('src')}, {first_peer.format(col('srcpub'))}) AS SrcIpAddr,
+      coalesce({col('dst')}, {first_peer.format(col('dstpub'))}) AS DstIpAddr,
+      CASE WHEN regexp_full_match(split_part(trim({col('sports')}), ' ', 1), '[0-9]+(\\.0*)?')
+           THEN split_part(trim({col('sports')}), ' ', 1) END AS SrcPortNumber,
+      {col('dport')} AS DstPortNumber,
+      CASE upper({col('l4')}) WHEN 'T' THEN 'TCP' WHEN 'U' THEN 'UDP' ELSE {col('l4')} END AS NetworkProtocol,
+      NULLIF(upper({col('l7')}), 'UNKNOWN') AS NetworkApplicationProtocol,
+      dir AS NetworkDirection,
+      CASE upper({col('status')}) WHEN 'A' THEN 'Allow' WHEN 'ALLOWED' THEN 'Allow'
+           WHEN 'D' THEN 'Deny' WHEN 'DENIED' THEN 'Deny' ELSE {col('status')} END AS DvcAction,
+      {col('status')} AS DvcOriginalAction,
+      {col('rule')} AS NetworkRuleName,
+      {col('dvc')} AS Dvc,
+      CASE WHEN lower({col('dvc')}) LIKE '/subscriptions/%' THEN {col('dvc')} END AS DvcId,
+      CASE WHEN lower({col('dvc')}) LIKE '/subscriptions/%' THEN 'AzureResourceId' END AS DvcIdType,
+      CASE WHEN dir = 'Outbound' THEN {_mac(col('mac'))} END AS SrcMacAddr,
+      CASE WHEN dir = 'Inbound' THEN {_mac(col('mac'))} END AS DstMacAddr,
+      {vm.format(col('srcvm'))} AS SrcHostname,
+      {vm.format(col('dstvm'))} AS DstHostname,
+      {sb} AS SrcBytes, {db} AS DstBytes, {sp} AS SrcPackets, {dp} AS DstPackets,
+      TRY_CAST(TRY_CAST({sb} AS DOUBLE) AS BIGINT) + TRY_CAST(TRY_CAST({db} AS DOUBLE) AS BIGINT) AS NetworkBytes,
+      TRY_CAST(TRY_CAST({sp} AS DOUBLE) AS BIGINT) + TRY_CAST(TRY_CAST({dp} AS DOUBLE) AS BIGINT) AS NetworkPackets,
+      greatest(1, {num('ain')} + {num('din')} + {num('aout')} + {num('dout')}) AS EventCount,
+      'Flow' AS EventType,
+      {original_type} AS EventOriginalType,
+      {col('uid')} AS EventOriginalUid,
+      {col('version')} AS EventProductVersion,
+      {bag} AS AdditionalFields,
+      CASE WHEN len(f) <> {len(names)} THEN 'expected {len(names)} CSV fields, got ' || len(f) END AS _error,
+      len(f) = {len(names)} AND ({col('flowtype')} IS NULL
+        OR coalesce(lower({col('subtype')}), 'flowlog') <> 'flowlog') AS _skip
+    FROM v
+    """
+
+
+# ---- the source ------------------------------------------------------------------------------
+
+_JSON_MARKERS = re.compile(rb'"flowTuples"|"flowRecords"|NetworkSecurityGroupFlowEvent|FlowLogFlowEvent')
+
+
+class AzureNsg(Source):
+    def finish(self, parsed: pa.Table, path: str) -> Batch:
+        return super().finish(guard_ints(parsed), path)
+
+    def sniff(self, head: bytes, path: str) -> bool:
+        text = head.lstrip(b"\xef\xbb\xbf").lstrip()
+        if text[:1] in (b"{", b"["):
+            return bool(_JSON_MARKERS.search(head))
+        first = text.split(b"\n", 1)[0].decode("utf-8", errors="replace")
+        return "," in first and _is_ta_header(_ta_header(first))
+
+    def parse(self, path: str, batch_lines: int = BATCH_LINES) -> Iterator[Batch]:
+        return safe_parse(self, path, lambda progress: self._parse(path, batch_lines, progress))
+
+    def _parse(self, path: str, batch_lines: int, progress: dict) -> Iterator[Batch]:
+        head = read_head(path).lstrip(b"\xef\xbb\xbf").lstrip()
+        if head[:1] in (b"{", b"["):
+            for recs in json_records(path, batch_lines, ("records",), progress):
+                yield self.finish(_flows(recs), path)
+            return
+        yield from self._csv(path, batch_lines, progress)
+
+    def _csv(self, path: str, batch_lines: int, progress: dict) -> Iterator[Batch]:
+        header: list[str] | None = None
+        header_line = ""
+        sql = ""
+        for lines, numbers in tracked_lines(path, batch_lines, progress):
+            if header is None:
+                header_line = lines[0].as_py()
+                header = _ta_header(header_line)
+                if not _is_ta_header(header):
+                    bad = pa.table({"_line": numbers, "_raw": lines,
+                                    "_error": pa.repeat(pa.scalar("no Traffic Analytics CSV header"),
+                                                        len(lines))})
+                    yield self.finish(bad, path)
+                    header = []
+                    continue
+                sql = _ta_sql(header)
+                lines, numbers = lines.slice(1), numbers.slice(1)
+            if not header:
+                bad = pa.table({"_line": numbers, "_raw": lines,
+                                "_error": pa.repeat(pa.scalar("no Traffic Analytics CSV header"), len(lines))})
+                yield self.finish(bad, path)
+                continue
+            # repeated header lines (concatenated exports) are not records
+            keep = pc.not_equal(lines, pa.scalar(header_line))
+            lines, numbers = lines.filter(keep), numbers.filter(keep)
+            if not len(lines):
+                continue
+            batch = pa.table({"text": lines, "_line": numbers, "_raw": lines})
+            yield self.finish(asim.query(sql, b=batch), path)
+
+
+SOURCE = AzureNsg(
+    name="azure-nsg", vendor="Microsoft", product="Azure NSG flows", priority=10,
+    forms=("NSG flow log v1/v2 JSON ({\"records\":[...]} blob, single record, or JSON lines)",
+           "VNet flow log JSON (FlowLogFlowEvent, ms tuples, state D = denied)",
+           "Traffic Analytics CSV export (NTANetAnalytics, AzureNetworkAnalytics_CL)"),
+)
