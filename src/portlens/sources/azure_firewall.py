@@ -1,0 +1,268 @@
+"""Azure Firewall network and NAT rule logs (source `azure-firewall`).
+
+Raw forms accepted (gzip or not): diagnostic-setting JSON lines (storage PT1H.json), Event Hub
+`{"records": [...]}` wrappers (one per line or one pretty-printed document) and Log Analytics
+JSON exports (top-level `msg_s` / `SourceIp` ... columns with `Category` / `Type`), of:
+
+* **Legacy AzureDiagnostics**, category `AzureFirewallNetworkRule` (operations NetworkRuleLog,
+  NatRuleLog, ThreatIntelLog), free-text `properties.msg` (`msg_s`):
+  - `<PROTO> request from <ip>:<port> to <ip>:<port>. Action: <Allow|Deny>. [Rule Collection…]`
+    (`Action: Allow..` with a double dot is fine),
+  - `ICMP Type=8 request from <ip> to <ip>. Action: Deny.` (no ports),
+  - empty ports (`192.168.0.2:` -> NULL port),
+  - DNAT: `… to <ip>:<port> was DNAT'ed to <ip>:<port>[. Policy: …]` (no Action -> Allow),
+  - ThreatIntel: `HTTP request from … to <fqdn>:80. Url: …. Action: Deny. ThreatIntel: …`,
+  - IDPS: `… Action: drop|alert. Signature: N. IDS: …. Priority: N. Classification: …`.
+* **Resource-specific** tables `AZFWNetworkRule`, `AZFWNatRule`, `AZFWIdpsSignature`,
+  `AZFWThreatIntel` (structured properties SourceIp, SourcePort, DestinationIp,
+  DestinationPort, Protocol, Action, ActionReason, Policy, RuleCollectionGroup, RuleCollection,
+  Rule, TranslatedIp, TranslatedPort, SignatureId, Severity, ...).
+
+Decisions (spec 2.3, Sentinel's vimNetworkSessionAzureFirewall 0.2.0):
+
+* Action (any case): Allow -> Allow, Deny -> Deny, Drop -> Drop; a NAT rule record (no
+  Action) -> Allow. `Alert` (IDPS signature or threat-intel alert mode) is **not a firewall
+  action**: the traffic was neither allowed nor blocked by that log line, and the same session
+  is logged again by its network/NAT rule, so alert records are skipped (counted, not rows) --
+  the Sentinel parser drops ALERT rows for the same reason. Another unknown action word keeps
+  the raw value in DvcOriginalAction with DvcAction NULL.
+* Out of scope, skipped (counted): application rules (`AzureFirewallApplicationRule`,
+  `AZFWApplicationRule`: web sessions, ASIM WebSession), DNS proxy / `AZFWDnsQuery`,
+  `AZFWFqdnResolveFailure`, `AZFWFlowTrace`, the `*Aggregation` tables and any non-firewall
+  record. Unlike Sentinel (whose legacy `parse-where` needs ports), legacy ICMP lines without
+  ports are kept, with NULL ports.
+* Protocol: upper-cased; anything starting `ICMP` -> ICMP with the `Type=N` number mapped to
+  its IANA name in NetworkIcmpType (Sentinel puts the *type* number in NetworkIcmpCode; we
+  leave the code NULL since the log has none). HTTP/HTTPS (threat-intel lines) -> TCP with
+  NetworkApplicationProtocol HTTP/HTTPS. A name that is no IANA keyword -> NULL, raw value in
+  AdditionalFields.OriginalProtocol.
+* An FQDN where an address would be (threat-intel lines) goes to Src/DstHostname, the IP column
+  stays NULL. IPv6 endpoints may be bracketed (`[::1]:443`); a bare multi-colon token is an
+  address without port.
+* DNAT: "to" endpoint -> DstIpAddr/DstPortNumber, "DNAT'ed to" / TranslatedIp:Port ->
+  DstNatIpAddr/DstNatPortNumber.
+* Severity: ThreatIntel -> Medium; IDPS Severity/Priority 1..4 -> High, Medium, Low,
+  Informational; else derived from the action. Rule -> NetworkRuleName; ActionReason ->
+  EventOriginalResultDetails; Policy, RuleCollection(Group), ThreatIntel, signature and URL
+  details -> AdditionalFields. resourceId -> DvcId (AzureResourceId), Dvc = firewall name.
+  EventType NetworkSession, EventCount 1, TimeGenerated = EventStart = EventEnd = `time`.
+* Line numbers: file line for JSON lines; record ordinal for a multi-line JSON document
+  (see azure_nsg.json_records). A legacy message that does not read as a session (no
+  "request from … to …", or no Action outside DNAT) is quarantined.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Iterator
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .. import asim
+from .azure_nsg import bag_sql, guard_ints, iana_sql, json_records, looks_ip, safe_parse
+from .base import BATCH_LINES, Batch, Source
+
+_STRUCTURED = ("AZFWNetworkRule", "AZFWNatRule", "AZFWIdpsSignature", "AZFWThreatIntel")
+_LEGACY = ("AzureFirewallNetworkRule",)
+
+# IANA ICMP type names (types with no name are left NULL).
+ICMP_TYPES = {
+    0: "Echo Reply", 3: "Destination Unreachable", 4: "Source Quench", 5: "Redirect",
+    6: "Alternate Host Address", 8: "Echo", 9: "Router Advertisement", 10: "Router Solicitation",
+    11: "Time Exceeded", 12: "Parameter Problem", 13: "Timestamp", 14: "Timestamp Reply",
+    15: "Information Request", 16: "Information Reply", 17: "Address Mask Request",
+    18: "Address Mask Reply", 30: "Traceroute", 31: "Datagram Conversion Error",
+    32: "Mobile Host Redirect", 33: "IPv6 Where-Are-You", 34: "IPv6 I-Am-Here",
+    35: "Mobile Registration Request", 36: "Mobile Registration Reply", 37: "Domain Name Request",
+    38: "Domain Name Reply", 39: "SKIP", 40: "Photuris", 42: "Extended Echo Request",
+    43: "Extended Echo Reply",
+}
+
+_MSG_RE = (r"^\s*(\S+?)(?: Type=(\d+))? request from (\S+) to (\S+?)"
+           r"(?: was DNAT'ed to (\S+?))?(?:\.(?:\s+(.*))?)?\s*$")
+
+# JSON paths read from each record: storage layout (properties.X) then export layout (X).
+_FIELDS = ["SourceIp", "SourcePort", "DestinationIp", "DestinationPort", "Protocol", "Action",
+           "ActionReason", "Policy", "RuleCollectionGroup", "RuleCollection", "Rule", "TranslatedIp",
+           "TranslatedPort", "SignatureId", "Description", "Severity", "ThreatDescription", "Fqdn",
+           "TargetUrl", "IsTlsInspected"]
+_TOP = {"category": ["$.category"], "typ": ["$.Type"], "cat2": ["$.Category"],
+        "op": ["$.operationName", "$.OperationName"], "msg": ["$.properties.msg", "$.msg_s", "$.msg"],
+        "time": ["$.time", "$.TimeGenerated", "$.timeStamp"],
+        "rid": ["$.resourceId", "$.ResourceId", "$._ResourceId"], "uid": ["$._ItemId"],
+        "idps_category": ["$.properties.Category"]}
+
+
+_ENDPOINT_RE = r"^(?:\[([^\]]*)\](?::([0-9]*))?|([^:]*):([0-9]*)|(.*))$"
+
+
+def _endpoint(token: str) -> str:
+    """SQL struct (v6, v6p, h, p, bare) from an endpoint token: `[v6]:p`, `host:p`, `host:` or
+    a bare host (an IPv6 address without brackets has several colons: it is bare)."""
+    return f"regexp_extract({token}, '{_ENDPOINT_RE}', ['v6', 'v6p', 'h', 'p', 'bare'])"
+
+
+def _host(ep: str) -> str:
+    return f"coalesce(NULLIF({ep}.v6, ''), NULLIF({ep}.h, ''), NULLIF({ep}.bare, ''))"
+
+
+def _port(ep: str) -> str:
+    return f"coalesce(NULLIF({ep}.v6p, ''), NULLIF({ep}.p, ''))"
+
+
+def _after(label: str) -> str:
+    """SQL extracting `Label: value` (value up to the next `. ` or the end) from `rest`; the
+    regex runs only on messages that contain the label."""
+    return (f"CASE WHEN contains(rest, '{label}:') THEN NULLIF(trim(regexp_extract(rest, "
+            f"'(?:^|[.]\\s+){label}:\\s*(.*?)(?:[.](?:\\s|$)|$)', 1)), '') END")
+
+
+def _sql() -> str:
+    paths, names = [], []
+    for key, ps in _TOP.items():
+        names.append(key)
+        paths.append(ps)
+    for f in _FIELDS:
+        names.append("p_" + f)
+        paths.append([f"$.properties.{f}", f"$.{f}"])
+    flat = [p for ps in paths for p in ps]
+    pos, cols = 1, []
+    for name, ps in zip(names, paths):
+        items = [f"NULLIF(j[{pos + i}], '')" for i in range(len(ps))]
+        cols.append(f"{items[0] if len(items) == 1 else 'coalesce(' + ', '.join(items) + ')'} AS \"{name}\"")
+        pos += len(ps)
+    plist = ", ".join(f"'{p}'" for p in flat)
+    icmp_map = ", ".join(f"{k}: '{v}'" for k, v in ICMP_TYPES.items())
+    legacy_cats = ", ".join(f"'{c}'" for c in _LEGACY)
+    struct_cats = ", ".join(f"'{c}'" for c in _STRUCTURED)
+    bag = bag_sql([("Policy", "policy"), ("RuleCollectionGroup", "rcg"), ("RuleCollection", "rc"),
+                   ("ThreatIntel", "threat"), ("SignatureId", "sig"), ("IdpsDescription", "ids"),
+                   ("IdpsCategory", "idpscat"), ("Url", "url"), ("Fqdn", "fqdn"),
+                   ("IsTlsInspected", "tls"),
+                   ("OriginalProtocol", "CASE WHEN iana IS NULL THEN rawproto END")])
+    return f"""
+    WITH a AS (
+      SELECT _line, _raw, json_extract_string(rec, [{plist}]) AS j FROM g),
+    b AS (
+      SELECT _line, _raw, {', '.join(cols)} FROM a),
+    c AS (
+      SELECT *, coalesce(category, NULLIF(typ, 'AzureDiagnostics'), cat2) AS cat FROM b),
+    d AS (
+      SELECT *, cat IN ({struct_cats}) AS structured, cat IN ({legacy_cats}) AS legacy,
+        CASE WHEN cat IN ({legacy_cats}) THEN
+          regexp_extract(msg, '{_MSG_RE.replace("'", "''")}', ['proto', 'itype', 'src', 'dst', 'nat', 'rest']) END AS m
+      FROM c),
+    e AS (
+      SELECT *, m.rest AS rest,
+        CASE WHEN legacy THEN {_endpoint('m.src')} END AS es,
+        CASE WHEN legacy THEN {_endpoint('m.dst')} END AS ed,
+        CASE WHEN legacy AND m.nat <> '' THEN {_endpoint('m.nat')} END AS en
+      FROM d),
+    f AS (
+      SELECT _line, _raw, structured, legacy, cat, op, time, rid, uid, msg,
+        legacy AND NULLIF(m.src, '') IS NOT NULL AS parsed,
+        CASE WHEN structured THEN p_Protocol ELSE NULLIF(m.proto, '') END AS rawproto,
+        CASE WHEN structured THEN TRY_CAST(regexp_extract(p_Protocol, '(?i)type=([0-9]+)', 1) AS INTEGER)
+             ELSE TRY_CAST(m.itype AS INTEGER) END AS itype,
+        CASE WHEN structured THEN p_SourceIp ELSE {_host('es')} END AS src,
+        CASE WHEN structured THEN p_SourcePort ELSE {_port('es')} END AS sport,
+        CASE WHEN structured THEN coalesce(p_DestinationIp, p_Fqdn) ELSE {_host('ed')} END AS dst,
+        CASE WHEN structured THEN p_DestinationPort ELSE {_port('ed')} END AS dport,
+        CASE WHEN structured THEN p_TranslatedIp ELSE {_host('en')} END AS natip,
+        CASE WHEN structured THEN p_TranslatedPort ELSE {_port('en')} END AS natport,
+        CASE WHEN structured THEN p_Action
+             ELSE NULLIF(regexp_extract(rest, '(?i)(?:^|[.]\\s+)Action:\\s*([A-Za-z]+)', 1), '') END AS action,
+        legacy AND NULLIF(m.nat, '') IS NOT NULL OR cat = 'AZFWNatRule' AS is_nat,
+        CASE WHEN structured THEN p_Rule ELSE {_after('Rule')} END AS rule,
+        CASE WHEN structured THEN p_RuleCollection ELSE {_after('Rule Collection')} END AS rc,
+        CASE WHEN structured THEN p_RuleCollectionGroup ELSE {_after('Rule Collection Group')} END AS rcg,
+        CASE WHEN structured THEN p_Policy ELSE {_after('Policy')} END AS policy,
+        CASE WHEN structured THEN p_ThreatDescription ELSE {_after('ThreatIntel')} END AS threat,
+        CASE WHEN structured THEN p_SignatureId ELSE {_after('Signature')} END AS sig,
+        CASE WHEN structured THEN p_Description ELSE {_after('IDS')} END AS ids,
+        CASE WHEN structured THEN coalesce(idps_category, CASE WHEN cat = 'AZFWIdpsSignature' THEN cat2 END)
+             ELSE {_after('Classification')} END AS idpscat,
+        CASE WHEN structured THEN p_TargetUrl ELSE {_after('Url')} END AS url,
+        p_Fqdn AS fqdn,
+        CASE WHEN structured THEN TRY_CAST(p_Severity AS INTEGER)
+             ELSE TRY_CAST({_after('Priority')} AS INTEGER) END AS sev,
+        p_ActionReason AS reason, p_IsTlsInspected AS tls
+      FROM e),
+    h0 AS (
+      SELECT *, upper(rawproto) AS uproto, upper(action) AS uaction,
+        CASE WHEN upper(rawproto) LIKE 'ICMP%' THEN 'ICMP'
+             WHEN upper(rawproto) IN ('HTTP', 'HTTPS') THEN 'TCP' ELSE upper(rawproto) END AS proto,
+        coalesce({looks_ip('src')}, false) AS src_ip, coalesce({looks_ip('dst')}, false) AS dst_ip
+      FROM f),
+    h AS (
+      SELECT *, {iana_sql('proto')} AS iana FROM h0)
+    SELECT _line, _raw,
+      time AS TimeGenerated,
+      CASE WHEN src_ip THEN src END AS SrcIpAddr,
+      CASE WHEN NOT src_ip THEN src END AS SrcHostname,
+      sport AS SrcPortNumber,
+      CASE WHEN dst_ip THEN dst END AS DstIpAddr,
+      CASE WHEN NOT dst_ip THEN dst END AS DstHostname,
+      dport AS DstPortNumber,
+      natip AS DstNatIpAddr, natport AS DstNatPortNumber,
+      iana AS NetworkProtocol,
+      CASE WHEN uproto IN ('HTTP', 'HTTPS') THEN uproto END AS NetworkApplicationProtocol,
+      CASE WHEN proto = 'ICMP' THEN MAP {{{icmp_map}}}[itype] END AS NetworkIcmpType,
+      CASE WHEN src_ip THEN CASE WHEN contains(src, ':') THEN 'IPv6' ELSE 'IPv4' END END
+        AS NetworkProtocolVersion,
+      CASE WHEN uaction = 'ALLOW' THEN 'Allow' WHEN uaction = 'DENY' THEN 'Deny' WHEN uaction = 'DROP' THEN 'Drop'
+           WHEN action IS NULL AND (is_nat OR structured) THEN 'Allow' END AS DvcAction,
+      action AS DvcOriginalAction,
+      reason AS EventOriginalResultDetails,
+      CASE WHEN cat = 'AZFWThreatIntel' OR op = 'AzureFirewallThreatIntelLog' OR threat IS NOT NULL THEN 'Medium'
+           WHEN sev BETWEEN 1 AND 4 THEN ['High', 'Medium', 'Low', 'Informational'][sev] END AS EventSeverity,
+      rule AS NetworkRuleName,
+      rid AS DvcId, CASE WHEN rid IS NOT NULL THEN 'AzureResourceId' END AS DvcIdType,
+      NULLIF(regexp_extract(rid, '[^/]+$'), '') AS Dvc,
+      CASE WHEN structured THEN cat ELSE coalesce(op, cat) END AS EventOriginalType,
+      uid AS EventOriginalUid,
+      'NetworkSession' AS EventType,
+      {bag} AS AdditionalFields,
+      CASE WHEN legacy AND NOT coalesce(parsed, false)
+             THEN 'firewall message not understood: ' || coalesce(msg, '(no msg)')
+           WHEN legacy AND action IS NULL AND NOT is_nat THEN 'firewall message has no Action: ' || msg
+           WHEN structured AND src IS NULL AND dst IS NULL THEN 'record has no SourceIp or DestinationIp'
+      END AS _error,
+      NOT coalesce(structured OR legacy, false) OR coalesce(uaction = 'ALERT', false) AS _skip
+    FROM h
+    """
+
+
+_SQL = None
+_SNIFF = re.compile(rb'"(category|Category|Type|operationName|OperationName)"\s*:\s*"(AzureFirewall|AZFW)')
+
+
+class AzureFirewall(Source):
+    def finish(self, parsed: pa.Table, path: str) -> Batch:
+        return super().finish(guard_ints(parsed), path)
+
+    def sniff(self, head: bytes, path: str) -> bool:
+        text = head.lstrip(b"\xef\xbb\xbf").lstrip()
+        return text[:1] in (b"{", b"[") and bool(_SNIFF.search(head))
+
+    def parse(self, path: str, batch_lines: int = BATCH_LINES) -> Iterator[Batch]:
+        return safe_parse(self, path, lambda progress: self._parse(path, batch_lines, progress))
+
+    def _parse(self, path: str, batch_lines: int, progress: dict) -> Iterator[Batch]:
+        global _SQL
+        if _SQL is None:
+            _SQL = _sql()
+        for recs in json_records(path, batch_lines, ("records",), progress):
+            ok = pc.is_null(recs["_error"])
+            bad = recs.filter(pc.invert(ok)).select(["_line", "_raw", "_error"])
+            rows = asim.query(_SQL, g=recs.filter(ok).select(["_line", "_raw", "rec"]))
+            yield self.finish(pa.concat_tables([rows, bad], promote_options="default"), path)
+
+
+SOURCE = AzureFirewall(
+    name="azure-firewall", vendor="Microsoft", product="Azure Firewall", priority=10,
+    forms=("AzureDiagnostics network/NAT rule JSON (free-text properties.msg / msg_s)",
+           "resource-specific AZFWNetworkRule / AZFWNatRule / AZFWIdpsSignature / AZFWThreatIntel JSON",
+           "JSON lines, {\"records\":[...]} wrappers or one JSON document"),
+)
