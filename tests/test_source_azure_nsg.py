@@ -257,7 +257,7 @@ records = st.builds(
     tuples, st.sampled_from(["NetworkSecurityGroupFlowEvent", "Other", None]), st.sampled_from([1, 2, "x"]))
 
 
-@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(records, max_size=5), st.sampled_from(["lines", "blob", "pretty"]), st.integers(0, 400))
 def test_hostile_records_never_raise(recs, layout, cut):
     if layout == "lines":

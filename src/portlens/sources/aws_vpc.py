@@ -334,6 +334,8 @@ class AwsVpc(Source):
         ok = pc.is_null(recs["_error"])
         bad = recs.filter(pc.invert(ok)).select(["_line", "_raw", "_error"])
         good = recs.filter(ok)
+        if good.num_rows == 0:
+            return bad
         kinds = asim.query(
             "WITH j AS (SELECT _line, _raw, rec, "
             "  json_extract_string(rec, ['$.message', '$.timestamp', '$.srcaddr', '$.dstaddr']) AS j FROM g) "

@@ -256,7 +256,11 @@ class AzureFirewall(Source):
         for recs in json_records(path, batch_lines, ("records",), progress):
             ok = pc.is_null(recs["_error"])
             bad = recs.filter(pc.invert(ok)).select(["_line", "_raw", "_error"])
-            rows = asim.query(_SQL, g=recs.filter(ok).select(["_line", "_raw", "rec"]))
+            good = recs.filter(ok).select(["_line", "_raw", "rec"])
+            if good.num_rows == 0:
+                yield self.finish(bad, path)
+                continue
+            rows = asim.query(_SQL, g=good)
             yield self.finish(pa.concat_tables([rows, bad], promote_options="default"), path)
 
 

@@ -349,6 +349,8 @@ def _tuples_sql() -> str:
     """
 
 
+_TUPLES_SQL = _tuples_sql()
+
 _RECORDS_SQL = """
 WITH r0 AS (
   SELECT _line, _raw, row_number() OVER () AS rid_, rec,
@@ -379,7 +381,9 @@ def _flows(recs: pa.Table) -> pa.Table:
     ok = pc.is_null(recs["_error"])
     good = recs.filter(ok).select(["_line", "_raw", "rec"])
     bad = recs.filter(pc.invert(ok)).select(["_line", "_raw", "_error"])
-    rows = asim.query(_RECORDS_SQL + _tuples_sql(), g=good)
+    if good.num_rows == 0:
+        return bad
+    rows = asim.query(_RECORDS_SQL + _TUPLES_SQL, g=good)
     # One counted skip per record that gave no tuple (not a flow record, or an empty interval).
     empty = asim.query(_RECORDS_SQL + "SELECT _line, _raw, true AS _skip FROM r "
                        "WHERE rid_ NOT IN (SELECT rid_ FROM e)", g=good)
