@@ -68,6 +68,8 @@ def test_sample_legacy_network_rules():
         ("TCP", "192.168.0.2", 50306, "89.160.20.156", None, 3388, "Allow"),  # DNAT
         ("ICMP", "192.168.0.2", None, "89.160.20.156", None, None, "Deny"),
     ]
+    # the firewall logs no direction and no byte counters; every record is one session
+    assert {(r["NetworkDirection"], r["NetworkBytes"], r["EventCount"]) for r in rows} == {(None, None, 1)}
     icmp = rows[0]
     assert (icmp["NetworkIcmpType"], icmp["NetworkIcmpCode"], icmp["EventResult"]) == ("Echo", None, "Failure")
     assert icmp["TimeGenerated"] == icmp["EventStartTime"] == utc(2022, 6, 8, 16, 54, 58, 849256)
