@@ -17,9 +17,11 @@ Decisions (see also the module tests):
   faddr/gaddr/laddr tuple for ICMP; an as-of join, state kept across batches). A teardown with
   no Built in the file keeps the logged order and no NetworkDirection.
 - The "(mapped)" tuple goes to Src/DstNat* only when it differs from the real one.
-- Year-less headers take the current UTC year, or the previous one when that would put the
-  event more than two days in the future. Zone names: the common US/EU/APAC abbreviations are
-  mapped to their UTC offset (CST = US Central); an unknown name is treated as UTC.
+- Times are parsed by `_syslog.timestamp_sql`: a year-less header takes the current UTC year,
+  or the previous one when that would put the record more than a day in the future. Zone
+  names in `_syslog.ZONES` (US/EU/APAC abbreviations, CST = US Central) are applied; another
+  `XYZ:` right after the time is ignored (UTC). CEF `rt=` (epoch ms or a date) wins over the
+  syslog header time.
 - 302014 teardown reasons map to (DvcAction, EventResult, EventResultDetails) per the spec;
   "Flow terminated by TCP Intercept" -> Drop (the ASIM-invalid "TCP Intercept" is not used);
   an unknown reason gives EventResult NA; the raw reason is in EventOriginalResultDetails.
@@ -37,7 +39,9 @@ Decisions (see also the module tests):
   *TranslatedAddress/Port dvchost dvc csN with a rule/acl label or cs2) fill what the text does
   not give. in+out -> NetworkBytes only (their direction is vendor dependent).
 - Vendor fields without an ASIM column go to AdditionalFields (TcpFlags, TeardownInitiator,
-  AclHitInterval, DstService, SyslogFacility when not ASA).
+  AclHitInterval, DstService = the service name 710xxx printed, SyslogFacility when not ASA).
+- The reporting host is the first token after the header time (`<IP>`-style placeholders are
+  dropped): Dvc, and DvcIpAddr or DvcHostname.
 """
 
 from __future__ import annotations
