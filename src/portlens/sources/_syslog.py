@@ -363,23 +363,61 @@ def extract_pairs(text, keys, style: PairStyle = SPACE) -> pa.Table:
     vend = tok.field_end(chosen, crow)
     vstart, vend = _trim(tok.buffer, vstart, vend, style.strip, style.quotes)
     values = _cut(tok.buffer, vstart, vend)
+    escaped = bool(style.escapes or style.newlines) and len(values) > 0 and \
+        pc.any(pc.match_substring(values, "\\")).as_py()
+    if escaped:
+        values = unescape(values, style.escapes, style.newlines)
     vidx = np.full(n * K, -1, np.int64)
     vidx[filled[srt]] = np.arange(len(chosen))
     vidx = vidx.reshape(n, K)
+    found = np.zeros(K, np.bool_)
+    found[kid[tokens]] = True
     out = {}
     for j, k in enumerate(keys):
-        out[k] = unescape(_column(values, vidx[:, j]), style.escapes, style.newlines)
+        out[k] = _column(values, vidx[:, j]) if found[j] else pa.nulls(n, pa.string())
     return pa.table(out)
 
 
 def split_fields(text, indices, *, sep: str = ",", quotes: bool = True) -> pa.Table:
     """Delimited records (CSV by default: RFC 4180 double quotes, `""` inside) -> columns
     `f<i>` for the requested 0-based field `indices` (NULL when the record is shorter) and
-    `_nfields`, the number of fields of each record (an empty record has one empty field)."""
+    `_nfields`, the number of fields of each record (an empty record has one empty field).
+    Records without a quote take Arrow's split; the others the quote-aware tokenizer."""
     indices = sorted(set(int(i) for i in indices))
     arr = as_strings(text)
     n = len(arr)
-    tok = _Tokens(arr, sep, quotes, "")
+    quoted = _np(pc.match_substring(arr, '"')) if quotes and n else np.zeros(n, np.bool_)
+    if quoted.any():
+        plain = pc.if_else(pa.array(quoted), pa.scalar("", pa.string()), arr)
+        fast = _split_plain(plain, indices, sep)
+        qi = np.flatnonzero(quoted)
+        slow = _split_quoted(arr.take(pa.array(qi)), indices, sep)
+        pos = np.full(n, -1, np.int64)
+        pos[qi] = np.arange(len(qi))
+        where = pa.array(quoted)
+        take = pa.array(pos, mask=pos < 0)
+        return pa.table({c: pc.if_else(where, slow[c].take(take), fast[c]) for c in fast.column_names})
+    return _split_plain(arr, indices, sep)
+
+
+def _split_plain(arr: pa.Array, indices: list[int], sep: str) -> pa.Table:
+    n = len(arr)
+    parts = pc.split_pattern(arr, sep)
+    flat = parts.flatten()
+    lo = np.frombuffer(parts.buffers()[1], np.int32, count=n + 1, offset=4 * parts.offset).astype(np.int64)
+    lo -= lo[0]
+    nf = lo[1:] - lo[:-1]
+    out = {}
+    for i in indices:
+        idx = lo[:-1] + i
+        out[f"f{i}"] = _column(flat, np.where(nf > i, idx, -1))
+    out["_nfields"] = pa.array(nf, pa.int64())
+    return pa.table(out)
+
+
+def _split_quoted(arr: pa.Array, indices: list[int], sep: str) -> pa.Table:
+    n = len(arr)
+    tok = _Tokens(arr, sep, True, "")
     per = [tok.nth_opener(i) for i in indices]
     sel = np.concatenate(per) if per else np.zeros(0, np.int64)
     which = np.flatnonzero(sel >= 0)
@@ -387,9 +425,9 @@ def split_fields(text, indices, *, sep: str = ",", quotes: bool = True) -> pa.Ta
     srt = np.argsort(toks, kind="stable")
     toks = toks[srt]
     rows = tok.rows(toks)
-    vstart, vend = _trim(tok.buffer, tok.starts(toks, rows), tok.field_end(toks, rows), "", quotes)
+    vstart, vend = _trim(tok.buffer, tok.starts(toks, rows), tok.field_end(toks, rows), "", True)
     values = _cut(tok.buffer, vstart, vend)
-    if quotes and len(values) and pc.any(pc.match_substring(values, '""')).as_py():
+    if len(values) and pc.any(pc.match_substring(values, '""')).as_py():
         values = pc.replace_substring(values, '""', '"')
     vidx = np.full(len(sel), -1, np.int64)
     vidx[which[srt]] = np.arange(len(toks))
@@ -480,7 +518,11 @@ def parse_cef(text, keys=()) -> pa.Table:
     column per requested extension key (see `extract_pairs` with the CEF style)."""
     arr = as_strings(text)
     n = len(arr)
-    r = pc.extract_regex(arr, _CEF_RE)
+    maybe = _np(pc.match_substring(arr, "CEF:")) if n else np.zeros(0, np.bool_)
+    if maybe.all():
+        r = pc.extract_regex(arr, _CEF_RE)
+    else:  # the header regex only runs where `CEF:` occurs
+        r = pc.extract_regex(pc.if_else(pa.array(maybe), arr, pa.scalar("", pa.string())), _CEF_RE)
     ok = r.is_valid()
     out = {"is_cef": ok}
     for f in CEF_HEADER:
@@ -496,9 +538,21 @@ def parse_cef(text, keys=()) -> pa.Table:
     out["extension"] = ext
     table = pa.table(out)
     if keys:
-        pairs = extract_pairs(pc.if_else(ok, ext, pa.scalar("", pa.string())), keys, CEF)
-        for k in pairs.column_names:
-            table = table.append_column(k, pairs[k])
+        keys = list(dict.fromkeys(keys))
+        rows = np.flatnonzero(okn)
+        if len(rows) == 0:
+            for k in keys:
+                table = table.append_column(k, pa.nulls(n, pa.string()))
+            return table
+        pairs = extract_pairs(ext.take(pa.array(rows)) if len(rows) < n else ext, keys, CEF)
+        pos = None
+        if len(rows) < n:
+            p = np.full(n, -1, np.int64)
+            p[rows] = np.arange(len(rows))
+            pos = pa.array(p, mask=p < 0)
+        for k in keys:
+            col = pairs[k].combine_chunks() if isinstance(pairs[k], pa.ChunkedArray) else pairs[k]
+            table = table.append_column(k, col if pos is None else col.take(pos))
     return table
 
 
@@ -662,10 +716,16 @@ def additional_fields_sql(fields: dict[str, str]) -> str:
     NULL when every value is NULL. Values are text."""
     if not fields:
         return "NULL"
-    entries = ", ".join(f"{{'k': {sql_str(k)}, 'v': NULLIF(trim(CAST({v} AS VARCHAR)), '')}}"
-                        for k, v in fields.items())
-    kept = f"list_filter([{entries}], lambda e: e.v IS NOT NULL)"
-    return f"CASE WHEN len({kept}) > 0 THEN CAST(to_json(map_from_entries({kept})) AS VARCHAR) END"
+    parts = ", ".join(
+        f"CASE WHEN NULLIF(trim(CAST({v} AS VARCHAR)), '') IS NOT NULL THEN "
+        f"{sql_str(_json_key(k))} || to_json(trim(CAST({v} AS VARCHAR))) END"
+        for k, v in fields.items())
+    return f"NULLIF('{{' || concat_ws(',', {parts}) || '}}', '{{}}')"
+
+
+def _json_key(k: str) -> str:
+    import json
+    return json.dumps(k) + ":"
 
 
 # ---- reference implementations in SQL (slower; composable in one query) ------------------------
@@ -761,3 +821,86 @@ def json_map_sql(expr: str, keys: list[str], root: str = "$") -> str:
             f"lambda v: NULLIF(trim(v), ''))) END")
 
 
+
+
+# ---- batch safety net --------------------------------------------------------------------------
+
+def guarded(parse, lines, numbers, state: dict, name: str = "parser") -> pa.Table:
+    """Run a source's `parse(lines, numbers, state) -> table` so that no input can crash it:
+    chunked or 64-bit-offset input is processed in pieces, and when a batch raises, it is
+    halved until the offending record is alone; that record is quarantined (`_error` names the
+    exception) and the rest parses normally. A parser bug therefore costs rows, not the run;
+    tests should assert that no `_error` starts with "internal error"."""
+    if isinstance(lines, pa.ChunkedArray) or isinstance(numbers, pa.ChunkedArray):
+        lines = lines.combine_chunks() if lines.type == pa.string() and lines.nbytes < (1 << 30) else lines
+    if isinstance(lines, pa.ChunkedArray):
+        parts, at = [], 0
+        for chunk in lines.chunks:
+            parts.append(guarded(parse, chunk, _slice(numbers, at, len(chunk)), state, name))
+            at += len(chunk)
+        return pa.concat_tables(parts, promote_options="default") if parts else parse(
+            pa.array([], pa.string()), pa.array([], pa.int64()), state)
+    if isinstance(numbers, pa.ChunkedArray):
+        numbers = numbers.combine_chunks()
+    try:
+        if lines.type != pa.string():
+            lines = lines.cast(pa.string())
+        return parse(lines, numbers, state)
+    except Exception as exc:  # noqa: BLE001 - the safety net itself
+        if len(lines) <= 1:
+            raw = pc.utf8_slice_codeunits(lines.cast(pa.large_string()), 0, 65536).cast(pa.string()) \
+                if len(lines) else pa.array([], pa.string())
+            reason = f"internal error in {name}: {type(exc).__name__}: {str(exc)[:200]}"
+            return pa.table({"_line": numbers, "_raw": raw,
+                             "_error": pa.array([reason] * len(lines), pa.string())})
+        half = len(lines) // 2
+        return pa.concat_tables([
+            guarded(parse, lines.slice(0, half), numbers.slice(0, half), state, name),
+            guarded(parse, lines.slice(half), numbers.slice(half), state, name)],
+            promote_options="default")
+
+
+def _slice(arr, offset: int, length: int):
+    out = arr.slice(offset, length)
+    return out.combine_chunks() if isinstance(out, pa.ChunkedArray) else out
+
+
+# ---- small Arrow helpers for sources ---------------------------------------------------------------
+
+def pick(mask, when_true, when_false) -> pa.Array:
+    """`when_true` where `mask`, else `when_false`; skips the copy when the mask is uniform."""
+    m = mask.combine_chunks() if isinstance(mask, pa.ChunkedArray) else mask
+    m = pc.fill_null(m, False)
+    if m.true_count == len(m) and isinstance(when_true, (pa.Array, pa.ChunkedArray)):
+        return when_true
+    if m.true_count == 0 and isinstance(when_false, (pa.Array, pa.ChunkedArray)):
+        return when_false
+    return pc.if_else(m, when_true, when_false)
+
+
+def cef_label(table: pa.Table, *labels: str, custom=CEF_CUSTOM) -> pa.Array:
+    """Arrow twin of `cef_label_sql`: the value of the custom field whose label is one of
+    `labels` (case-insensitive), over a table holding the `cef_custom_keys()` columns."""
+    wanted = pa.array([lab.lower() for lab in labels], pa.string())
+    out = pa.nulls(table.num_rows, pa.string())
+    for k in reversed(custom):
+        lab = None
+        for name in (k + "Label", k + "label"):
+            if name in table.column_names and table[name].null_count < table.num_rows:
+                col = table[name]
+                lab = col if lab is None else pc.coalesce(lab, col)
+        if lab is None or k not in table.column_names:
+            continue
+        hit = pc.fill_null(pc.is_in(pc.utf8_lower(pc.utf8_trim_whitespace(lab)), value_set=wanted), False)
+        out = pick(hit, table[k], out)
+    return out.combine_chunks() if isinstance(out, pa.ChunkedArray) else out
+
+
+def arrays(table: pa.Table) -> dict:
+    """name -> plain (non-chunked) Array for each column of a table."""
+    out = {}
+    for name in table.column_names:
+        c = table[name]
+        out[name] = c.chunk(0) if c.num_chunks == 1 else (
+            c.combine_chunks() if c.num_chunks else pa.array([], c.type))
+    return out
