@@ -31,12 +31,14 @@ Mapping decisions (spec 2.11)
 
 from __future__ import annotations
 
+import io
 import re
 from typing import Iterator
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 
 from .. import asim
 from .base import BATCH_LINES, Batch, Source, read_head
@@ -114,6 +116,60 @@ def _split_csv(records: pa.Table) -> pa.Table:
 
 
 def _csv_columns(records: pa.Table, header: list[str], wanted: tuple[str, ...]) -> pa.Table:
+    """Split framed CSV records into the wanted columns: Arrow's CSV reader when it stays
+    aligned with the records (the usual case), the regex splitter otherwise."""
+    fast = _csv_columns_arrow(records, header, wanted)
+    return fast if fast is not None else _csv_columns_regex(records, header, wanted)
+
+
+def _csv_columns_arrow(records: pa.Table, header: list[str], wanted: tuple[str, ...]) -> pa.Table | None:
+    raws = records["_raw"].combine_chunks() if isinstance(records["_raw"], pa.ChunkedArray) else records["_raw"]
+    n, width = records.num_rows, len(header)
+    if not n or not width:
+        return None
+    block = pc.binary_join(pa.ListArray.from_arrays(pa.array([0, n], pa.int32()), raws), "\n")[0].as_py()
+    invalid: list[tuple[int, int]] = []
+
+    def on_invalid(row):
+        invalid.append((row.number, row.actual_columns))
+        return "skip"
+
+    names = [f"f{i}" for i in range(width)]
+    try:
+        table = pacsv.read_csv(
+            io.BytesIO(block.encode("utf-8")),
+            read_options=pacsv.ReadOptions(column_names=names, use_threads=False, block_size=1 << 26),
+            parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=on_invalid),
+            convert_options=pacsv.ConvertOptions(column_types={c: pa.string() for c in names},
+                                                 strings_can_be_null=False, quoted_strings_can_be_null=False))
+    except (pa.ArrowInvalid, UnicodeError, OverflowError):
+        return None
+    bad = np.array([i for i, _ in invalid], np.int64) - 1
+    if table.num_rows + len(bad) != n or (len(bad) and (bad.min() < 0 or bad.max() >= n)):
+        return None  # Arrow's quoting disagreed with the record framing: use the regex path
+    good = np.setdiff1d(np.arange(n), bad)
+    position = {}
+    for i, name in enumerate(header):
+        position.setdefault(name.lower(), i)
+    out = {"_line": pc.take(records["_line"], pa.array(good)), "_raw": pc.take(raws, pa.array(good)),
+           "_error": pa.nulls(len(good), pa.string())}
+    for name in wanted:
+        i = position.get(name.lower())
+        if i is None:
+            out[name] = pa.nulls(len(good), pa.string())
+        else:
+            values = pc.utf8_trim_whitespace(table[f"f{i}"].combine_chunks())
+            out[name] = pc.if_else(pc.equal(values, ""), pa.scalar(None, pa.string()), values)
+    result = pa.table(out)
+    if len(bad):
+        errors = pa.table({
+            "_line": pc.take(records["_line"], pa.array(bad)), "_raw": pc.take(raws, pa.array(bad)),
+            "_error": pa.array([f"expected {width} CSV fields, found {k}" for _, k in invalid], pa.string())})
+        result = pa.concat_tables([result, errors], promote_options="default")
+    return result
+
+
+def _csv_columns_regex(records: pa.Table, header: list[str], wanted: tuple[str, ...]) -> pa.Table:
     position = {}
     for i, name in enumerate(header):
         position.setdefault(name.lower(), i + 1)
