@@ -153,6 +153,14 @@ def test_tsv_fixture():
             reordered["DstPortNumber"], reordered["NetworkDuration"]) == ("10.0.0.6", 52000, "198.51.100.8", 8443, 500)
 
 
+def test_json_millisecond_timestamps(tmp_path):
+    path = tmp_path / "conn.json"
+    path.write_text(json.dumps({"ts": 1714521600123, "uid": "CM1", "id.orig_h": "10.0.0.1", "id.orig_p": 1,
+                                "id.resp_h": "10.0.0.2", "id.resp_p": 22, "proto": "tcp", "conn_state": "S0"}) + "\n")
+    rows, _, _, _ = run(path)
+    assert rows["TimeGenerated"].to_pylist() == [datetime(2024, 5, 1, 0, 0, 0, 123000, tzinfo=UTC)]
+
+
 def test_tsv_fixture_small_batches_keep_header_state():
     rows, quarantine, skipped, _ = run(FIXTURES / "conn_mixed.log", batch_lines=3)
     assert (rows.num_rows, quarantine.num_rows, skipped) == (8, 3, 2)

@@ -15,6 +15,7 @@ Forms accepted
 Mapping decisions (spec 2.9 and part 3)
 - EventType Flow, EventCount 1, no DvcAction (Zeek is passive).
 - TimeGenerated = EventStartTime = ts; EventEndTime = ts + duration (ts when no duration).
+  ts is epoch seconds, ISO-8601, or epoch milliseconds (JSON::TS_MILLIS: values >= 1e11).
 - NetworkDuration = round(duration * 1000) ms.
 - Bytes: payload bytes orig_bytes/resp_bytes -> SrcBytes/DstBytes (as the Corelight parser);
   the IP-level orig_ip_bytes/resp_ip_bytes go to AdditionalFields. NetworkBytes/Packets are
@@ -329,7 +330,9 @@ class Zeek(Source):
 
         sql = f"""
         WITH pre AS (
-          SELECT *, {any_time_sql(ts)} AS _start, TRY_CAST({c['duration']} AS DOUBLE) AS _dur,
+          SELECT *, CASE WHEN TRY_CAST({ts} AS DOUBLE) >= 1e11 THEN {epoch_sql(ts, 1000)}
+                         ELSE {any_time_sql(ts)} END AS _start,
+                 TRY_CAST({c['duration']} AS DOUBLE) AS _dur,
                  {proto} AS _proto
           FROM canon)
         SELECT _line, _raw, coalesce(_skip, false) AS _skip, {error} AS _error,
