@@ -461,11 +461,13 @@ _HEADER_FIELDS = ["pri", "version", "timestamp_text", "hostname", "appname", "pr
                   "structured_data"]
 
 
-def syslog_header(lines, *, year: int | None = None, reference: datetime | None = None) -> pa.Table:
+def syslog_header(lines, *, year: int | None = None, reference: datetime | None = None,
+                  parse_time: bool = True) -> pa.Table:
     """Split syslog lines into header fields and the message body (see the module doc).
     Columns: pri (int32), version (int32), timestamp_text, timestamp (UTC), hostname,
     appname, procid, msgid, structured_data, message, form. Fields a form lacks are NULL;
-    `-` (RFC 5424 nil) is NULL."""
+    `-` (RFC 5424 nil) is NULL. With parse_time=False the timestamp column is left NULL (parse
+    `timestamp_text` together with other times: `parse_timestamps_many`)."""
     arr = as_strings(lines)
     n = len(arr)
     forms = [("rfc5424", _RFC5424), ("rfc3164", _RFC3164), ("iso", _ISO), ("none", _PRI)]
@@ -497,7 +499,8 @@ def syslog_header(lines, *, year: int | None = None, reference: datetime | None 
         v = fields[f]
         v = pc.if_else(pc.is_in(v, pa.array(["", "-"])), pa.scalar(None, pa.string()), v)
         out[f] = v.cast(pa.int32()) if f in ("pri", "version") else v
-    out["timestamp"] = parse_timestamps(out["timestamp_text"], year=year, reference=reference)
+    out["timestamp"] = parse_timestamps(out["timestamp_text"], year=year, reference=reference) \
+        if parse_time else pa.nulls(n, asim.TIMESTAMP)
     out["message"] = drop_prefix(arr, header_len)
     out["form"] = pa.array(form.astype(str), pa.string())
     return pa.table(out)
@@ -651,17 +654,28 @@ def timestamp_sql(expr: str, *, year: int | None = None, reference: datetime | N
 def parse_timestamps(text, *, year: int | None = None, reference: datetime | None = None) -> pa.Array:
     """`timestamp_sql` over a string array -> timestamp[us, UTC] array. Each distinct text is
     parsed once (records in a batch share few distinct timestamps)."""
-    arr = text.combine_chunks() if isinstance(text, pa.ChunkedArray) else text
-    if not isinstance(arr, pa.Array):
-        arr = pa.array(arr, pa.string())
-    if arr.type != pa.string():
-        arr = arr.cast(pa.string())
-    uniq = pc.unique(arr).drop_null()
-    if len(uniq) == 0:
-        return pa.nulls(len(arr), asim.TIMESTAMP)
+    return parse_timestamps_many([text], year=year, reference=reference)[0]
+
+
+def parse_timestamps_many(texts: list, *, year: int | None = None,
+                          reference: datetime | None = None) -> list:
+    """`parse_timestamps` for several string arrays at once (one query for all of them)."""
+    arrs = []
+    for text in texts:
+        arr = text.combine_chunks() if isinstance(text, pa.ChunkedArray) else text
+        if not isinstance(arr, pa.Array):
+            arr = pa.array(arr, pa.string())
+        arrs.append(arr if arr.type == pa.string() else arr.cast(pa.string()))
+    live = [a for a in arrs if a.null_count < len(a)]
+    if not live:
+        return [pa.nulls(len(a), asim.TIMESTAMP) for a in arrs]
+    uniq = pc.unique(pa.chunked_array(live, pa.string())).drop_null()
     parsed = asim.query(f"SELECT {timestamp_sql('x', year=year, reference=reference)} AS ts FROM u",
                         u=pa.table({"x": uniq}))["ts"].combine_chunks().cast(asim.TIMESTAMP)
-    return parsed.take(pc.index_in(arr, value_set=uniq))
+    return [parsed.take(pc.index_in(a, value_set=uniq)) if a.null_count < len(a)
+            else pa.nulls(len(a), asim.TIMESTAMP) for a in arrs]
+
+
 # ---- values (SQL) -------------------------------------------------------------------------------
 
 _IPV4 = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?:\.(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}"
@@ -904,3 +918,46 @@ def arrays(table: pa.Table) -> dict:
         out[name] = c.chunk(0) if c.num_chunks == 1 else (
             c.combine_chunks() if c.num_chunks else pa.array([], c.type))
     return out
+
+
+# ---- CommonSecurityLog exports ---------------------------------------------------------------------
+
+# Sentinel CommonSecurityLog columns -> the CEF key they were stored from (cef-name-mapping.md),
+# so an export (CSV) can be read with the same mapping as raw CEF. Header fields use the
+# names of `parse_cef` (vendor, product, ...); a few columns have no CEF key (leading `_`).
+COMMON_SECURITY_LOG = {
+    "DeviceVendor": "vendor", "DeviceProduct": "product", "DeviceVersion": "version",
+    "DeviceEventClassID": "signature", "Activity": "name", "LogSeverity": "severity",
+    "SourceIP": "src", "SourcePort": "spt", "DestinationIP": "dst", "DestinationPort": "dpt",
+    "Protocol": "proto", "DeviceAction": "act", "DeviceInboundInterface": "deviceInboundInterface",
+    "DeviceOutboundInterface": "deviceOutboundInterface", "ReceivedBytes": "in", "SentBytes": "out",
+    "DeviceExternalID": "deviceExternalId", "ExternalID": "externalId",
+    "SourceTranslatedAddress": "sourceTranslatedAddress", "SourceTranslatedPort": "sourceTranslatedPort",
+    "DestinationTranslatedAddress": "destinationTranslatedAddress",
+    "DestinationTranslatedPort": "destinationTranslatedPort", "SourceMACAddress": "smac",
+    "DestinationMACAddress": "dmac", "SourceUserName": "suser", "DestinationUserName": "duser",
+    "ApplicationProtocol": "app", "Message": "msg", "DeviceName": "dvchost", "DeviceAddress": "dvc",
+    "ReceiptTime": "rt", "StartTime": "start", "EndTime": "end", "EventCount": "cnt",
+    "CommunicationDirection": "deviceDirection", "RequestURL": "request",
+    **{f"DeviceCustomString{i}": f"cs{i}" for i in range(1, 7)},
+    **{f"DeviceCustomString{i}Label": f"cs{i}Label" for i in range(1, 7)},
+    **{f"DeviceCustomNumber{i}": f"cn{i}" for i in range(1, 4)},
+    **{f"DeviceCustomNumber{i}Label": f"cn{i}Label" for i in range(1, 4)},
+    "FlexString1": "flexString1", "FlexString1Label": "flexString1Label",
+    "FlexString2": "flexString2", "FlexString2Label": "flexString2Label",
+    "Computer": "_computer", "EventTime": "_eventtime", "TimeGenerated": "_timegenerated",
+    "AdditionalExtensions": "_extensions",
+}
+CSL_REQUIRED = ("DeviceVendor", "DeviceProduct")
+
+
+def csl_header(first_line: str) -> list[str] | None:
+    """The column names when a CSV header line is a CommonSecurityLog export (it has
+    DeviceVendor and DeviceProduct), else None."""
+    import csv as _csv
+    try:
+        names = next(_csv.reader([first_line.lstrip("\ufeff")]))
+    except (StopIteration, _csv.Error):
+        return None
+    names = [x.strip() for x in names]
+    return names if all(c in names for c in CSL_REQUIRED) else None

@@ -202,7 +202,7 @@ class PaloAlto(Source):
 
     def _parse(self, lines: pa.Array, numbers: pa.Array, state: dict) -> pa.Table:
         n = len(lines)
-        head = S.arrays(S.syslog_header(lines))
+        head = S.arrays(S.syslog_header(lines, parse_time=False))
         msg = head["message"]
         cef_table = S.parse_cef(msg, CEF_KEYS)
         cef = S.arrays(cef_table)
@@ -225,15 +225,16 @@ class PaloAlto(Source):
                 raw[name] = csv_col
         offset = pc.extract_regex(pc.fill_null(csv[f"f{CSV_FIELDS['highres']}"], ""),
                                   r"(?P<sign>[+-])(?P<hh>\d{2}):?(?P<mm>\d{2})$")
+        t_gen, t_start, t_cef_start, t_rt, t_head = S.parse_timestamps_many([
+            csv[f"f{CSV_FIELDS['time_generated']}"], csv[f"f{CSV_FIELDS['start']}"],
+            cef["start"], cef["rt"], head["timestamp_text"]])
         inputs = {k: raw[k] for k in _SQL_INPUTS}
         inputs.update({
             "is_cef": is_cef, "cef_vendor": cef["vendor"], "cef_name": cef["name"],
             "cef_signature": cef["signature"], "f1": csv["f1"], "f3": csv["f3"], "f4": csv["f4"],
             "_nfields": csv["_nfields"], "hostname": head["hostname"],
-            "time_gen_csv": S.parse_timestamps(csv[f"f{CSV_FIELDS['time_generated']}"]),
-            "time_start_csv": S.parse_timestamps(csv[f"f{CSV_FIELDS['start']}"]),
-            "time_cef": (pc.coalesce(S.parse_timestamps(cef["start"]), S.parse_timestamps(cef["rt"]),
-                                     head["timestamp"]) if n_cef else pa.nulls(n, asim.TIMESTAMP)),
+            "time_gen_csv": t_gen, "time_start_csv": t_start,
+            "time_cef": pc.coalesce(t_cef_start, t_rt, t_head) if n_cef else pa.nulls(n, asim.TIMESTAMP),
             "off_sign": pc.struct_field(offset, "sign"), "off_hh": pc.struct_field(offset, "hh"),
             "off_mm": pc.struct_field(offset, "mm"),
         })

@@ -1,0 +1,327 @@
+"""Fortinet FortiGate traffic logs.
+
+Raw forms accepted (one record per line; an optional syslog header `<PRI>`, RFC 3164 or 5424)
+  key=value syslog  `date=2019-05-10 time=11:37:47 logid="0000000013" type="traffic" subtype="forward"
+                     ... srcip= srcport= dstip= dstport= proto=6 action="close" ...` (FortiOS)
+  CEF               `CEF:0|Fortinet|Fortigate|v7.2.0|00013|traffic:forward accept|3|src= ... act= ...`
+                     with the FortiGate keys prefixed `FTNTFGT` (FortiOS), unprefixed (FortiAnalyzer)
+                     or prefixed `FortinetFortiGate`
+  CommonSecurityLog CSV export (a Sentinel query export with a header row: DeviceVendor,
+                     DeviceProduct, SourceIP, ..., AdditionalExtensions `k=v;k=v`). Rows of other
+                     vendors are skipped. A quoted field holding a line break is not supported
+                     (the halves are quarantined).
+Only traffic logs are sessions: other types (event, utm, ...) and DNS rows (action `dns`, as
+the Sentinel parser) are skipped (counted). A line that is not a FortiGate record is quarantined.
+
+Decisions
+- Time: `eventtime` (epoch s/ms/us/ns, UTC) first; else `date`+`time` with `tz` when present
+  (otherwise taken as UTC); CEF `rt`; the export's EventTime / TimeGenerated; the syslog
+  header. EventStartTime = `start` when given, else TimeGenerated minus `duration`;
+  EventEndTime = TimeGenerated.
+- NetworkDuration: `duration` is seconds -> x1000 (spec part 3, item 3).
+- Bytes: sentbyte (CEF `out`) -> SrcBytes, rcvdbyte (CEF `in`) -> DstBytes, sums for
+  NetworkBytes / NetworkPackets.
+- DvcAction / EventResult (Sentinel's table): accept -> Allow/Success, deny -> Deny/Failure,
+  client-rst -> Reset Source/Failure, server-rst -> Reset Destination/Failure, close ->
+  (none)/Success, timeout -> (none)/Failure (details Timeout), ip-conn -> (none)/Failure
+  (details Unknown; "IP connection error" is not an ASIM value). utmaction=allow forces
+  Success. Deliberate addition: action accept/close with utmaction block -> EventResult
+  Partial (the session ran but UTM blocked content).
+- EventSeverity from `level` (emergency/alert/critical -> High, error/warning -> Low, others
+  Informational), else the CEF severity 1-8 (1-3 Informational, 4-5 Low, 6 High, 7 Medium,
+  8 High: Sentinel's "Critical"/"Alert" clamped).
+- NetworkDirection from the interface roles: lan/dmz/internal are inside, wan/external
+  outside: inside->outside Outbound, outside->inside Inbound, inside->inside Local,
+  outside->outside External; anything else (`undefined`) leaves it empty. The roles are also
+  SrcZone / DstZone.
+- ICMP / ICMPv6 have no ports (NULL); icmptype / icmpcode (hex) -> NetworkIcmpType (name) /
+  NetworkIcmpCode. Protocol numbers go through the IANA table.
+- transip/transport -> SrcNat*, tranip/tranport -> DstNat* (0.0.0.0 means none).
+- NetworkRuleName = policyname, else the policy id. Vendor / product: Fortinet / FortiGate.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .. import asim
+from . import _syslog as S
+from .base import Source
+
+NATIVE_KEYS = (
+    "date", "time", "tz", "eventtime", "devname", "devid", "logid", "type", "subtype", "level",
+    "vd", "srcip", "srcport", "srcintf", "srcintfrole", "dstip", "dstport", "dstintf",
+    "dstintfrole", "sessionid", "proto", "action", "policyid", "policyname", "policytype",
+    "poluuid", "service", "trandisp", "transip", "transport", "tranip", "tranport", "duration",
+    "sentbyte", "rcvdbyte", "sentpkt", "rcvdpkt", "app", "appcat", "apprisk", "utmaction",
+    "srcmac", "dstmac", "user", "srcname", "dstname", "srccountry", "dstcountry", "crscore",
+    "craction", "icmptype", "icmpcode", "icmpid", "start", "externalID",
+)
+# CEF key -> FortiOS key (FortiOS CEF mapping; `app` carries the service)
+CEF_STANDARD = {
+    "src": "srcip", "spt": "srcport", "dst": "dstip", "dpt": "dstport", "proto": "proto",
+    "act": "action", "externalId": "sessionid", "deviceInboundInterface": "srcintf",
+    "deviceOutboundInterface": "dstintf", "out": "sentbyte", "in": "rcvdbyte",
+    "dvchost": "devname", "deviceExternalId": "devid", "sourceTranslatedAddress": "transip",
+    "sourceTranslatedPort": "transport", "destinationTranslatedAddress": "tranip",
+    "destinationTranslatedPort": "tranport", "smac": "srcmac", "dmac": "dstmac", "suser": "user",
+    "duser": "user", "app": "service", "start": "start", "shost": "srcname", "dhost": "dstname",
+}
+PREFIXES = ("FTNTFGT", "FortinetFortiGate", "")
+CEF_KEYS = sorted(set(CEF_STANDARD) | {"rt", "cat"} | {
+    p + k for k in NATIVE_KEYS for p in PREFIXES if p or k not in CEF_STANDARD})
+CSL_CONTEXT = ("vendor", "product", "version", "name", "severity", "_computer", "_eventtime",
+               "_timegenerated", "_extensions")
+
+_SNIFF = re.compile(
+    rb"(?:^|[\s>])logid=\"?\d{10}\"?\s.*\btype=\"?(?:traffic|event|utm|anomaly|dlp|dns|ips|emailfilter|"
+    rb"webfilter|virus|app-ctrl|waf|voip|ssh|ssl|file-filter)\b"
+    rb"|(?:^|[\s>])date=\d{4}-\d{2}-\d{2} time=\d{1,2}:\d{2}:\d{2} (?:[^\r\n]*\s)?(?:logid|devname|devid)="
+    rb"|CEF:\s?\d+\|Fortinet\|Forti[Gg]ate\|", re.MULTILINE)
+
+_ACTIONS = {"accept": "Allow", "deny": "Deny", "client-rst": "Reset Source",
+            "server-rst": "Reset Destination"}
+_RESULTS = {"accept": "Success", "close": "Success", "deny": "Failure", "client-rst": "Failure",
+            "server-rst": "Failure", "timeout": "Failure", "ip-conn": "Failure"}
+_DETAILS = {"timeout": "Timeout", "ip-conn": "Unknown"}
+_LEVELS = {"emergency": "High", "alert": "High", "critical": "High", "error": "Low",
+           "warning": "Low", "notice": "Informational", "notification": "Informational",
+           "information": "Informational", "informational": "Informational",
+           "debug": "Informational"}
+_SEVERITIES = {"0": "Informational", "1": "Informational", "2": "Informational",
+               "3": "Informational", "4": "Low", "5": "Low", "6": "High", "7": "Medium", "8": "High",
+               "9": "High", "10": "High"}
+_INSIDE = ("lan", "dmz", "internal")
+_OUTSIDE = ("wan", "external")
+
+PASSTHROUGH = {
+    "DvcOriginalAction": "action", "DvcId": "devid", "DvcInboundInterface": "srcintf",
+    "DvcOutboundInterface": "dstintf", "SrcBytes": "sentbyte", "DstBytes": "rcvdbyte",
+    "SrcPackets": "sentpkt", "DstPackets": "rcvdpkt", "NetworkSessionId": "sessionid",
+    "SrcIpAddr": "srcip", "DstIpAddr": "dstip", "SrcZone": "srcintfrole", "DstZone": "dstintfrole",
+    "SrcMacAddr": "srcmac", "DstMacAddr": "dstmac", "SrcUsername": "user", "SrcHostname": "srcname",
+    "DstHostname": "dstname", "DstAppName": "app",
+}
+
+
+def _map(expr: str, mapping: dict) -> str:
+    pairs = ", ".join(f"{S.sql_str(k)}: {S.sql_str(v)}" for k, v in mapping.items())
+    return f"MAP {{{pairs}}}[{expr}]"
+
+
+def _role(col: str) -> str:
+    inside = ", ".join(S.sql_str(r) for r in _INSIDE)
+    outside = ", ".join(S.sql_str(r) for r in _OUTSIDE)
+    return (f"CASE WHEN lower(trim({col})) IN ({inside}) THEN 'in' "
+            f"WHEN lower(trim({col})) IN ({outside}) THEN 'out' END")
+
+
+def _derived_sql() -> str:
+    inner = (f"SELECT *, {asim.protocol_sql('proto')} AS proto_kw, "
+             f"lower(trim(action)) AS act_l, lower(trim(utmaction)) AS utm_l, "
+             f"lower(trim(type)) AS type_l, "
+             f"TRY_CAST(TRY_CAST(duration AS DOUBLE) AS BIGINT) AS duration_s, "
+             f"coalesce({S.valid_ip_sql('hostname')}, false) AS host_is_ip, "
+             f"{_role('srcintfrole')} AS src_side, {_role('dstintfrole')} AS dst_side, "
+             f"NULLIF(trim(srcip), '') AS src_t, NULLIF(trim(dstip), '') AS dst_t FROM t")
+    icmp = "coalesce(proto_kw IN ('ICMP', 'IPV6-ICMP'), false)"
+
+    def port(col: str) -> str:
+        return f"CASE WHEN {icmp} THEN NULL ELSE {col} END"
+
+    def num(col: str) -> str:
+        return f"TRY_CAST(TRY_CAST(NULLIF(trim({col}), '') AS DOUBLE) AS BIGINT)"
+
+    result = (f"CASE WHEN utm_l = 'allow' THEN 'Success' "
+              f"WHEN act_l IN ('accept', 'close') AND utm_l IN ('block', 'blocked', 'deny') THEN 'Partial' "
+              f"ELSE {_map('act_l', _RESULTS)} END")
+    extra = S.additional_fields_sql({
+        "Vdom": "vd", "LogId": "logid", "Subtype": "subtype", "Level": "level", "Service": "service",
+        "AppCategory": "appcat", "AppRisk": "apprisk", "SrcCountry": "srccountry",
+        "DstCountry": "dstcountry", "CrScore": "crscore", "CrAction": "craction",
+        "UtmAction": "utmaction", "PolicyId": "policyid", "PolicyType": "policytype",
+        "PolicyUuid": "poluuid", "TranslationType": "trandisp",
+        "NetworkProtocolNumber": "CASE WHEN proto_kw IS NULL THEN proto END",
+    })
+    recognised = ("CASE WHEN form = 'kv' THEN (type IS NOT NULL OR logid IS NOT NULL) "
+                  "WHEN form = 'csl' THEN NULLIF(trim(vendor), '') IS NOT NULL "
+                  "ELSE coalesce(lower(trim(vendor)) = 'fortinet' AND lower(trim(product)) LIKE 'forti%', false) END")
+    is_session = "coalesce(type_l = 'traffic', false) AND coalesce(act_l, '') <> 'dns'"
+    error = (f"CASE WHEN NOT recognised THEN 'not a FortiGate log record' "
+             f"WHEN NOT ({is_session}) THEN NULL "
+             f"WHEN src_t IS NULL OR dst_t IS NULL THEN 'missing source or destination address' "
+             f"WHEN NOT {S.valid_ip_sql('src_t')} THEN 'invalid source address' "
+             f"WHEN NOT {S.valid_ip_sql('dst_t')} THEN 'invalid destination address' END")
+    skip = (f"CASE WHEN NOT recognised THEN false WHEN form = 'csl' AND "
+            f"NOT coalesce(lower(trim(vendor)) = 'fortinet', false) THEN true "
+            f"ELSE NOT ({is_session}) END")
+    return f"""
+SELECT
+  time_gen AS TimeGenerated,
+  coalesce(time_start, CASE WHEN duration_s > 0 THEN time_gen - to_seconds(duration_s) END, time_gen)
+    AS EventStartTime,
+  time_gen AS EventEndTime,
+  'NetworkSession' AS EventType,
+  {result} AS EventResult,
+  CASE WHEN utm_l = 'allow' THEN NULL ELSE {_map('act_l', _DETAILS)} END AS EventResultDetails,
+  coalesce({_map('lower(trim(level))', _LEVELS)}, {_map('trim(severity)', _SEVERITIES)}) AS EventSeverity,
+  subtype AS EventOriginalType,
+  coalesce(version, CASE WHEN form = 'kv' THEN NULL END) AS EventProductVersion,
+  coalesce(NULLIF(trim(devname), ''), hostname, NULLIF(trim(devid), '')) AS Dvc,
+  CASE WHEN host_is_ip THEN hostname END AS DvcIpAddr,
+  coalesce(NULLIF(trim(devname), ''), CASE WHEN NOT host_is_ip THEN hostname END) AS DvcHostname,
+  CASE WHEN NULLIF(trim(devid), '') IS NOT NULL THEN 'Other' END AS DvcIdType,
+  {_map('act_l', _ACTIONS)} AS DvcAction,
+  proto_kw AS NetworkProtocol,
+  {S.ip_version_sql('coalesce(dst_t, src_t)')} AS NetworkProtocolVersion,
+  upper(NULLIF(trim(service), '')) AS NetworkApplicationProtocol,
+  CASE WHEN src_side = 'in' AND dst_side = 'out' THEN 'Outbound'
+       WHEN src_side = 'out' AND dst_side = 'in' THEN 'Inbound'
+       WHEN src_side = 'in' AND dst_side = 'in' THEN 'Local'
+       WHEN src_side = 'out' AND dst_side = 'out' THEN 'External' END AS NetworkDirection,
+  duration_s * 1000 AS NetworkDuration,
+  {num('sentbyte')} + {num('rcvdbyte')} AS NetworkBytes,
+  {num('sentpkt')} + {num('rcvdpkt')} AS NetworkPackets,
+  coalesce(NULLIF(trim(policyname), ''), NULLIF(trim(policyid), '')) AS NetworkRuleName,
+  CASE WHEN {icmp} THEN {S.icmp_type_sql('icmptype', "proto_kw = 'IPV6-ICMP'")} END AS NetworkIcmpType,
+  CASE WHEN {icmp} THEN {S.int_sql('icmpcode')} END AS NetworkIcmpCode,
+  {port('srcport')} AS SrcPortNumber,
+  {port('dstport')} AS DstPortNumber,
+  CASE WHEN trim(transip) NOT IN ('0.0.0.0', '::') THEN transip END AS SrcNatIpAddr,
+  CASE WHEN trim(transip) NOT IN ('0.0.0.0', '::', '') THEN {port('transport')} END AS SrcNatPortNumber,
+  CASE WHEN trim(tranip) NOT IN ('0.0.0.0', '::') THEN tranip END AS DstNatIpAddr,
+  CASE WHEN trim(tranip) NOT IN ('0.0.0.0', '::', '') THEN {port('tranport')} END AS DstNatPortNumber,
+  {extra} AS AdditionalFields,
+  {error} AS _error,
+  {skip} AS _skip
+FROM ({inner.replace("FROM t", f"FROM (SELECT *, ({recognised}) AS recognised FROM t)")}) v"""
+
+
+_DERIVED = _derived_sql()
+_SQL_INPUTS = ("proto", "action", "utmaction", "type", "logid", "duration", "srcintfrole",
+               "dstintfrole", "srcip", "dstip", "level", "subtype", "devname", "devid", "service",
+               "sentbyte", "rcvdbyte", "sentpkt", "rcvdpkt", "policyname", "policyid", "icmptype",
+               "icmpcode", "srcport", "dstport", "transip", "transport", "tranip", "tranport", "vd",
+               "appcat", "apprisk", "srccountry", "dstcountry", "crscore", "craction", "policytype",
+               "poluuid", "trandisp")
+
+
+def _cef_unified(cef: dict, n: int) -> dict:
+    """FortiOS-named columns from CEF (or export) columns: standard CEF keys first, then the
+    FTNTFGT / FortinetFortiGate prefixed and the bare FortiAnalyzer keys."""
+    out = {}
+    for k in NATIVE_KEYS + ("sessionid",):
+        cands = [cef[std] for std, nat in CEF_STANDARD.items() if nat == k and std in cef]
+        cands += [cef[p + k] for p in PREFIXES if (p + k) in cef]
+        if k == "sessionid":
+            cands += [cef[p + "externalID"] for p in PREFIXES if (p + "externalID") in cef]
+        cands = [c for c in cands if c.null_count < len(c)]
+        out[k] = pc.coalesce(*cands) if len(cands) > 1 else (cands[0] if cands else pa.nulls(n, pa.string()))
+    # type / subtype / action from `cat` (traffic:forward) or the name (traffic:forward accept)
+    label = pc.coalesce(cef.get("cat", pa.nulls(n, pa.string())), cef["name"])
+    parts = pc.extract_regex(pc.fill_null(label, ""), r"^\s*(?P<type>[A-Za-z-]+)(?::(?P<sub>[A-Za-z0-9_-]+))?")
+    name_act = pc.extract_regex(pc.fill_null(cef["name"], ""), r":\S+\s+(?P<act>[A-Za-z-]+)\s*$")
+    nul = pa.scalar(None, pa.string())
+    def nz(a):
+        return pc.if_else(pc.equal(a, ""), nul, a)
+    out["type"] = pc.coalesce(out["type"], nz(pc.struct_field(parts, "type")))
+    out["subtype"] = pc.coalesce(out["subtype"], nz(pc.struct_field(parts, "sub")))
+    out["action"] = pc.coalesce(out["action"], nz(pc.struct_field(name_act, "act")))
+    return out
+
+
+class Fortinet(Source):
+    def sniff(self, head: bytes, path: str) -> bool:
+        if _SNIFF.search(head):
+            return True
+        first = re.split(rb"\r\n|\r|\n", head, maxsplit=1)[0].decode("utf-8", errors="replace")
+        return S.csl_header(first) is not None and b",Fortinet," in head
+
+    def start(self, path: str) -> dict:
+        from .base import read_head
+        try:
+            first = re.split(rb"\r\n|\r|\n", read_head(path), maxsplit=1)[0].decode("utf-8", errors="replace")
+        except OSError:
+            return {"csl": None}
+        return {"csl": S.csl_header(first)}
+
+    def parse_lines(self, lines: pa.Array, numbers: pa.Array, state: dict) -> pa.Table:
+        return S.guarded(self._parse, lines, numbers, state, self.name)
+
+    def _parse(self, lines: pa.Array, numbers: pa.Array, state: dict) -> pa.Table:
+        header = state.get("csl")
+        if header:
+            keep = pc.not_equal(numbers, 1)  # the header line is not a record
+            if not pc.all(keep).as_py():
+                lines, numbers = lines.filter(keep), numbers.filter(keep)
+            return self._parse_csl(lines, numbers, header)
+        n = len(lines)
+        head = S.arrays(S.syslog_header(lines, parse_time=False))
+        msg = head["message"]
+        cef = S.arrays(S.parse_cef(msg, CEF_KEYS))
+        is_cef = cef["is_cef"]
+        n_cef = is_cef.true_count
+        kv_text = S.pick(is_cef, pa.scalar("", pa.string()), msg) if n_cef else msg
+        kv = S.arrays(S.extract_pairs(kv_text, NATIVE_KEYS, S.SPACE)) if n_cef < n else \
+            {k: pa.nulls(n, pa.string()) for k in NATIVE_KEYS}
+        if n_cef:
+            uni = _cef_unified(cef, n)
+            raw = {k: S.pick(is_cef, uni[k], kv[k]) for k in uni}
+        else:
+            raw = kv
+        form = S.pick(is_cef, pa.scalar("cef"), pa.scalar("kv"))
+        date_time = pc.binary_join_element_wise(
+            pc.binary_join_element_wise(raw["date"], raw["time"], " "), pc.fill_null(raw["tz"], ""), "")
+        times = [raw["eventtime"], date_time] + ([cef["rt"]] if n_cef else []) + [head["timestamp_text"]]
+        ctx = {"form": form, "vendor": cef["vendor"], "product": cef["product"],
+               "version": cef["version"], "severity": cef["severity"], "hostname": head["hostname"]}
+        return self._finish(raw, ctx, times, numbers, lines)
+
+    def _parse_csl(self, lines: pa.Array, numbers: pa.Array, header: list[str]) -> pa.Table:
+        n = len(lines)
+        wanted = {i: S.COMMON_SECURITY_LOG[c] for i, c in enumerate(header) if c in S.COMMON_SECURITY_LOG}
+        f = S.arrays(S.split_fields(lines, wanted.keys()))
+        cols = {name: f[f"f{i}"] for i, name in wanted.items()}
+        nulls = pa.nulls(n, pa.string())
+        ext_keys = [k for k in CEF_KEYS if k not in cols]
+        ext = S.arrays(S.extract_pairs(cols.get("_extensions", nulls), ext_keys, S.SEMICOLON))
+        cef = {**ext, **cols}
+        for k in ("vendor", "product", "version", "name", "severity", "_computer", "_eventtime",
+                  "_timegenerated", "cat", "rt"):
+            cef.setdefault(k, nulls)
+        uni = _cef_unified(cef, n)
+        times = [uni["eventtime"], cef["_eventtime"], cef["rt"], cef["_timegenerated"]]
+        ctx = {"form": pa.repeat(pa.scalar("csl", pa.string()), n),
+               "vendor": cef["vendor"], "product": cef["product"], "version": cef["version"],
+               "severity": cef["severity"], "hostname": cef["_computer"]}
+        # a row with too few fields for the header is malformed
+        short = pc.less(f["_nfields"], len(header))
+        out = self._finish(uni, ctx, times, numbers, lines)
+        if pc.any(short).as_py():
+            err = pc.if_else(short, pa.scalar(f"expected {len(header)} CSV fields"), out["_error"])
+            out = out.set_column(out.schema.get_field_index("_error"), "_error", err)
+            out = out.set_column(out.schema.get_field_index("_skip"), "_skip",
+                                 pc.and_(out["_skip"], pc.invert(short)))
+        return out
+
+    def _finish(self, raw: dict, ctx: dict, times: list, numbers, lines) -> pa.Table:
+        parsed = S.parse_timestamps_many(times + [raw["start"]])
+        inputs = {k: raw[k] for k in _SQL_INPUTS}
+        inputs.update(ctx)
+        inputs["time_gen"] = pc.coalesce(*parsed[:-1])
+        inputs["time_start"] = parsed[-1]
+        out = asim.query(_DERIVED, t=pa.table(inputs))
+        for col, name in PASSTHROUGH.items():
+            out = out.append_column(col, raw[name])
+        return out.append_column("_line", numbers).append_column("_raw", lines)
+
+
+SOURCE = Fortinet(
+    name="fortinet", vendor="Fortinet", product="FortiGate", priority=10,
+    forms=("FortiOS key=value syslog, type=traffic (other types and DNS rows skipped)",
+           "FortiGate CEF (FTNTFGT-prefixed, unprefixed FortiAnalyzer, FortinetFortiGate-prefixed keys)",
+           "CommonSecurityLog CSV export with a header row (Fortinet rows; other vendors skipped)"),
+)

@@ -1,0 +1,232 @@
+"""FortiGate source: the public key=value samples and CommonSecurityLog export, CEF fixtures
+written from Fortinet's documented FortiOS CEF mapping, detection and hostile input."""
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from portlens.sources import SourceError, base, detect, get
+
+SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "fortinet"
+SOURCE = get("fortinet")
+KV_SAMPLES = ["traffic_forward_1.txt", "traffic_forward_2.txt", "traffic_forward_3.txt",
+              "traffic_forward_4.txt", "traffic_forward_5.txt", "traffic_forward_6.txt",
+              "traffic_forward_9.txt", "traffic_local.txt", "traffic_sniffer.txt"]
+CSL_SAMPLE = "Fortinet_Fortigate_NetworkSession_IngestedLogs.csv"
+
+
+def run(path):
+    batches = list(SOURCE.parse(str(path)))
+    table = pa.concat_tables([b.table for b in batches])
+    quarantine = pa.concat_tables([b.quarantine for b in batches])
+    return table, quarantine, sum(b.skipped for b in batches), sum(b.records for b in batches)
+
+
+def utc(*args):
+    return datetime(*args, tzinfo=timezone.utc)
+
+
+def row(table, **match):
+    rows = [r for r in table.to_pylist() if all(r[k] == v for k, v in match.items())]
+    assert len(rows) == 1, (match, len(rows))
+    return rows[0]
+
+
+def reasons(quarantine):
+    assert not [r for r in quarantine.column("reason").to_pylist() if r.startswith("internal error")]
+    return dict(zip(quarantine.column("line").to_pylist(), quarantine.column("reason").to_pylist()))
+
+
+def sample(name):
+    path = SAMPLES / "fortinet" / name
+    if not path.exists():
+        pytest.skip("shared Fortinet sample not present")
+    return run(path)
+
+
+# ---- public key=value samples ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", KV_SAMPLES)
+def test_kv_samples_normalize_without_quarantine(name):
+    table, quarantine, skipped, records = sample(name)
+    assert (records, table.num_rows, skipped, quarantine.num_rows) == (1, 1, 0, 0)
+    r = table.to_pylist()[0]
+    assert (r["EventVendor"], r["EventProduct"], r["EventType"]) == ("Fortinet", "FortiGate", "NetworkSession")
+    assert r["NetworkProtocol"] == "TCP" or r["DstPortNumber"] == 53
+
+
+def test_kv_forward_close_utm_allow():
+    r = sample("traffic_forward_1.txt")[0].to_pylist()[0]
+    assert r["TimeGenerated"] == datetime(2019, 5, 10, 18, 37, 47, 369913, tzinfo=timezone.utc)  # eventtime (ns)
+    assert r["EventStartTime"] == datetime(2019, 5, 10, 18, 35, 51, 369913, tzinfo=timezone.utc)
+    assert (r["SrcIpAddr"], r["SrcPortNumber"], r["DstIpAddr"], r["DstPortNumber"]) == \
+        ("10.1.100.11", 58012, "23.59.154.35", 80)
+    assert (r["DvcAction"], r["DvcOriginalAction"], r["EventResult"]) == (None, "close", "Success")
+    assert r["NetworkDuration"] == 116_000  # seconds -> ms
+    assert (r["SrcBytes"], r["DstBytes"], r["NetworkBytes"]) == (1188, 1224, 2412)
+    assert (r["SrcPackets"], r["DstPackets"], r["NetworkPackets"]) == (17, 16, 33)
+    assert (r["SrcNatIpAddr"], r["SrcNatPortNumber"]) == ("172.16.200.2", 58012)
+    assert r["NetworkDirection"] is None  # interface roles are "undefined"
+    assert (r["NetworkSessionId"], r["NetworkRuleName"]) == ("105048", "1")
+    assert r["NetworkApplicationProtocol"] == "HTTP"
+    assert r["EventCount"] == 1
+
+
+def test_kv_close_with_utm_block_is_partial():
+    r = sample("traffic_forward_2.txt")[0].to_pylist()[0]
+    assert (r["DvcAction"], r["EventResult"]) == (None, "Partial")
+
+
+def test_kv_client_reset_outbound():
+    r = sample("traffic_forward_5.txt")[0].to_pylist()[0]
+    assert (r["DvcAction"], r["EventResult"], r["NetworkDirection"]) == ("Reset Source", "Failure", "Outbound")
+    assert r["TimeGenerated"] == utc(2019, 5, 16, 1, 3, 39)  # 10-digit eventtime
+    assert (r["SrcZone"], r["DstZone"]) == ("lan", "wan")
+    assert r["DstPackets"] is None and r["NetworkPackets"] is None  # rcvdpkt missing
+
+
+def test_kv_server_reset_and_accept():
+    r = sample("traffic_forward_9.txt")[0].to_pylist()[0]
+    assert (r["DvcAction"], r["EventResult"], r["DstPortNumber"]) == ("Reset Destination", "Failure", 443)
+    r = sample("traffic_forward_4.txt")[0].to_pylist()[0]
+    assert (r["DvcAction"], r["EventResult"], r["NetworkProtocol"], r["DstPortNumber"]) == \
+        ("Allow", "Success", "UDP", 53)
+    assert r["NetworkDuration"] == 180_000
+
+
+# ---- CommonSecurityLog export sample ------------------------------------------------------------------
+
+def test_csl_sample():
+    table, quarantine, skipped, records = sample(CSL_SAMPLE)
+    assert (records, table.num_rows, skipped, quarantine.num_rows) == (10, 10, 0, 0)
+    r = row(table, NetworkSessionId="12345")
+    assert r["TimeGenerated"] == utc(2025, 11, 5, 10, 30)
+    assert r["EventStartTime"] == utc(2025, 11, 5, 10, 29, 58)  # FTNTFGTstart
+    assert (r["SrcIpAddr"], r["SrcPortNumber"], r["DstIpAddr"], r["DstPortNumber"]) == \
+        ("192.168.1.100", 45123, "203.0.113.50", 443)
+    # SentBytes (CEF out) is the source's
+    assert (r["SrcBytes"], r["DstBytes"], r["NetworkBytes"]) == (4096, 2048, 6144)
+    assert (r["DvcAction"], r["EventResult"], r["NetworkDirection"]) == ("Allow", "Success", "Outbound")
+    assert (r["NetworkDuration"], r["SrcPackets"], r["DstPackets"]) == (120_000, 10, 15)
+    assert (r["Dvc"], r["DvcId"], r["EventProductVersion"]) == ("FortiGate-VM64", "FG-VM64-001", "v7.2.0")
+    r = row(table, NetworkSessionId="12346")
+    assert (r["DvcAction"], r["EventResult"], r["NetworkDirection"], r["DstPortNumber"]) == \
+        ("Deny", "Failure", "Inbound", 22)
+    r = row(table, NetworkSessionId="12351")  # ip-conn, ICMP without ports
+    assert (r["NetworkProtocol"], r["SrcPortNumber"], r["DstPortNumber"]) == ("ICMP", None, None)
+    assert (r["DvcAction"], r["EventResult"], r["EventResultDetails"]) == (None, "Failure", "Unknown")
+    r = row(table, NetworkSessionId="12352")  # unprefixed FortiAnalyzer keys, IPv6
+    assert (r["NetworkProtocolVersion"], r["SrcIpAddr"]) == ("IPv6", "fd12:3456:789a:1::100")
+    assert (r["NetworkDirection"], r["NetworkDuration"], r["SrcPackets"]) == ("Outbound", 180_000, 20)
+    r = row(table, NetworkSessionId="12348")  # client-rst but utmaction=allow -> Success
+    assert (r["DvcAction"], r["EventResult"]) == ("Reset Source", "Success")
+
+
+# ---- fixtures ---------------------------------------------------------------------------------------------
+
+def test_kv_fixture():
+    table, quarantine, skipped, records = run(FIXTURES / "kv.log")
+    assert (records, table.num_rows, skipped, quarantine.num_rows) == (9, 4, 3, 2)
+    assert reasons(quarantine) == {6: "missing source or destination address", 7: "not a FortiGate log record"}
+    r = row(table, NetworkSessionId="1001")  # ICMP with hex type/code, syslog header, tz
+    assert r["TimeGenerated"] == utc(2024, 6, 10, 8, 0, 1)
+    assert (r["NetworkProtocol"], r["SrcPortNumber"], r["DstPortNumber"]) == ("ICMP", None, None)
+    assert (r["NetworkIcmpType"], r["NetworkIcmpCode"]) == ("Echo", 0)
+    assert (r["SrcNatIpAddr"], r["SrcNatPortNumber"]) == ("203.0.113.2", None)
+    assert (r["NetworkRuleName"], r["Dvc"], r["DvcId"]) == ("LAN to WAN", "fgt-branch", "FGT60F0000000001")
+    r = row(table, NetworkSessionId="1002")  # IPv6, date/time with tz, no eventtime
+    assert r["TimeGenerated"] == utc(2024, 6, 10, 15, 0, 2)
+    assert (r["NetworkProtocolVersion"], r["DvcAction"], r["NetworkDirection"]) == ("IPv6", "Deny", "Inbound")
+    assert r["EventSeverity"] == "Low"
+    r = row(table, NetworkSessionId="1008")  # quoted value with spaces and escaped quotes
+    assert r["NetworkRuleName"] == 'web "strict" out'
+    assert (r["EventResult"], r["EventResultDetails"]) == ("Failure", "Timeout")
+    r = row(table, NetworkSessionId="1009")  # DNAT, close + utm block
+    assert (r["DstNatIpAddr"], r["DstNatPortNumber"], r["EventResult"]) == ("10.2.0.5", 8443, "Partial")
+
+
+def test_cef_fixture_prefix_variants():
+    table, quarantine, skipped, records = run(FIXTURES / "cef.log")
+    assert (records, table.num_rows, skipped, quarantine.num_rows) == (6, 3, 1, 2)
+    assert reasons(quarantine) == {5: "not a FortiGate log record", 6: "not a FortiGate log record"}
+    r = row(table, NetworkSessionId="402")  # FTNTFGT prefix
+    assert r["TimeGenerated"] == utc(2024, 6, 10, 8, 0, 10)
+    assert (r["SrcBytes"], r["DstBytes"]) == (3652, 146668)  # out = sentbyte
+    assert (r["SrcPackets"], r["DstPackets"], r["NetworkDuration"]) == (58, 105, 2000)
+    assert (r["NetworkDirection"], r["DvcId"], r["NetworkApplicationProtocol"]) == ("Outbound", "FGT5HD3915800610", "HTTPS")
+    assert (r["DvcInboundInterface"], r["DvcOutboundInterface"]) == ("port12", "port11")
+    r = row(table, NetworkSessionId="7002")  # unprefixed, rt epoch ms, escapes
+    assert r["TimeGenerated"] == utc(2024, 6, 10, 10, 0, 11)
+    assert r["NetworkRuleName"] == "Block = RDP \\ all"
+    assert (r["DvcAction"], r["EventSeverity"], r["Dvc"]) == ("Deny", "High", "faz01")
+    r = row(table, SrcIpAddr="2001:db8::5")  # FortinetFortiGate prefix, action from the name
+    assert (r["DvcAction"], r["NetworkDirection"], r["NetworkProtocol"]) == ("Allow", "Local", "UDP")
+    assert r["EventOriginalType"] == "local"
+
+
+def test_csl_fixture_other_vendor_skipped_short_row_quarantined():
+    table, quarantine, skipped, records = run(FIXTURES / "csl.csv")
+    assert (records, table.num_rows, skipped, quarantine.num_rows) == (4, 1, 2, 1)
+    assert reasons(quarantine) == {4: "expected 22 CSV fields"}
+    r = table.to_pylist()[0]
+    assert (r["NetworkSessionId"], r["NetworkDirection"], r["NetworkDuration"]) == ("9001", "Local", 4000)
+
+
+# ---- detection --------------------------------------------------------------------------------------------
+
+def test_detect_picks_fortinet():
+    paths = [FIXTURES / "kv.log", FIXTURES / "cef.log", FIXTURES / "csl.csv"]
+    if (SAMPLES / "fortinet").exists():
+        paths += sorted((SAMPLES / "fortinet").iterdir())
+    for path in paths:
+        assert detect(str(path)).name == "fortinet", path
+
+
+def test_detect_does_not_claim_other_vendors_samples():
+    if not SAMPLES.exists():
+        pytest.skip("shared samples not present")
+    for path in sorted(SAMPLES.rglob("*")):
+        if not path.is_file() or path.parent.name == "fortinet" or path.suffix == ".md":
+            continue
+        assert not SOURCE.sniff(base.read_head(str(path)), str(path)), path
+        try:
+            assert detect(str(path)).name != "fortinet", path
+        except SourceError:
+            pass
+
+
+# ---- hostile input ---------------------------------------------------------------------------------------------
+
+_GOOD = [line for name in ("kv.log", "cef.log") for line in (FIXTURES / name).read_text().splitlines()]
+_pieces = st.one_of(
+    st.sampled_from(_GOOD),
+    st.sampled_from(_GOOD).map(lambda s: s[: len(s) // 3]),
+    st.text(max_size=200),
+    st.binary(max_size=200).map(lambda b: b.decode("latin-1")),
+    st.sampled_from(['type="traffic" srcip=1.1.1.1 dstip=', 'logid="', 'a="""" b=\\" type=traffic',
+                     "CEF:0|Fortinet|Fortigate|1|2|traffic:forward accept|3|src=::1 dst=::2 act=",
+                     "x=" * 100, "\x00", "srcip=" + "9" * 500]),
+)
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(lines=st.lists(_pieces, max_size=25), endings=st.sampled_from(["\n", "\r\n", "\r"]),
+       csl=st.booleans())
+def test_hostile_input_is_accounted_for(tmp_path, lines, endings, csl):
+    path = tmp_path / "hostile.log"
+    header = (FIXTURES / "csl.csv").read_text().splitlines()[0] if csl else None
+    text = endings.join(([header] if header else []) + lines)
+    path.write_bytes(text.encode("utf-8", errors="surrogatepass"))
+    read = sum(len(chunk) for chunk, _ in base.read_lines(str(path)))
+    if csl:
+        read -= 1  # the header row is not a record
+    batches = list(SOURCE.parse(str(path)))
+    assert sum(b.records for b in batches) == read
+    assert sum(b.table.num_rows + b.quarantine.num_rows + b.skipped for b in batches) == read
+    for b in batches:
+        reasons(b.quarantine)
