@@ -55,7 +55,7 @@ def test_ingest_detect_jsonl_end_to_end(tmp_path):
     assert alert["DstPortNumber"] == "3389" and alert["series"][0]["total"] == 200
     # Without --as-of the window ends just after the newest session, and says so.
     r = portlens("detect", "--db", db)
-    assert r.returncode == 0 and "as-of 2024-05-14T03:25:00Z" in r.stderr
+    assert r.returncode == 0 and "as-of 2024-05-14T03:40:00Z" in r.stderr
     assert "Remote Desktop" in r.stdout
     r = portlens("status", "--db", db, "--json")
     assert json.loads(r.stdout)["sessions"] == sum(10 + d % 3 for d in range(13)) + 200

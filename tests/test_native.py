@@ -90,3 +90,23 @@ def test_hostile_bytes_never_raise(tmp_path, blob, eol):
     rows, q, batches = parse(path)
     assert rows.num_rows >= 1
     assert sum(b.records for b in batches) == rows.num_rows + q.num_rows + sum(b.skipped for b in batches)
+
+
+def test_gzip_is_read_and_a_cut_gzip_is_one_clear_error(tmp_path):
+    import gzip
+
+    import pytest
+
+    from portlens.sources import SourceError
+    line = b'{"TimeGenerated": "2024-05-01T10:00:00Z", "DstPortNumber": 22}\n'
+    whole = tmp_path / "rows.jsonl.gz"
+    whole.write_bytes(gzip.compress(line * 1000))
+    assert sources.detect(str(whole)).name == "asim"
+    assert parse(whole)[0].num_rows == 1000
+    cut = tmp_path / "cut.jsonl.gz"
+    cut.write_bytes(gzip.compress(line * 100000)[:3000])
+    with pytest.raises(SourceError, match="cut short or corrupt"):
+        parse(cut)
+    (tmp_path / "magic.gz").write_bytes(b"\x1f\x8b")
+    with pytest.raises(SourceError, match="cannot read"):
+        sources.detect(str(tmp_path / "magic.gz"))

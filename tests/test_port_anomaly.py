@@ -46,7 +46,7 @@ def test_default_config_rdp_spike_alerts_with_kql_columns():
     assert alert["tactics"] == ["LateralMovement"]
     assert alert["rule_id"] == rule.RULE_ID
     assert alert["window"] == {"start": "2024-05-01T06:00:00Z", "end": "2024-05-15T06:00:00Z",
-                               "bin": "1d", "days": 14}
+                               "bin": "1d", "days": 14, "tiers": {}}
     [s] = alert["series"]
     assert s["totals"] == FLAT_SPIKE and s["total"] == 200
     assert int(s["score"]) == 5 and int(s["baseline"]) == 59

@@ -91,14 +91,16 @@ def test_window_is_anchored_at_as_of(tmp_path):
     with Store(str(tmp_path / "s.duckdb")) as store:
         store.ingest(path)
         window = rule.Window(AS_OF)
-        s = rule.daily_series(store.daily_counts(window.start, window.days, rule.KEYS), window)
+        s = rule.daily_series(store.daily_counts(window.start, window.days, rule.KEYS, tier="raw"), window)
     assert s.totals.shape == (1, 14)
     assert s.totals[0].tolist() == [2, 1] + [0] * 11 + [1]
 
 
 def test_default_as_of_is_just_after_the_newest_session():
     newest = datetime(2024, 5, 15, 6, 29, 59, 999999, tzinfo=timezone.utc)
-    assert rule.default_as_of(newest) == datetime(2024, 5, 15, 6, 30, tzinfo=timezone.utc)
+    assert rule.default_as_of(newest) == datetime(2024, 5, 15, 6, 40, tzinfo=timezone.utc)
+    on_boundary = datetime(2024, 5, 15, 6, 40, tzinfo=timezone.utc)
+    assert rule.default_as_of(on_boundary) == datetime(2024, 5, 15, 7, 0, tzinfo=timezone.utc)
 
 
 def test_status_reports_range_and_sources(tmp_path):

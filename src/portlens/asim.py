@@ -12,6 +12,7 @@ import threading
 from dataclasses import dataclass
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -232,6 +233,18 @@ def conform(columns: pa.Table | dict, *, defaults: dict | None = None) -> Confor
     if n == 0:
         return Conformed(empty_table(), pa.array([], pa.int64()), pa.array([], pa.string()))
 
+    # Vocabulary columns are mapped per distinct value (few) on the dictionary-encoded column,
+    # not per row; a value outside the vocabulary marks its row in a `_bad_<name>` column.
+    checks = []
+    for name, canonical in _VALUE_MAPS.items():
+        if name in present:
+            mapped, bad = _map_distinct(table[name], canonical)
+            table = table.set_column(table.schema.get_field_index(name), name, mapped)
+            table = table.append_column(f"_bad_{name}", bad)
+            checks.append((f'"_bad_{name}"', _VALUE_ERRORS[name]))
+        elif defaults.get(name) is not None:
+            defaults = {**defaults, name: canonical(str(defaults[name]))}
+
     def raw(name: str) -> str | None:
         if name in present:
             return f'"{name}"'
@@ -240,42 +253,34 @@ def conform(columns: pa.Table | dict, *, defaults: dict | None = None) -> Confor
             return "NULL" if value is None else _literal(value)
         return None
 
-    select, checks = [], []
+    select = []
     for name, typ in COLUMNS.items():
         src = raw(name)
         if src is None:
             select.append(f'CAST(NULL AS {_SQL_TYPES[typ]}) AS "{name}"')
             continue
         text = f"NULLIF(trim(CAST({src} AS VARCHAR)), '')"
+        typed_in = name in present and table.schema.field(name).type
         if typ == TIMESTAMP:
-            parsed = f"CAST({src} AS TIMESTAMPTZ)" if _is_time(table, name) else time_sql(text)
+            parsed = f"CAST({src} AS TIMESTAMPTZ)" if typed_in and pa.types.is_timestamp(typed_in) else time_sql(text)
             checks.append((f"{text} IS NOT NULL AND ({parsed}) IS NULL", f"{name}: not a timestamp"))
             select.append(f'{parsed} AS "{name}"')
         elif pa.types.is_integer(typ):
-            parsed = f"TRY_CAST(TRY_CAST({text} AS DOUBLE) AS BIGINT)"
-            checks.append((f"{text} IS NOT NULL AND ({parsed}) IS NULL", f"{name}: not an integer"))
-            if name in PORT_COLUMNS:
-                checks.append((f"({parsed}) NOT BETWEEN 0 AND 65535", f"{name}: port outside 0-65535"))
+            if typed_in and pa.types.is_integer(typed_in):
+                parsed = f"CAST({src} AS BIGINT)"
             else:
-                checks.append((f"({parsed}) < 0", f"{name}: negative"))
+                parsed = f"TRY_CAST(TRY_CAST({text} AS DOUBLE) AS BIGINT)"
+                checks.append((f"{text} IS NOT NULL AND ({parsed}) IS NULL", f"{name}: not an integer"))
+            low, high, what = _INT_RANGES.get(name, (0, 2**63 - 1, "negative"))
+            checks.append((f"({parsed}) NOT BETWEEN {low} AND {high}", f"{name}: {what}"))
             select.append(f'CAST({parsed} AS {_SQL_TYPES[typ]}) AS "{name}"')
-        elif name == "NetworkProtocol":
-            parsed = protocol_sql(text)
-            checks.append((f"{text} IS NOT NULL AND ({parsed}) IS NULL", "NetworkProtocol: unknown protocol"))
-            select.append(f'{parsed} AS "{name}"')
-        elif name in _VOCABULARIES:
-            vocab = _VOCABULARIES[name]
-            pairs = ", ".join(f"'{k}': '{v}'" for k, v in vocab.items())
-            parsed = f"MAP {{{pairs}}}[lower({text})]"
-            checks.append((f"{text} IS NOT NULL AND ({parsed}) IS NULL",
-                           f"{name}: not one of {', '.join(vocab.values())}"))
-            select.append(f'{parsed} AS "{name}"')
         else:
             select.append(f'{text} AS "{name}"')
 
     reason = "CASE " + " ".join(f"WHEN {c} THEN {_literal(r)}" for c, r in checks) + " END" if checks else "NULL"
-    typed = query(f"SELECT {', '.join(select)}, {reason} AS _reason, row_number() OVER () - 1 AS _i "
-                  f"FROM _conform_in", _conform_in=table)
+    table = table.append_column("_i", pa.array(np.arange(n, dtype=np.int64)))
+    typed = query(f"SELECT {', '.join(select)}, {reason} AS _reason, _i FROM _conform_in",
+                  _conform_in=table)
     typed = _derive(typed)
     no_time = pc.is_null(typed["TimeGenerated"])
     reasons = pc.if_else(pc.and_(pc.is_null(typed["_reason"]), no_time),
@@ -286,6 +291,39 @@ def conform(columns: pa.Table | dict, *, defaults: dict | None = None) -> Confor
     return Conformed(good, rejected["_i"].combine_chunks().cast(pa.int64()),
                      reasons.filter(bad).combine_chunks() if isinstance(reasons, pa.ChunkedArray)
                      else reasons.filter(bad))
+
+
+def protocol_name(value: str) -> str | None:
+    """A vendor protocol value (IANA number or name, any case, common aliases) -> keyword."""
+    v = value.strip().upper()
+    if v.isdigit():
+        return PROTOCOL_BY_NUMBER.get(int(v))
+    return v if v in _PROTOCOL_SET else PROTOCOL_ALIASES.get(v)
+
+
+_PROTOCOL_SET = frozenset(PROTOCOLS)
+_VALUE_MAPS = {"NetworkProtocol": protocol_name,
+               **{name: (lambda v, vocab=vocab: vocab.get(v.strip().lower()))
+                  for name, vocab in _VOCABULARIES.items()}}
+_VALUE_ERRORS = {"NetworkProtocol": "NetworkProtocol: unknown protocol",
+                 **{name: f"{name}: not one of {', '.join(vocab.values())}" for name, vocab in _VOCABULARIES.items()}}
+_INT_RANGES = {**{name: (0, 65535, "port outside 0-65535") for name in PORT_COLUMNS},
+               "NetworkIcmpCode": (0, 255, "ICMP code outside 0-255")}
+
+
+def _map_distinct(column, canonical) -> tuple[pa.Array, pa.Array]:
+    """Map a text column through `canonical` once per distinct value. Returns the mapped
+    column and a mask of rows whose non-blank value has no canonical form."""
+    values = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if not pa.types.is_string(values.type):
+        values = values.cast(pa.string())
+    encoded = pc.dictionary_encode(values)
+    distinct = encoded.dictionary.to_pylist()
+    mapped = pa.array([canonical(v) if v.strip() else None for v in distinct], pa.string())
+    out = pc.take(mapped, encoded.indices)
+    blank = pa.array([not v.strip() for v in distinct], pa.bool_())
+    bad = pc.and_(pc.is_null(out), pc.invert(pc.fill_null(pc.take(blank, encoded.indices), True)))
+    return out, bad
 
 
 _SQL_TYPES = {TIMESTAMP: "TIMESTAMPTZ", pa.int32(): "INTEGER", pa.int64(): "BIGINT", pa.string(): "VARCHAR"}
@@ -309,10 +347,6 @@ def _derive(t: pa.Table) -> pa.Table:
     sev = pc.if_else(pc.equal(t["EventResult"], "Failure"), pa.scalar("Low"), pa.scalar("Informational"))
     t = put("EventSeverity", pc.coalesce(t["EventSeverity"], sev))
     return t
-
-
-def _is_time(table: pa.Table, name: str) -> bool:
-    return pa.types.is_timestamp(table.schema.field(name).type)
 
 
 def _literal(value) -> str:

@@ -3,6 +3,7 @@ or bad input with one line on stderr saying what is wrong and where."""
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import sys
@@ -18,7 +19,7 @@ import typer
 from rich.console import Console
 
 from . import alerts as alert_out
-from . import asim, monitor
+from . import asim, monitor, summary
 from .monitor import ConfigError
 from .rules import port_anomaly
 from .sources import SourceError, all_sources, detect, get
@@ -175,26 +176,59 @@ class ZeroSpread(str, Enum):
     zero = "zero"
 
 
+class Tier(str, Enum):
+    auto = "auto"
+    summaries = "summaries"
+    raw = "raw"
+
+
+class Engine(str, Enum):
+    duckdb = "duckdb"
+    spark = "spark"
+
+
 @app.command("detect")
 def detect_cmd(db: str = DbOption,
                config: Optional[Path] = typer.Option(None, "--config", help="Monitor configuration CSV (default: the one Sentinel ships)."),
                as_of: Optional[str] = typer.Option(None, "--as-of", help="End of the 14-day window (ISO-8601, UTC if no zone). Default: just after the newest data."),
                fmt: Format = typer.Option(Format.table, "--format", help="table or jsonl."),
                output: str = typer.Option("-", "--output", "-o", help="File to write, '-' for stdout."),
-               zero_spread: ZeroSpread = typer.Option(ZeroSpread.inf, "--zero-spread", help="Score when the residual spread is zero (spec §8): inf or zero.")) -> None:
-    """Run the port-anomaly rule on the store."""
+               zero_spread: ZeroSpread = typer.Option(ZeroSpread.inf, "--zero-spread", help="Score when the residual spread is zero (spec §8): inf or zero."),
+               summaries: Optional[List[str]] = typer.Option(None, "--summaries", help="Read summary Parquet/CSV files (path, folder or glob) instead of a store."),
+               tier: Tier = typer.Option(Tier.auto, "--tier", help="Where counts come from: auto (summaries, raw where none), summaries or raw.")) -> None:
+    """Run the port-anomaly rule on the store (or on summary files)."""
     cfg = monitor.load_config(config)
-    with Store(db, read_only=True) as store:
-        when = _as_of(as_of)
-        if when is None:
-            newest = store.newest_time()
-            if newest is None:
-                raise UsageError(f"{db}: the store holds no sessions; ingest some first")
-            when = port_anomaly.default_as_of(newest)
-            err.print(f"as-of {alert_out.iso(when)} (just after the newest session; use --as-of to choose)",
-                      highlight=False)
-        result = port_anomaly.run(store, cfg, when, zero_spread=zero_spread.value)
+    when = _as_of(as_of)
+    if summaries:
+        result = _detect_on(summary.SummaryFiles(summaries), " ".join(summaries), cfg, when, zero_spread, tier)
+    else:
+        with Store(db, read_only=True) as store:
+            result = _detect_on(store, db, cfg, when, zero_spread, tier)
+    _report_tiers(result)
     _emit_alerts(result, fmt, output)
+
+
+def _detect_on(data, name: str, cfg, when, zero_spread, tier) -> port_anomaly.Detection:
+    if when is None:
+        newest = data.newest_time()
+        if newest is None:
+            raise UsageError(f"{name}: holds no sessions; ingest some first")
+        when = port_anomaly.default_as_of(newest)
+        err.print(f"as-of {alert_out.iso(when)} (just after the newest session; use --as-of to choose)",
+                  highlight=False)
+    return port_anomaly.run(data, cfg, when, zero_spread=zero_spread.value, tier=tier.value)
+
+
+def _report_tiers(result: port_anomaly.Detection) -> None:
+    """Say where the window's counts came from, per tier: days covered and sessions."""
+    if not result.tiers:
+        return
+    parts = []
+    for tier, per_day in result.tiers.items():
+        days = [i for i, n in enumerate(per_day) if n]
+        if days:
+            parts.append(f"{tier} {sum(per_day):,} sessions on days {days[0] + 1}-{days[-1] + 1}")
+    err.print("window counts: " + "; ".join(parts), highlight=False)
 
 
 def _emit_alerts(result: port_anomaly.Detection, fmt: Format, output: str) -> None:
@@ -209,6 +243,73 @@ def _emit_alerts(result: port_anomaly.Detection, fmt: Format, output: str) -> No
     finally:
         if stream is not sys.stdout:
             stream.close()
+
+
+@app.command()
+def summarize(db: str = DbOption,
+              engine: Engine = typer.Option(Engine.duckdb, "--engine", help="duckdb (this machine) or spark."),
+              inputs: Optional[List[str]] = typer.Option(None, "--input", help="Raw files or globs to summarize into --output instead of the store."),
+              source: str = SourceOption,
+              output: Optional[str] = typer.Option(None, "--output", help="Folder for summary Parquet (with --input).")) -> None:
+    """Rebuild the store's 20-minute summaries, or summarize raw files to Parquet."""
+    if not inputs:
+        if engine is Engine.spark or output:
+            raise UsageError("--engine spark and --output need --input FILES")
+        with Store(db) as store:
+            rows = store.summarize()
+        out.print(f"{db}: rebuilt summaries ({rows:,} rows)")
+        return
+    if not output:
+        raise UsageError("--input needs --output DIR")
+    paths = _files([Path(p) for pattern in inputs
+                    for p in (sorted(glob.glob(pattern, recursive=True)) or [pattern])])
+    if engine is Engine.spark:
+        try:
+            from .engines import spark as spark_engine
+        except ImportError as e:
+            raise UsageError(f"the Spark engine needs PySpark: pip install 'portlens[spark]' ({e})") from None
+        r = spark_engine.summarize_files(paths, source, output)
+        out.print(f"{output}: {r.summary_rows:,} summary rows from {r.sessions:,} sessions in {r.files} files (spark)")
+        return
+    rows, stats = summary.from_raw_files(paths, source)
+    target = str(Path(output) / "summaries.parquet")
+    summary.write(rows, target)
+    out.print(f"{target}: {rows.num_rows:,} summary rows from {stats['sessions']:,} sessions in "
+              f"{stats['files']} files (duckdb)")
+
+
+@app.command("import-summaries")
+def import_summaries(paths: List[str] = typer.Argument(..., help="Sentinel summary exports (CSV/JSON) or portlens summary Parquet; globs and folders allowed."),
+                     db: str = DbOption) -> None:
+    """Load summary rows (NetworkSummary_Protocol_CL or NetworkCustomAnalytics_protocol_CL)."""
+    with Store(db) as store:
+        for path in summary.expand(paths):
+            r = store.import_summaries(path)
+            if r.duplicate_of:
+                out.print(f"{path}: already imported (same content as {r.duplicate_of}); nothing changed")
+            else:
+                out.print(f"{path}: {r.records:,} summary rows ({r.sessions:,} sessions)")
+
+
+@app.command("export-summaries")
+def export_summaries(output: str = typer.Argument(..., help="*.parquet or *.csv"), db: str = DbOption) -> None:
+    """Write the store's summaries in the NetworkSummary_Protocol_CL shape."""
+    with Store(db, read_only=True) as store:
+        n = store.export_summaries(output)
+    out.print(f"{output}: {n:,} summary rows")
+
+
+@app.command()
+def prune(db: str = DbOption,
+          raw_days: Optional[int] = typer.Option(None, "--raw-days", help="Keep raw sessions this many days (saved; default 30)."),
+          summary_days: Optional[int] = typer.Option(None, "--summary-days", help="Keep summaries this many days (saved; at least 15; default 400).")) -> None:
+    """Apply retention now (it is also applied after every ingest)."""
+    with Store(db) as store:
+        keep = store.set_retention(raw_days, summary_days)
+        done = store.prune()
+    out.print(f"kept {keep['raw_days']} days of raw sessions and {keep['summary_days']} days of summaries "
+              f"(counted back from the newest data): removed {done['raw_deleted']:,} sessions and "
+              f"{done['summaries_deleted']:,} summary rows")
 
 
 @app.command()

@@ -15,13 +15,14 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Callable
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from . import asim
+from . import asim, summary
 from .sources import Source, SourceError, detect, get
 
 DEFAULT_DB = "portlens.duckdb"
@@ -34,15 +35,24 @@ _DDL = [
     """CREATE TABLE IF NOT EXISTS files (
         file_id INTEGER PRIMARY KEY, path VARCHAR, sha256 VARCHAR, bytes BIGINT,
         source VARCHAR, ingested_at TIMESTAMPTZ, records BIGINT, sessions BIGINT,
-        quarantined BIGINT, skipped BIGINT, state VARCHAR)""",
+        quarantined BIGINT, skipped BIGINT, state VARCHAR,
+        kind VARCHAR DEFAULT 'sessions', summarized BOOLEAN DEFAULT false)""",
     "CREATE TABLE IF NOT EXISTS sessions ("
     + ", ".join(f'"{n}" {_SQL_TYPE[t]}' for n, t in asim.COLUMNS.items())
     + ", file_id INTEGER)",
     """CREATE TABLE IF NOT EXISTS quarantine (
         file_id INTEGER, file VARCHAR, line BIGINT, source VARCHAR, reason VARCHAR, raw VARCHAR)""",
+    # 20-minute summary rows, per file: late data for an old bin is simply another file's rows,
+    # so nothing is double counted or lost, and a file's rows come and go with it.
+    "CREATE TABLE IF NOT EXISTS summaries (file_id INTEGER, "
+    + ", ".join(f'"{f.name}" {_SQL_TYPE[f.type]}' for f in summary.SCHEMA) + ")",
+    "CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)",
     """CREATE VIEW IF NOT EXISTS ingested AS SELECT * FROM sessions
         WHERE file_id IN (SELECT file_id FROM files WHERE state = 'done')""",
 ]
+
+RETENTION_DEFAULTS = {"raw_days": 30, "summary_days": 400}
+MIN_SUMMARY_DAYS = 15  # a 14-day window plus the partial day before it
 
 
 class StoreError(RuntimeError):
@@ -105,7 +115,8 @@ class Store:
     # ---- ingest ------------------------------------------------------------------------
 
     def ingest(self, path: str, source: str = "auto",
-               progress: Callable[[int], None] | None = None) -> IngestResult:
+               progress: Callable[[int], None] | None = None, *,
+               apply_retention: bool = True) -> IngestResult:
         """Parse and store one file, all or nothing; a file already in the ledger (same
         content hash) is not read again."""
         if not os.path.isfile(path):
@@ -134,10 +145,12 @@ class Store:
                 result.records += batch.records
                 if progress:
                     progress(batch.records)
+            # The file's summaries and its visibility flip in one transaction.
             _run(con, "BEGIN TRANSACTION")
             in_transaction = True
-            _run(con, "UPDATE files SET state = 'done', ingested_at = ?, records = ?, sessions = ?, "
-                      "quarantined = ?, skipped = ? WHERE file_id = ?",
+            self._summarize_file(file_id)
+            _run(con, "UPDATE files SET state = 'done', summarized = true, ingested_at = ?, records = ?, "
+                      "sessions = ?, quarantined = ?, skipped = ? WHERE file_id = ?",
                  [datetime.now(timezone.utc), result.records, result.sessions,
                   result.quarantined, result.skipped, file_id])
             _run(con, "COMMIT")
@@ -146,27 +159,198 @@ class Store:
                 _run(con, "ROLLBACK")
             self._discard(file_id)
             raise
+        if apply_retention:
+            self.prune()
         return result
+
+    def _summarize_file(self, file_id: int, since: datetime | None = None) -> None:
+        """(Re)build one file's summary rows from its raw sessions (from `since` on)."""
+        cut = "" if since is None else f" AND {summary.bin_sql()} >= ?::TIMESTAMPTZ"
+        params = [file_id] if since is None else [file_id, since]
+        _run(self.con, f"DELETE FROM summaries WHERE file_id = ?"
+                       + ("" if since is None else " AND EventTime >= ?::TIMESTAMPTZ"), params)
+        _run(self.con, f"INSERT INTO summaries SELECT {file_id}, * FROM ("
+                       + summary.aggregate_sql(f"(SELECT * FROM sessions WHERE file_id = ?{cut})") + ")",
+             params)
+
+    def import_summaries(self, path: str) -> IngestResult:
+        """Load summary rows exported from Sentinel (NetworkSummary_Protocol_CL or
+        NetworkCustomAnalytics_protocol_CL, CSV or JSON) or written by portlens/Spark (Parquet)."""
+        if not os.path.isfile(path):
+            raise SourceError(f"{path}: no such file")
+        digest = file_sha256(path)
+        seen = _one(self.con, "SELECT path FROM files WHERE sha256 = ? AND state = 'done'", [digest])
+        if seen:
+            return IngestResult(path, "summaries", duplicate_of=seen[0])
+        rows = summary.read(path)
+        con = self.con
+        _run(con, "BEGIN TRANSACTION")
+        try:
+            file_id = _one(con, "SELECT nextval('file_ids')")[0]
+            _append(con, "summaries", rows, file_id, first=True)
+            total = int(pc.sum(rows["count_"]).as_py() or 0)
+            _run(con, "INSERT INTO files (file_id, path, sha256, bytes, source, ingested_at, records, "
+                      "sessions, quarantined, skipped, state, kind, summarized) "
+                      "VALUES (?, ?, ?, ?, 'summaries', ?, ?, ?, 0, 0, 'done', 'summaries', true)",
+                 [file_id, os.path.abspath(path), digest, os.path.getsize(path),
+                  datetime.now(timezone.utc), rows.num_rows, total])
+            _run(con, "COMMIT")
+        except BaseException:
+            _run(con, "ROLLBACK")
+            raise
+        return IngestResult(path, "summaries", sessions=total, records=rows.num_rows)
+
+    def summarize(self) -> int:
+        """Rebuild the summaries of every ingested file from its raw sessions (the part of it
+        still retained; summaries of pruned days are kept). Returns summary rows written."""
+        kept_from = self._meta("raw_kept_from")
+        since = datetime.fromisoformat(kept_from) if kept_from else None
+        files = [r[0] for r in _run(self.con, "SELECT file_id FROM files WHERE state = 'done' "
+                                              "AND kind = 'sessions' ORDER BY file_id")]
+        _run(self.con, "BEGIN TRANSACTION")
+        try:
+            for file_id in files:
+                self._summarize_file(file_id, since)
+            _run(self.con, "UPDATE files SET summarized = true WHERE kind = 'sessions'")
+            _run(self.con, "COMMIT")
+        except BaseException:
+            _run(self.con, "ROLLBACK")
+            raise
+        return _one(self.con, "SELECT count(*) FROM summaries WHERE file_id IN "
+                              "(SELECT file_id FROM files WHERE kind = 'sessions')")[0]
+
+    def export_summaries(self, path: str) -> int:
+        """Write the store's summaries in the NetworkSummary_Protocol_CL shape (Parquet for
+        *.parquet, else CSV); summed over files. Returns rows written."""
+        rows = self.query("SELECT * FROM (" + _summed("summaries s JOIN files f USING (file_id) "
+                                                      "WHERE f.state = 'done'") + ") ORDER BY EventTime")
+        summary.write(rows, path)
+        return rows.num_rows
+
+    # ---- retention ---------------------------------------------------------------------
+
+    def retention(self) -> dict:
+        return {k: int(self._meta(k) or v) for k, v in RETENTION_DEFAULTS.items()}
+
+    def set_retention(self, raw_days: int | None = None, summary_days: int | None = None) -> dict:
+        current = self.retention()
+        new = {"raw_days": raw_days if raw_days is not None else current["raw_days"],
+               "summary_days": summary_days if summary_days is not None else current["summary_days"]}
+        if new["summary_days"] < MIN_SUMMARY_DAYS:
+            raise StoreError(f"--summary-days {new['summary_days']}: summaries must cover at least "
+                             f"{MIN_SUMMARY_DAYS} days, or a 14-day detect loses its baseline")
+        if new["raw_days"] < 1:
+            raise StoreError(f"--raw-days {new['raw_days']}: keep at least 1 day of raw sessions")
+        for k, v in new.items():
+            self._set_meta(k, str(v))
+        return new
+
+    def prune(self) -> dict:
+        """Apply retention relative to the newest data (logs are often replayed, so not the
+        wall clock). Raw sessions go only where their summaries exist; summaries older than
+        their retention go. Cut-offs fall on 20-minute bin starts so tiers stay exact."""
+        newest = self.newest_time(any_tier=True)
+        if newest is None:
+            return {"raw_deleted": 0, "summaries_deleted": 0}
+        keep = self.retention()
+        raw_cut = _bin_floor(newest - timedelta(days=keep["raw_days"]))
+        sum_cut = _bin_floor(newest - timedelta(days=keep["summary_days"]))
+        con = self.con
+        _run(con, "BEGIN TRANSACTION")
+        try:
+            raw = _one(con, "SELECT count(*) FROM sessions WHERE TimeGenerated < ? AND file_id IN "
+                            "(SELECT file_id FROM files WHERE summarized)", [raw_cut])[0]
+            if raw:
+                _run(con, "DELETE FROM sessions WHERE TimeGenerated < ? AND file_id IN "
+                          "(SELECT file_id FROM files WHERE summarized)", [raw_cut])
+                kept_from = self._meta("raw_kept_from")
+                if not kept_from or datetime.fromisoformat(kept_from) < raw_cut:
+                    self._set_meta("raw_kept_from", raw_cut.isoformat())
+            old = _one(con, "SELECT count(*) FROM summaries WHERE EventTime < ?", [sum_cut])[0]
+            if old:
+                _run(con, "DELETE FROM summaries WHERE EventTime < ?", [sum_cut])
+            _run(con, "COMMIT")
+        except BaseException:
+            _run(con, "ROLLBACK")
+            raise
+        return {"raw_deleted": raw, "summaries_deleted": old, "raw_before": raw_cut.isoformat(),
+                "summaries_before": sum_cut.isoformat()}
+
+    def _meta(self, key: str) -> str | None:
+        row = _one(self.con, "SELECT value FROM meta WHERE key = ?", [key])
+        return row[0] if row else None
+
+    def _set_meta(self, key: str, value: str) -> None:
+        _run(self.con, "INSERT OR REPLACE INTO meta VALUES (?, ?)", [key, value])
 
     # ---- reading -----------------------------------------------------------------------
 
     def query(self, text: str, params: list | None = None) -> pa.Table:
         return self.con.sql(text, params=params or None).to_arrow_table()
 
-    def daily_counts(self, start: datetime, days: int, keys: tuple[str, ...]) -> pa.Table:
-        """Session rows (KQL count()) per key and per daily bin anchored at `start`:
-        bin = floor((TimeGenerated - start) / 1 day), rows outside [start, start + days) and
-        rows without a destination port excluded (the rule's isnotempty(DstPortNumber))."""
-        cols = ", ".join(f'"{k}"' for k in keys)
-        return self.query(
-            f"SELECT {cols}, CAST(floor(epoch_us(TimeGenerated - ?::TIMESTAMPTZ) / 86400e6) AS INTEGER) AS bin, "
-            f"count(*) AS n FROM ingested "
-            f"WHERE TimeGenerated >= ?::TIMESTAMPTZ AND TimeGenerated < ?::TIMESTAMPTZ + to_days(?) "
-            f"AND DstPortNumber IS NOT NULL GROUP BY ALL",
-            [start, start, start, days])
+    def daily_counts(self, start: datetime, days: int, keys: tuple[str, ...],
+                     tier: str = "auto") -> pa.Table:
+        """Session counts (KQL count()) per key and per daily bin anchored at `start`.
 
-    def newest_time(self) -> datetime | None:
-        return _one(self.con, "SELECT max(TimeGenerated) FROM ingested")[0]
+        Rows without a destination port are left out (the rule's isnotempty(DstPortNumber)).
+        Local data is the summaries of ingested files plus the raw sessions of ingested files
+        that have no summaries. Imported summaries (Sentinel exports) describe the same traffic
+        from elsewhere, so each 20-minute bin is counted from one side only: the imported rows
+        when they counted more sessions in that bin than the local data (they are the more
+        complete view, e.g. the bin where local logs begin), the local data otherwise.
+        Summary rows fall in the day of their bin start (EventTime), as in KQL; raw rows by
+        their exact time. With as-of on a 20-minute boundary the two agree exactly.
+        tier="raw" counts raw sessions only, tier="summaries" summaries only.
+        The result has a `tier` column: 'summary', 'raw' or 'imported'.
+        """
+        if tier not in ("auto", "raw", "summaries"):
+            raise ValueError(f"unknown tier {tier!r}")
+        cols = ", ".join(f'"{k}"' for k in keys)
+        end = start + timedelta(days=days)
+        day = f"CAST(floor(epoch_us(t - TIMESTAMPTZ '{start.isoformat()}') / 86400e6) AS INTEGER)"
+        window = f"BETWEEN TIMESTAMPTZ '{start.isoformat()}' AND TIMESTAMPTZ '{end.isoformat()}'"
+        local = f"""SELECT s.*, f.kind FROM summaries s JOIN files f USING (file_id)
+                    WHERE f.state = 'done' AND s.EventTime {window} AND s.EventTime < TIMESTAMPTZ '{end.isoformat()}'"""
+        raw_files = "(SELECT file_id FROM files WHERE state = 'done' AND kind = 'sessions'" + \
+            ("" if tier == "raw" else " AND NOT summarized") + ")"
+        raw = f"""SELECT {cols}, TimeGenerated AS t, 1 AS c, 'raw' AS tier FROM sessions
+                  WHERE file_id IN {raw_files} AND TimeGenerated {window}
+                  AND TimeGenerated < TIMESTAMPTZ '{end.isoformat()}'"""
+        parts = {
+            "raw": raw,
+            "summaries": f"SELECT {cols}, EventTime AS t, count_ AS c, CASE kind WHEN 'sessions' THEN "
+                         f"'summary' ELSE 'imported' END AS tier FROM ({local})",
+            "auto": f"""WITH loc AS (SELECT {cols}, EventTime AS t, count_ AS c, 'summary' AS tier
+                                     FROM ({local}) WHERE kind = 'sessions'),
+                             r AS ({raw}),
+                             imp AS (SELECT {cols}, EventTime AS t, count_ AS c, 'imported' AS tier
+                                     FROM ({local}) WHERE kind = 'summaries'),
+                             local_bins AS (SELECT b, sum(c) AS total FROM (
+                                 SELECT t AS b, c FROM loc UNION ALL SELECT {summary.bin_sql('t')}, c FROM r)
+                                 GROUP BY b),
+                             imported_bins AS (SELECT i.b FROM (SELECT t AS b, sum(c) AS total FROM imp GROUP BY b) i
+                                 LEFT JOIN local_bins l USING (b) WHERE l.total IS NULL OR i.total > l.total)
+                        SELECT * FROM loc WHERE t NOT IN (SELECT b FROM imported_bins)
+                        UNION ALL SELECT * FROM r WHERE {summary.bin_sql('t')} NOT IN (SELECT b FROM imported_bins)
+                        UNION ALL SELECT * FROM imp WHERE t IN (SELECT b FROM imported_bins)""",
+        }
+        return self.query(
+            f"SELECT {cols}, {day} AS bin, tier, sum(c)::BIGINT AS n FROM ({parts[tier]}) "
+            f"WHERE DstPortNumber IS NOT NULL AND t >= TIMESTAMPTZ '{start.isoformat()}' GROUP BY ALL")
+
+    def newest_time(self, any_tier: bool = True) -> datetime | None:
+        """The newest session time: raw sessions, or the end of the newest summary bin when
+        summaries reach further (imported summaries, pruned raw)."""
+        raw = _one(self.con, "SELECT max(TimeGenerated) FROM ingested")[0]
+        if not any_tier:
+            return raw
+        bins = _one(self.con, "SELECT max(EventTime) FROM summaries WHERE file_id IN "
+                              "(SELECT file_id FROM files WHERE state = 'done')")[0]
+        if bins is not None:
+            bin_end = bins + timedelta(minutes=summary.BIN_MINUTES) - timedelta(microseconds=1)
+            if raw is None or bin_end > raw:
+                return bin_end
+        return raw
 
     def status(self) -> dict:
         sessions, first, last = _one(
@@ -182,6 +366,17 @@ class Store:
             "last": last.isoformat() if last else None,
             "sessions_by_source": {k: int(v) for k, v in by_source.items()},
         }
+
+
+def _bin_floor(t: datetime) -> datetime:
+    epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)
+    step = timedelta(minutes=summary.BIN_MINUTES)
+    return epoch + ((t - epoch) // step) * step
+
+
+def _summed(where: str) -> str:
+    keys = ", ".join(f'"{k}"' for k in summary.KEYS)
+    return f"SELECT {keys}, EventTime, sum(count_)::BIGINT AS count_ FROM {where} GROUP BY ALL"
 
 
 def _run(con: duckdb.DuckDBPyConnection, text: str, params: list | None = None) -> list:

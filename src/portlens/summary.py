@@ -12,9 +12,18 @@ EventTime_t, count__d); `from_sentinel` reads both shapes.
 
 from __future__ import annotations
 
+import glob
+import os
+from datetime import datetime, timedelta
+from pathlib import Path
+
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 
 from . import asim
+from .sources.base import SourceError, read_head
 
 BIN_MINUTES = 20
 KEYS = ("NetworkProtocol", "DstPortNumber", "DstAppName", "NetworkDirection", "DvcAction")
@@ -61,3 +70,116 @@ def combine(parts: pa.Table) -> pa.Table:
     keys = ", ".join(f'"{k}"' for k in KEYS)
     return asim.query(f"SELECT {keys}, EventTime, sum(count_)::BIGINT AS count_ FROM p "
                       f"GROUP BY ALL ORDER BY EventTime, {keys}", p=parts).cast(SCHEMA)
+
+
+def read(path: str) -> pa.Table:
+    """Summary rows from a file: Parquet (portlens, Spark), or a Sentinel export of
+    NetworkSummary_Protocol_CL / NetworkCustomAnalytics_protocol_CL as CSV, JSON lines or a
+    JSON array. Other columns (TenantId, TimeGenerated, Type, ...) are ignored. The file is
+    all or nothing: the first bad row is an error naming its row number."""
+    head = read_head(path, 64)
+    fmt = ("parquet" if head[:4] == b"PAR1" else
+           "json" if head.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] in (b"{", b"[") else "csv")
+    reader = {"parquet": "read_parquet(?)",
+              "json": "read_json(?, format='auto', records=true)",
+              "csv": "read_csv(?, all_varchar=true, header=true)"}[fmt]
+    con = asim.sql()
+    try:
+        names = [d[0] for d in con.execute(f"DESCRIBE SELECT * FROM {reader}", [path]).fetchall()]
+    except Exception as e:  # duckdb reports parse errors with its own types
+        raise SourceError(f"{path}: not a readable summary file ({str(e).splitlines()[0]})") from None
+    rename = {n: LEGACY_COLUMNS.get(n, n) for n in names}
+    have = set(rename.values())
+    missing = [c for c in SCHEMA.names if c not in have]
+    if missing:
+        raise SourceError(f"{path}: not a summary export; missing column(s) {', '.join(missing)} "
+                          f"(expected NetworkSummary_Protocol_CL or NetworkCustomAnalytics_protocol_CL)")
+    src = ", ".join(f'CAST("{n}" AS VARCHAR) AS "{rename[n]}"' for n in names if rename[n] in SCHEMA.names)
+    text = lambda c: f"NULLIF(trim(\"{c}\"), '')"  # noqa: E731
+    typed = (f"SELECT {text('NetworkProtocol')} AS NetworkProtocol, "
+             f"TRY_CAST(TRY_CAST({text('DstPortNumber')} AS DOUBLE) AS INTEGER) AS DstPortNumber, "
+             f"{text('DstAppName')} AS DstAppName, {text('NetworkDirection')} AS NetworkDirection, "
+             f"{text('DvcAction')} AS DvcAction, {asim.time_sql(text('EventTime'))} AS EventTime, "
+             f"TRY_CAST(TRY_CAST({text('count_')} AS DOUBLE) AS BIGINT) AS count_, "
+             f"{text('DstPortNumber')} AS _port, {text('EventTime')} AS _time, {text('count_')} AS _count, "
+             f"row_number() OVER () AS _row FROM (SELECT {src} FROM {reader})")
+    rows = con.sql(typed, params=[path]).to_arrow_table()
+    bad = asim.query(
+        "SELECT _row, CASE WHEN EventTime IS NULL THEN 'EventTime ' || coalesce(_time, 'empty') || ' is not a time' "
+        "WHEN count_ IS NULL OR count_ < 0 THEN 'count ' || coalesce(_count, 'empty') || ' is not a count' "
+        "WHEN _port IS NOT NULL AND (DstPortNumber IS NULL OR DstPortNumber NOT BETWEEN 0 AND 65535) "
+        "THEN 'DstPortNumber ' || _port || ' is not a port' END AS why FROM r WHERE why IS NOT NULL "
+        "ORDER BY _row LIMIT 1", r=rows)
+    if bad.num_rows:
+        row, why = bad["_row"][0].as_py(), bad["why"][0].as_py()
+        raise SourceError(f"{path}: summary row {row}: {why}")
+    return rows.select(SCHEMA.names).cast(SCHEMA)
+
+
+def write(rows: pa.Table, path: str) -> None:
+    """Write summary rows: Parquet for *.parquet, else CSV in the NetworkSummary_Protocol_CL
+    shape (ISO-8601 UTC EventTime)."""
+    rows = rows.select(SCHEMA.names).cast(SCHEMA)
+    parent = os.path.dirname(os.path.abspath(path))
+    os.makedirs(parent, exist_ok=True)
+    if path.endswith(".parquet"):
+        pq.write_table(rows, path)
+        return
+    text = asim.query("SELECT * REPLACE (strftime(EventTime, '%Y-%m-%dT%H:%M:%SZ') AS EventTime) FROM r", r=rows)
+    pacsv.write_csv(text, path)
+
+
+def expand(patterns: list[str]) -> list[str]:
+    """Paths, globs and folders (of Parquet parts, as Spark writes them) -> files."""
+    found: list[str] = []
+    for pattern in patterns:
+        if os.path.isdir(pattern):
+            found += sorted(str(p) for p in Path(pattern).rglob("*.parquet"))
+        elif any(ch in pattern for ch in "*?["):
+            found += sorted(p for p in glob.glob(pattern, recursive=True) if os.path.isfile(p))
+        elif os.path.isfile(pattern):
+            found.append(pattern)
+        else:
+            raise SourceError(f"{pattern}: no such file or folder")
+    if not found:
+        raise SourceError(f"{' '.join(patterns)}: no summary files found")
+    return found
+
+
+def from_raw_files(paths: list[str], source: str = "auto") -> tuple[pa.Table, dict]:
+    """Summaries of raw log files without a store (the single-machine twin of the Spark
+    engine): each file parsed by its source, summarized batch by batch, then combined."""
+    from . import sources
+    parts, stats = [], {"files": 0, "sessions": 0, "quarantined": 0, "skipped": 0}
+    for path in paths:
+        parser = sources.detect(path) if source == "auto" else sources.get(source)
+        for batch in parser.parse(path):
+            parts.append(summarize(batch.table))
+            stats["sessions"] += batch.table.num_rows
+            stats["quarantined"] += batch.quarantine.num_rows
+            stats["skipped"] += batch.skipped
+        stats["files"] += 1
+    return combine(pa.concat_tables(parts) if parts else SCHEMA.empty_table()), stats
+
+
+class SummaryFiles:
+    """Summary rows read straight from files, for `detect --summaries` without a store."""
+
+    def __init__(self, patterns: list[str]):
+        self.paths = expand(patterns)
+        self.rows = combine(pa.concat_tables([read(p) for p in self.paths]))
+
+    def newest_time(self):
+        newest = pc.max(self.rows["EventTime"]).as_py()
+        return None if newest is None else newest + timedelta(minutes=BIN_MINUTES) - timedelta(microseconds=1)
+
+    def daily_counts(self, start: datetime, days: int, keys: tuple[str, ...], tier: str = "auto") -> pa.Table:
+        if tier == "raw":
+            raise SourceError("--tier raw needs a store; summary files hold no raw sessions")
+        cols = ", ".join(f'"{k}"' for k in keys)
+        end = start + timedelta(days=days)
+        return asim.query(
+            f"SELECT {cols}, CAST(floor(epoch_us(EventTime - TIMESTAMPTZ '{start.isoformat()}') / 86400e6) "
+            f"AS INTEGER) AS bin, 'imported' AS tier, sum(count_)::BIGINT AS n FROM r "
+            f"WHERE DstPortNumber IS NOT NULL AND EventTime >= TIMESTAMPTZ '{start.isoformat()}' "
+            f"AND EventTime < TIMESTAMPTZ '{end.isoformat()}' GROUP BY ALL", r=self.rows)

@@ -18,13 +18,13 @@ All series are decomposed at once as one 2-D array (one row per key).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .. import asim, kql
+from .. import asim, kql, summary
 from ..alerts import alert_id, iso, split_tactics
 from ..monitor import MonitorConfig, expanded, match_mask
 
@@ -56,10 +56,12 @@ class Window:
 
 @dataclass
 class Series:
-    """Daily totals per key: keys is a table of KEYS columns, totals an (n_keys, days) array."""
+    """Daily totals per key: keys is a table of KEYS columns, totals an (n_keys, days) array;
+    tiers tells, per day, how many sessions came from each origin (summary, raw, imported)."""
     window: Window
     keys: pa.Table
     totals: np.ndarray
+    tiers: dict[str, list[int]] = field(default_factory=dict)
 
 
 @dataclass
@@ -68,19 +70,24 @@ class Detection:
     window: Window
     series_count: int
     anomalous: pa.Table = field(repr=False)  # last-bin survivors before the config join
+    tiers: dict[str, list[int]] = field(default_factory=dict)
 
 
 def default_as_of(newest: datetime) -> datetime:
-    """Without --as-of the window ends just after the newest data: the next whole minute, so
-    the newest session falls in the last bin (make-series excludes t >= end)."""
-    t = newest.replace(second=0, microsecond=0)
-    return t + timedelta(minutes=1)
+    """Without --as-of the window ends just after the newest data, on the next 20-minute
+    boundary: the newest session falls in the last bin (make-series excludes t >= end), and
+    summary bins are never cut in two, so every tier gives the same series."""
+    step = timedelta(minutes=summary.BIN_MINUTES)
+    epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)
+    return epoch + ((newest - epoch) // step + 1) * step
 
 
-def run(store, config: MonitorConfig, as_of: datetime, *, zero_spread: str = "inf") -> Detection:
-    """The rule over a store: daily series for the window ending at as_of, then detect."""
+def run(store, config: MonitorConfig, as_of: datetime, *, zero_spread: str = "inf",
+        tier: str = "auto") -> Detection:
+    """The rule over a store (or anything with daily_counts): daily series for the window
+    ending at as_of, then detect."""
     window = Window(as_of)
-    counts = store.daily_counts(window.start, window.days, KEYS)
+    counts = store.daily_counts(window.start, window.days, KEYS, tier=tier)
     return detect(daily_series(counts, window), config, zero_spread=zero_spread)
 
 
@@ -101,7 +108,14 @@ def daily_series(counts: pa.Table, window: Window) -> Series:
     flat = np.bincount(k * window.days + bins, weights=counts["n"].to_numpy(zero_copy_only=False),
                        minlength=len(first) * window.days)
     keys = counts.select(list(KEYS)).take(pa.array(first))
-    return Series(window, keys, flat.reshape(len(first), window.days))
+    tiers = {}
+    if "tier" in counts.column_names:
+        for tier in pc.unique(counts["tier"]).to_pylist():
+            mask = pc.equal(counts["tier"], tier).to_numpy(zero_copy_only=False)
+            per_day = np.bincount(bins[mask], weights=counts["n"].to_numpy(zero_copy_only=False)[mask],
+                                  minlength=window.days)
+            tiers[tier] = [int(v) for v in per_day]
+    return Series(window, keys, flat.reshape(len(first), window.days), dict(sorted(tiers.items())))
 
 
 def score_series(series: Series, *, zero_spread: str = "inf") -> dict[str, np.ndarray]:
@@ -122,7 +136,7 @@ def _toint(values: np.ndarray) -> np.ndarray:
 def detect(series: Series, config: MonitorConfig, *, zero_spread: str = "inf") -> Detection:
     window = series.window
     if series.totals.shape[0] == 0:
-        return Detection([], window, 0, series.keys)
+        return Detection([], window, 0, series.keys, series.tiers)
     fit = score_series(series, zero_spread=zero_spread)
     last_score = _toint(fit["scores"][:, -1])
     last_base = _toint(fit["baselines"][:, -1])
@@ -140,7 +154,9 @@ def detect(series: Series, config: MonitorConfig, *, zero_spread: str = "inf") -
               & match_mask(joined["Action"], joined["DvcAction"]))
         joined = joined.filter(pa.array(ok))
     alerts = _group_alerts(joined, series, fit, window)
-    return Detection(alerts, window, series.totals.shape[0], survivors)
+    for alert in alerts:
+        alert["window"]["tiers"] = series.tiers
+    return Detection(alerts, window, series.totals.shape[0], survivors, series.tiers)
 
 
 def _group_alerts(joined: pa.Table, series: Series, fit: dict, window: Window) -> list[dict]:

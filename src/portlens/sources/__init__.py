@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import zlib
 from functools import lru_cache
 
 from .base import Batch, Source, SourceError, read_head
@@ -36,8 +37,8 @@ def detect(path: str) -> Source:
     """The source whose sniffer recognises the file's first bytes (highest priority wins)."""
     try:
         head = read_head(path)
-    except OSError as e:
-        raise SourceError(f"{path}: cannot read ({e.strerror or e})") from None
+    except (OSError, EOFError, zlib.error) as e:
+        raise SourceError(f"{path}: cannot read ({getattr(e, 'strerror', None) or e})") from None
     if not head.strip():
         raise SourceError(f"{path}: file is empty")
     candidates = [s for s in all_sources().values() if s.sniff(head, path)]

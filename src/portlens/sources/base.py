@@ -16,6 +16,7 @@ ASIM-named columns (text or typed) plus bookkeeping columns:
 from __future__ import annotations
 
 import gzip
+import zlib
 import io
 import os
 from dataclasses import dataclass, field
@@ -128,7 +129,13 @@ def read_lines(path: str, batch_lines: int = BATCH_LINES) -> Iterator[tuple[pa.A
     first = True
     with open_binary(path) as f:
         while True:
-            chunk = f.read(_CHUNK_BYTES)
+            try:
+                chunk = f.read(_CHUNK_BYTES)
+            except (EOFError, zlib.error, gzip.BadGzipFile) as e:
+                # A cut or corrupt gzip stream: the file as a whole is unusable (and ingest is
+                # all or nothing per file), so say where it broke.
+                raise SourceError(f"{path}: compressed data is cut short or corrupt ({e}); "
+                                  f"{number} lines were readable before it") from None
             data = carry + chunk
             if not chunk:
                 cut = len(data)
