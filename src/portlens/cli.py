@@ -270,6 +270,10 @@ def summarize(db: str = DbOption,
             raise UsageError(f"the Spark engine needs PySpark: pip install 'portlens[spark]' ({e})") from None
         r = spark_engine.summarize_files(paths, source, output)
         out.print(f"{output}: {r.summary_rows:,} summary rows from {r.sessions:,} sessions in {r.files} files (spark)")
+        for failed in r.errors:
+            err.print(f"portlens: error: {failed.error}", markup=False, highlight=False)
+        if r.errors:
+            raise typer.Exit(2)
         return
     rows, stats = summary.from_raw_files(paths, source)
     target = str(Path(output) / "summaries.parquet")
