@@ -317,6 +317,31 @@ def prune(db: str = DbOption,
 
 
 @app.command()
+def run(watch: Path = typer.Option(..., "--watch", help="Folder to watch for new log files."),
+        db: str = DbOption,
+        every: str = typer.Option("10m", "--every", help="Time between scans (e.g. 30s, 10m, 1h)."),
+        alerts: Path = typer.Option(Path("portlens-alerts.jsonl"), "--alerts", help="JSON-lines file new alerts are appended to."),
+        config: Optional[str] = typer.Option(None, "--config", help="Monitor configuration CSV."),
+        once: bool = typer.Option(False, "--once", help="One scan and one detect, then exit (for cron).")) -> None:
+    """Run as a service: ingest new files as they appear, detect once a day (SIGUSR1: now).
+    SIGTERM stops it after the step in flight."""
+    from .service import Watcher, parse_every
+    if not watch.is_dir():
+        raise UsageError(f"{watch}: not a folder")
+    try:
+        seconds = parse_every(every)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    watcher = Watcher(watch, db, alerts, every=seconds, config=config,
+                      log=lambda m: err.print(m, markup=False, highlight=False))
+    watcher.install_signals()
+    err.print(f"watching {watch} every {every}; store {db}; alerts -> {alerts} (pid {os.getpid()})",
+              markup=False, highlight=False)
+    watcher.run(once=once)
+    err.print("stopped", markup=False, highlight=False)
+
+
+@app.command()
 def status(db: str = DbOption, as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
     """What the store holds: sessions, time range, files, quarantined rows."""
     with Store(db, read_only=True) as store:
