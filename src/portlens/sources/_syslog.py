@@ -513,12 +513,14 @@ _CEF_RE = (r"^(?P<head>(?P<prefix>.*?)CEF: ?(?P<cef_version>\d+)\|(?P<vendor>(?:
            r"(?P<product>(?:[^|\\]|\\.)*)\|(?P<version>(?:[^|\\]|\\.)*)\|(?P<signature>(?:[^|\\]|\\.)*)\|"
            r"(?P<name>(?:[^|\\]|\\.)*)\|(?P<severity>(?:[^|\\]|\\.)*)\|)")
 CEF_HEADER = ["prefix", "cef_version", "vendor", "product", "version", "signature", "name", "severity"]
+_CEF_TAKEN = set(CEF_HEADER) | {"is_cef", "extension"}
 
 
 def parse_cef(text, keys=()) -> pa.Table:
     """CEF records: is_cef (bool), the header fields (CEF_HEADER; `\\|` and `\\\\` undone,
     trimmed, NULL when empty or when the record is not CEF), `extension` (raw text) and one
-    column per requested extension key (see `extract_pairs` with the CEF style)."""
+    column per requested extension key (see `extract_pairs` with the CEF style). A key named
+    like a header column (`product`, `name`, ...) comes back as `ext:<key>` (`cef_key`)."""
     arr = as_strings(text)
     n = len(arr)
     maybe = _np(pc.match_substring(arr, "CEF:")) if n else np.zeros(0, np.bool_)
@@ -545,7 +547,7 @@ def parse_cef(text, keys=()) -> pa.Table:
         rows = np.flatnonzero(okn)
         if len(rows) == 0:
             for k in keys:
-                table = table.append_column(k, pa.nulls(n, pa.string()))
+                table = table.append_column(cef_key(k), pa.nulls(n, pa.string()))
             return table
         pairs = extract_pairs(ext.take(pa.array(rows)) if len(rows) < n else ext, keys, CEF)
         pos = None
@@ -555,8 +557,13 @@ def parse_cef(text, keys=()) -> pa.Table:
             pos = pa.array(p, mask=p < 0)
         for k in keys:
             col = pairs[k].combine_chunks() if isinstance(pairs[k], pa.ChunkedArray) else pairs[k]
-            table = table.append_column(k, col if pos is None else col.take(pos))
+            table = table.append_column(cef_key(k), col if pos is None else col.take(pos))
     return table
+
+
+def cef_key(key: str) -> str:
+    """The column name `parse_cef` gives an extension key (header names are taken)."""
+    return "ext:" + key if key in _CEF_TAKEN else key
 
 
 # CEF custom fields that come with a `<name>Label` key.
@@ -824,17 +831,20 @@ def _re_class_escape(s: str) -> str:
     return "".join("\\" + c if c in r"\]^-[" else c for c in s)
 
 
+def json_object_sql(expr: str) -> str:
+    """The text when it is a JSON object, else '{}' (so JSON functions never see bad input)."""
+    return f"(CASE WHEN coalesce(try(json_type({expr})) = 'OBJECT', false) THEN {expr} ELSE '{{}}' END)"
+
+
 def json_map_sql(expr: str, keys: list[str], root: str = "$") -> str:
     """A JSON object text -> MAP(key -> value as text) of the given top-level `keys` under
     `root` (a JSON path such as `$` or `$.event`); NULL when the text is not a JSON object.
     Nested values come back as JSON text; absent keys as NULL."""
     paths = "[" + ", ".join(sql_str(f'{root}."' + k.replace('"', '\\"') + '"') for k in keys) + "]"
     names = _names(keys)
-    return (f"CASE WHEN json_valid({expr}) AND json_type({expr}) = 'OBJECT' "
-            f"THEN map({names}, list_transform(json_extract_string({expr}, {paths}), "
+    return (f"CASE WHEN coalesce(try(json_type({expr})) = 'OBJECT', false) "
+            f"THEN map({names}, list_transform(json_extract_string({json_object_sql(expr)}, {paths}), "
             f"lambda v: NULLIF(trim(v), ''))) END")
-
-
 
 
 # ---- batch safety net --------------------------------------------------------------------------
