@@ -69,6 +69,8 @@ ZONES = {
     "NZDT": 780,
 }
 _ZONE_RE = "|".join(sorted(ZONES, key=len, reverse=True))
+# in a syslog header a zone name competes with a host name: single letters are hosts
+_HEADER_ZONE_RE = "|".join(sorted((z for z in ZONES if len(z) > 2), key=len, reverse=True))
 _MONTH = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
 
 
@@ -242,6 +244,10 @@ class _Tokens:
             pos = np.searchsorted(op, idx, "right")
             nxt = np.where(pos < len(op), op[np.minimum(pos, len(op) - 1)], self.t)
             g = np.minimum(nxt - 1, self.last[rows])
+            # a field does not end on empty tokens (`a=1|` or a doubled separator at the end)
+            t = np.arange(self.t, dtype=np.int64)
+            last_full = np.maximum.accumulate(np.where(self.fo[1:] > self.fo[:-1], t, -1))
+            g = np.maximum(last_full[g], idx)
         return self.starts(g, rows) + (self.fo[g + 1] - self.fo[g])
 
     def nth_opener(self, i: int) -> np.ndarray:
@@ -450,7 +456,7 @@ _RFC5424 = (r"^(?P<header>\s*(?:<(?P<pri>\d{1,3})>)?(?P<version>\d{1,2}) +"
             r"(?: +(?P<procid>\S+) +(?P<msgid>\S+) +(?P<sd>" + _SD_RE + r"))? ?)")
 # RFC 3164 / BSD: <PRI>Mmm dd [yyyy] hh:mm:ss[.fff] [ZONE][:] [HOST [:]] [TAG[pid]: ] MSG
 _RFC3164 = (r"^(?P<header>\s*(?:<(?P<pri>\d{1,3})>)?\s*(?P<ts>" + _MONTH +
-            r" +\d{1,2}(?: +\d{4})? +\d{1,2}:\d{2}:\d{2}(?:\.\d+)?(?: +(?:" + _ZONE_RE + r"))?)"
+            r" +\d{1,2}(?: +\d{4})? +\d{1,2}:\d{2}:\d{2}(?:\.\d+)?(?: +(?:" + _HEADER_ZONE_RE + r"))?)"
             r":? +(?:(?P<hostname>" + _HOST + r") +(?:: +)?)?(?:" + _TAG + r")?)")
 # ISO timestamp without a version: <PRI>2023-06-05T15:28:16Z HOST [TAG[pid]: ] MSG
 _ISO = (r"^(?P<header>\s*(?:<(?P<pri>\d{1,3})>)?(?P<ts>\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}"
