@@ -46,11 +46,13 @@ def test_default_config_rdp_spike_alerts_with_kql_columns():
     assert alert["tactics"] == ["LateralMovement"]
     assert alert["rule_id"] == rule.RULE_ID
     assert alert["window"] == {"start": "2024-05-01T06:00:00Z", "end": "2024-05-15T06:00:00Z",
-                               "bin": "1d", "days": 14, "tiers": {}}
+                               "bin": "1d", "days": 14, "tiers": {},
+                               "missing_days": "zero"}
     [s] = alert["series"]
     assert s["totals"] == FLAT_SPIKE and s["total"] == 200
     assert int(s["score"]) == 5 and int(s["baseline"]) == 59
     assert len(s["baselines"]) == len(s["scores"]) == 14
+    assert s["outage_days"] == [] and s["quiet_days"] == []
 
 
 def test_only_the_last_bin_counts():

@@ -54,7 +54,7 @@ def render_table(alerts: list[dict], console: Console, *, as_of: str, series_cou
     table = Table(title=f"portlens alerts as of {as_of} ({series_count} series scored)",
                   show_lines=True)
     for column in ("Severity", "Alert", "Port", "Protocols / directions / actions",
-                   "Today", "Baseline", "Score", "Last 14 days"):
+                   "Today", "Baseline", "Score", "Last 14 days", "Top sources today"):
         table.add_column(column, overflow="fold")
     for a in alerts:
         top = a["series"][0]
@@ -67,8 +67,21 @@ def render_table(alerts: list[dict], console: Console, *, as_of: str, series_cou
             f"{a['baseline']:,.0f}",
             f"{a['score']:.1f}",
             sparkline(top["totals"]),
+            _talkers(top.get("talkers", {}).get("SrcIpAddr", [])),
         )
     console.print(table)
+    for a in alerts:
+        for note in a.get("explanation", {}).get("notes", []):
+            console.print(f"[yellow]note[/] {a['title']}: {note}")
+
+
+def _talkers(talkers: list[dict], top: int = 3) -> str:
+    """'203.0.113.45 32% (new)' lines: share of the day, and 'new' or the usual share."""
+    lines = []
+    for t in talkers[:top]:
+        usual = "new" if t["new"] else f"usually {t['usual_share']:.0%}"
+        lines.append(f"{t['value']} {t['share']:.0%} ({usual})")
+    return "\n".join(lines) or "-"
 
 
 _BARS = "▁▂▃▄▅▆▇█"

@@ -19,10 +19,11 @@ import typer
 from rich.console import Console
 
 from . import alerts as alert_out
-from . import asim, monitor, summary
+from . import asim, explain, monitor, summary
 from .monitor import ConfigError
 from .rules import port_anomaly
 from .sources import SourceError, all_sources, detect, get
+from .sources.base import parse_file
 from .store import DEFAULT_DB, Store, StoreError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -32,7 +33,7 @@ app.add_typer(config_app, name="config")
 
 # Piped output gets a fixed, wide layout instead of Rich's 80-column default.
 out = Console(width=None if sys.stdout.isatty() else 140)
-err = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
+err = Console(stderr=True, soft_wrap=True)
 
 
 class UsageError(ValueError):
@@ -125,7 +126,7 @@ def normalize(path: Path = typer.Argument(..., help="A raw log file."),
     sink = _RowSink(output)
     quarantined = skipped = rows = 0
     try:
-        for batch in parser.parse(str(path)):
+        for batch in parse_file(parser, str(path)):
             sink.write(batch.table)
             rows += batch.table.num_rows
             skipped += batch.skipped
@@ -182,6 +183,11 @@ class Tier(str, Enum):
     raw = "raw"
 
 
+class MissingDays(str, Enum):
+    zero = "zero"
+    skip = "skip"
+
+
 class Engine(str, Enum):
     duckdb = "duckdb"
     spark = "spark"
@@ -195,28 +201,46 @@ def detect_cmd(db: str = DbOption,
                output: str = typer.Option("-", "--output", "-o", help="File to write, '-' for stdout."),
                zero_spread: ZeroSpread = typer.Option(ZeroSpread.inf, "--zero-spread", help="Score when the residual spread is zero (spec §8): inf or zero."),
                summaries: Optional[List[str]] = typer.Option(None, "--summaries", help="Read summary Parquet/CSV files (path, folder or glob) instead of a store."),
-               tier: Tier = typer.Option(Tier.auto, "--tier", help="Where counts come from: auto (summaries, raw where none), summaries or raw.")) -> None:
-    """Run the port-anomaly rule on the store (or on summary files)."""
+               tier: Tier = typer.Option(Tier.auto, "--tier", help="Where counts come from: auto (summaries, raw where none), summaries or raw."),
+               missing_days: MissingDays = typer.Option(MissingDays.zero, "--missing-days", help="zero: an empty day is 0, as in KQL; skip: leave days with no data at all (outages) out of the trend."),
+               date_from: Optional[str] = typer.Option(None, "--from", help="Backtest: run as of every day from this date ..."),
+               date_to: Optional[str] = typer.Option(None, "--to", help="... to this date (inclusive), in one pass over the data.")) -> None:
+    """Run the port-anomaly rule on the store (or on summary files); --from/--to backtests."""
     cfg = monitor.load_config(config)
-    when = _as_of(as_of)
+    if (date_from is None) != (date_to is None):
+        raise UsageError("--from and --to go together")
+    if date_from is not None and as_of is not None:
+        raise UsageError("use either --as-of or --from/--to")
+    first, days = _as_of(as_of), 1
+    if date_from is not None:
+        first, last = _as_of(date_from), _as_of(date_to)
+        days = (last - first).days + 1
+        if days < 1:
+            raise UsageError(f"--to {date_to} is before --from {date_from}")
+    options = dict(zero_spread=zero_spread.value, tier=tier.value, missing_days=missing_days.value)
     if summaries:
-        result = _detect_on(summary.SummaryFiles(summaries), " ".join(summaries), cfg, when, zero_spread, tier)
+        data = summary.SummaryFiles(summaries)
+        results = port_anomaly.backtest(data, cfg, first or _default_as_of(data, " ".join(summaries)), days, **options)
     else:
         with Store(db, read_only=True) as store:
-            result = _detect_on(store, db, cfg, when, zero_spread, tier)
-    _report_tiers(result)
-    _emit_alerts(result, fmt, output)
+            results = port_anomaly.backtest(store, cfg, first or _default_as_of(store, db), days, **options)
+            for result in results:
+                explain.attach(store, result)
+    _report_tiers(results[-1])
+    if days > 1:
+        _emit_backtest(results, fmt, output)
+    else:
+        _emit_alerts(results[0], fmt, output)
 
 
-def _detect_on(data, name: str, cfg, when, zero_spread, tier) -> port_anomaly.Detection:
-    if when is None:
-        newest = data.newest_time()
-        if newest is None:
-            raise UsageError(f"{name}: holds no sessions; ingest some first")
-        when = port_anomaly.default_as_of(newest)
-        err.print(f"as-of {alert_out.iso(when)} (just after the newest session; use --as-of to choose)",
-                  highlight=False)
-    return port_anomaly.run(data, cfg, when, zero_spread=zero_spread.value, tier=tier.value)
+def _default_as_of(data, name: str) -> datetime:
+    newest = data.newest_time()
+    if newest is None:
+        raise UsageError(f"{name}: holds no sessions; ingest some first")
+    when = port_anomaly.default_as_of(newest)
+    err.print(f"as-of {alert_out.iso(when)} (just after the newest session; use --as-of to choose)",
+              highlight=False)
+    return when
 
 
 def _report_tiers(result: port_anomaly.Detection) -> None:
@@ -229,6 +253,26 @@ def _report_tiers(result: port_anomaly.Detection) -> None:
         if days:
             parts.append(f"{tier} {sum(per_day):,} sessions on days {days[0] + 1}-{days[-1] + 1}")
     err.print("window counts: " + "; ".join(parts), highlight=False)
+
+
+def _emit_backtest(results: list[port_anomaly.Detection], fmt: Format, output: str) -> None:
+    stream = sys.stdout if output == "-" else open(output, "w", encoding="utf-8")
+    try:
+        if fmt is Format.jsonl:
+            alert_out.write_jsonl([a for r in results for a in r.alerts], stream)
+            return
+        from rich.table import Table
+        table = Table(title=f"backtest: {len(results)} days, {sum(len(r.alerts) for r in results)} alerts")
+        for c in ("as-of", "series", "alerts"):
+            table.add_column(c)
+        for r in results:
+            table.add_row(alert_out.iso(r.window.as_of), f"{r.series_count:,}",
+                          "\n".join(f"{a['Severity']} {a['title']} (port {a['DstPortNumber']}, score {a['score']:.1f})"
+                                    for a in r.alerts) or "-")
+        (out if output == "-" else Console(file=stream, width=140)).print(table)
+    finally:
+        if stream is not sys.stdout:
+            stream.close()
 
 
 def _emit_alerts(result: port_anomaly.Detection, fmt: Format, output: str) -> None:
@@ -409,6 +453,7 @@ def demo(folder: Optional[Path] = typer.Option(None, "--dir", help="Keep the gen
             newest = store.newest_time()
             when = port_anomaly.default_as_of(newest)
             result = port_anomaly.run(store, monitor.load_config(None), when)
+            explain.attach(store, result)
         alert_out.render_table(result.alerts, out, as_of=alert_out.iso(when), series_count=result.series_count)
         out.print(f"done in {time.perf_counter() - started:.1f}s"
                   + (f"; logs and store kept in {base}" if folder else ""))

@@ -24,6 +24,7 @@ import pyarrow.compute as pc
 
 from . import asim, summary
 from .sources import Source, SourceError, detect, get
+from .sources.base import parse_file
 
 DEFAULT_DB = "portlens.duckdb"
 
@@ -89,9 +90,18 @@ class Store:
             raise StoreError(f"{path}: cannot open store ({str(e).splitlines()[0]})") from None
         _run(self.con, "SET TimeZone = 'UTC'")
         if not read_only:
-            for statement in _DDL:
-                _run(self.con, statement)
+            try:
+                for statement in _DDL:
+                    _run(self.con, statement)
+            except duckdb.Error as e:
+                raise StoreError(f"{path}: not a portlens store of this version ({str(e).splitlines()[0]})") from None
             self._remove_unfinished()
+        else:
+            try:
+                _run(self.con, "SELECT file_id, kind, summarized FROM files LIMIT 0")
+                _run(self.con, "SELECT file_id FROM ingested LIMIT 0")
+            except duckdb.Error:
+                raise StoreError(f"{path}: not a portlens store of this version") from None
 
     def _remove_unfinished(self) -> None:
         """Drop what an ingest killed mid-file left behind (its ledger entry is 'loading')."""
@@ -134,7 +144,7 @@ class Store:
              [file_id, os.path.abspath(path), digest, os.path.getsize(path), parser.name])
         in_transaction = False
         try:
-            for batch in parser.parse(path):
+            for batch in parse_file(parser, path):
                 if batch.table.num_rows:
                     _append(con, "sessions", batch.table, file_id)
                 if batch.quarantine.num_rows:

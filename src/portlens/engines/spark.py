@@ -32,6 +32,7 @@ import pyarrow as pa
 
 from .. import asim, sources, summary
 from ..sources import SourceError
+from ..sources.base import parse_file
 
 # The rows mapInArrow emits: the summary columns, the quarantine columns and the per-file
 # counts, one schema with a `kind` tag (columns a kind does not use are NULL).
@@ -127,7 +128,7 @@ def _file_rows(path: str, source: str, with_quarantine: bool) -> Iterator[pa.Rec
             raise SourceError(f"{path}: no such file")
         parser = sources.detect(path) if source == "auto" else sources.get(source)
         name = parser.name
-        for batch in parser.parse(path):
+        for batch in parse_file(parser, path):
             stats["sessions"] += batch.table.num_rows
             stats["quarantined"] += batch.quarantine.num_rows
             stats["skipped"] += batch.skipped

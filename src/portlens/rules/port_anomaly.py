@@ -83,12 +83,10 @@ def default_as_of(newest: datetime) -> datetime:
 
 
 def run(store, config: MonitorConfig, as_of: datetime, *, zero_spread: str = "inf",
-        tier: str = "auto") -> Detection:
-    """The rule over a store (or anything with daily_counts): daily series for the window
-    ending at as_of, then detect."""
-    window = Window(as_of)
-    counts = store.daily_counts(window.start, window.days, KEYS, tier=tier)
-    return detect(daily_series(counts, window), config, zero_spread=zero_spread)
+        tier: str = "auto", missing_days: str = "zero") -> Detection:
+    """The rule over a store (or anything with daily_counts) as of one time."""
+    return backtest(store, config, as_of, 1, zero_spread=zero_spread, tier=tier,
+                    missing_days=missing_days)[0]
 
 
 def daily_series(counts: pa.Table, window: Window) -> Series:
@@ -118,10 +116,42 @@ def daily_series(counts: pa.Table, window: Window) -> Series:
     return Series(window, keys, flat.reshape(len(first), window.days), dict(sorted(tiers.items())))
 
 
-def score_series(series: Series, *, zero_spread: str = "inf") -> dict[str, np.ndarray]:
-    """series_decompose_anomalies(Total, 2.5, -1, 'linefit') on every row at once."""
-    flags, scores, baselines = kql.series_decompose_anomalies(
-        series.totals, ANOMALY_THRESHOLD, -1, "linefit", zero_spread=zero_spread)
+MISSING_DAYS = ("zero", "skip")
+
+
+def outage_days(series: Series) -> np.ndarray:
+    """Days with no sessions at all in the data (every key is zero): a sensor or pipeline
+    outage rather than a quiet port."""
+    return series.totals.sum(axis=0) == 0 if series.totals.size else np.zeros(series.window.days, bool)
+
+
+def score_series(series: Series, *, zero_spread: str = "inf", missing_days: str = "zero",
+                 outage: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """series_decompose_anomalies(Total, 2.5, -1, 'linefit') on every row at once.
+
+    missing_days="zero" is KQL's make-series: an empty day is 0. "skip" leaves outage days
+    (`outage`, one mask per row or one for all) out of the decomposition, so an outage does
+    not bend the trend; their baseline and score are NaN. Rows are grouped by outage pattern,
+    so each group is still one vectorized call."""
+    totals = series.totals
+    if missing_days not in MISSING_DAYS:
+        raise ValueError(f"missing_days must be one of {MISSING_DAYS}")
+    if missing_days == "zero" or outage is None or not np.any(outage):
+        flags, scores, baselines = kql.series_decompose_anomalies(
+            totals, ANOMALY_THRESHOLD, -1, "linefit", zero_spread=zero_spread)
+        return {"flags": flags, "scores": scores, "baselines": baselines}
+    masks = np.broadcast_to(outage, totals.shape)
+    scores = np.full(totals.shape, np.nan)
+    baselines = np.full(totals.shape, np.nan)
+    flags = np.zeros(totals.shape, dtype=int)
+    patterns, group = np.unique(masks, axis=0, return_inverse=True)
+    for g, pattern in enumerate(patterns):
+        rows, keep = np.flatnonzero(group.ravel() == g), ~pattern
+        if keep.sum() < 2:
+            continue
+        f, sc, b = kql.series_decompose_anomalies(totals[np.ix_(rows, keep)], ANOMALY_THRESHOLD, -1,
+                                                  "linefit", zero_spread=zero_spread)
+        flags[np.ix_(rows, keep)], scores[np.ix_(rows, keep)], baselines[np.ix_(rows, keep)] = f, sc, b
     return {"flags": flags, "scores": scores, "baselines": baselines}
 
 
@@ -133,14 +163,22 @@ def _toint(values: np.ndarray) -> np.ndarray:
     return out
 
 
-def detect(series: Series, config: MonitorConfig, *, zero_spread: str = "inf") -> Detection:
+def passes(scores: np.ndarray, baselines: np.ndarray) -> np.ndarray:
+    """The rule's filter: toint(score) >= 5 and toint(baseline) > 0."""
+    return (_toint(scores) >= MIN_SCORE) & (_toint(baselines) > 0)
+
+
+def detect(series: Series, config: MonitorConfig, *, zero_spread: str = "inf",
+           missing_days: str = "zero", fit: dict | None = None) -> Detection:
+    """The rule on one window's series (fit: a precomputed decomposition, as backtests pass)."""
     window = series.window
-    if series.totals.shape[0] == 0:
-        return Detection([], window, 0, series.keys, series.tiers)
-    fit = score_series(series, zero_spread=zero_spread)
-    last_score = _toint(fit["scores"][:, -1])
-    last_base = _toint(fit["baselines"][:, -1])
-    keep = np.flatnonzero((last_score >= MIN_SCORE) & (last_base > 0))
+    present = np.flatnonzero(series.totals.any(axis=1))  # KQL makes no series for empty keys
+    if present.size == 0:
+        return Detection([], window, 0, series.keys.slice(0, 0), series.tiers)
+    outage = outage_days(series)
+    if fit is None:
+        fit = score_series(series, zero_spread=zero_spread, missing_days=missing_days, outage=outage)
+    keep = present[passes(fit["scores"][present, -1], fit["baselines"][present, -1])]
     survivors = series.keys.take(pa.array(keep, pa.int64())).append_column(
         "_row", pa.array(keep, pa.int64()))
     rows = expanded(config.select("Detection", "Anomaly"))
@@ -153,13 +191,38 @@ def detect(series: Series, config: MonitorConfig, *, zero_spread: str = "inf") -
               & match_mask(joined["Direction"], joined["NetworkDirection"])
               & match_mask(joined["Action"], joined["DvcAction"]))
         joined = joined.filter(pa.array(ok))
-    alerts = _group_alerts(joined, series, fit, window)
+    alerts = _group_alerts(joined, series, fit, window, outage)
     for alert in alerts:
         alert["window"]["tiers"] = series.tiers
-    return Detection(alerts, window, series.totals.shape[0], survivors, series.tiers)
+        alert["window"]["missing_days"] = missing_days
+    return Detection(alerts, window, int(present.size), survivors, series.tiers)
 
 
-def _group_alerts(joined: pa.Table, series: Series, fit: dict, window: Window) -> list[dict]:
+def backtest(store, config: MonitorConfig, first_as_of: datetime, days: int, *,
+             zero_spread: str = "inf", tier: str = "auto", missing_days: str = "zero") -> list[Detection]:
+    """The rule as of first_as_of and each of the following days-1 days, from one pass over
+    the data: the daily counts of the whole span are read once, every day's 14-day window is
+    a slice of that matrix, and all windows are decomposed in one vectorized call."""
+    if days < 1:
+        raise ValueError("a backtest needs at least one day")
+    span = Window(first_as_of + timedelta(days=days - 1), days=LOOKBACK_DAYS + days - 1)
+    whole = daily_series(store.daily_counts(span.start, span.days, KEYS, tier=tier), span)
+    windows = [Series(Window(first_as_of + timedelta(days=d)), whole.keys,
+                      whole.totals[:, d:d + LOOKBACK_DAYS],
+                      {t: v[d:d + LOOKBACK_DAYS] for t, v in whole.tiers.items()}) for d in range(days)]
+    if whole.totals.shape[0] == 0:
+        return [detect(w, config) for w in windows]
+    stacked = Series(span, whole.keys, np.concatenate([w.totals for w in windows]))
+    outage = np.concatenate([np.broadcast_to(outage_days(w), w.totals.shape) for w in windows])
+    fit = score_series(stacked, zero_spread=zero_spread, missing_days=missing_days, outage=outage)
+    n = whole.totals.shape[0]
+    return [detect(w, config, missing_days=missing_days,
+                   fit={k: v[d * n:(d + 1) * n] for k, v in fit.items()})
+            for d, w in enumerate(windows)]
+
+
+def _group_alerts(joined: pa.Table, series: Series, fit: dict, window: Window,
+                  outage: np.ndarray) -> list[dict]:
     """One alert per (Name, Severity, Tactic, DstPortNumber, Description) with the KQL sets
     and, as portlens extras, every matching series with its numbers."""
     alerts: dict[tuple, dict] = {}
@@ -183,8 +246,12 @@ def _group_alerts(joined: pa.Table, series: Series, fit: dict, window: Window) -
             "baseline": float(fit["baselines"][i, -1]),
             "score": float(fit["scores"][i, -1]),
             "totals": [int(v) for v in series.totals[i]],
-            "baselines": [round(float(v), 6) for v in fit["baselines"][i]],
-            "scores": [round(float(v), 6) for v in fit["scores"][i]],
+            "baselines": _numbers(fit["baselines"][i]),
+            "scores": _numbers(fit["scores"][i]),
+            # Missing data is not zero traffic: days with no data at all vs a quiet key.
+            "outage_days": [iso(d) for d, out in zip(window.bins(), outage) if out],
+            "quiet_days": [iso(d) for d, out, v in zip(window.bins(), outage, series.totals[i])
+                           if not out and v == 0],
         })
     out = []
     for alert in alerts.values():
@@ -197,6 +264,11 @@ def _group_alerts(joined: pa.Table, series: Series, fit: dict, window: Window) -
         out.append(alert)
     out.sort(key=lambda a: (-a["score"], a["Name"], int(a["DstPortNumber"])))
     return out
+
+
+def _numbers(values: np.ndarray) -> list[float | None]:
+    """Rounded floats for JSON; NaN (a skipped outage day) becomes null."""
+    return [round(float(v), 6) if np.isfinite(v) else None for v in values]
 
 
 def _new_alert(name, severity, tactic, port, description, window: Window) -> dict:

@@ -68,12 +68,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import asim
-from .base import BATCH_LINES, Batch, Source, open_binary, read_head, read_lines
+from .base import BATCH_LINES, Batch, Source, TruncatedInput, open_binary, read_head, read_lines
 
 # ---- reading, shared by the three sources ----------------------------------------------------
 
 # A truncated or corrupt gzip member, or an I/O error, while reading (base.open_binary).
-READ_ERRORS = (EOFError, OSError, zlib.error)
+READ_ERRORS = (EOFError, OSError, zlib.error, TruncatedInput)
 
 
 def safe_parse(source: Source, path: str, body: Callable[[dict], Iterator[Batch]]) -> Iterator[Batch]:

@@ -36,6 +36,29 @@ class SourceError(ValueError):
     """A file cannot be read as the requested source (one line, for the user)."""
 
 
+class TruncatedInput(SourceError):
+    """The file's compressed stream breaks off after `line` readable lines."""
+
+    def __init__(self, path: str, line: int, detail: str):
+        super().__init__(f"{path}: compressed data is cut short or corrupt after line {line} ({detail})")
+        self.line = line
+
+
+_READ_ERRORS = (TruncatedInput, EOFError, zlib.error, gzip.BadGzipFile)
+
+
+def parse_file(source: "Source", path: str, batch_lines: int = BATCH_LINES) -> Iterator["Batch"]:
+    """`source.parse(path)`, with a file that breaks off (a cut or corrupt gzip) ending in one
+    quarantine record after the last readable line, so what was readable still lands."""
+    try:
+        yield from source.parse(path, batch_lines)
+    except _READ_ERRORS as e:
+        line = e.line if isinstance(e, TruncatedInput) else None
+        reason = str(e) if line is not None else f"{path}: unreadable input ({type(e).__name__}: {e})"
+        q = asim.quarantine_rows(path, source.name, [line + 1 if line is not None else 0], [reason], [None])
+        yield Batch(asim.empty_table(), q, 0, 1)
+
+
 @dataclass
 class Batch:
     table: pa.Table
@@ -128,14 +151,14 @@ def read_lines(path: str, batch_lines: int = BATCH_LINES) -> Iterator[tuple[pa.A
     carry = b""
     first = True
     with open_binary(path) as f:
+        # Compressed input is read in small pieces so that, if the stream breaks off, the
+        # lines before the break are still handed out (TruncatedInput follows them).
+        size = _CHUNK_BYTES if isinstance(f, io.BufferedReader) else 1 << 20
         while True:
             try:
-                chunk = f.read(_CHUNK_BYTES)
+                chunk = f.read(size)
             except (EOFError, zlib.error, gzip.BadGzipFile) as e:
-                # A cut or corrupt gzip stream: the file as a whole is unusable (and ingest is
-                # all or nothing per file), so say where it broke.
-                raise SourceError(f"{path}: compressed data is cut short or corrupt ({e}); "
-                                  f"{number} lines were readable before it") from None
+                raise TruncatedInput(path, number, str(e)) from None
             data = carry + chunk
             if not chunk:
                 cut = len(data)
@@ -147,20 +170,23 @@ def read_lines(path: str, batch_lines: int = BATCH_LINES) -> Iterator[tuple[pa.A
                     continue
                 carry = data[cut + 1:]
             if cut or data:
-                text = data[:cut]
-                if b"\r" in text:  # CRLF and lone CR both end a line (concatenated captures)
-                    text = text.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-                decoded = text.decode("utf-8", errors="replace")
-                if first:
-                    decoded = decoded.removeprefix("\ufeff")
-                    first = False
-                lines = pc.split_pattern(pa.array([decoded], pa.large_string()), "\n").flatten()
-                lines = lines.cast(pa.string()) if lines.nbytes < (1 << 31) - 1 else lines
-                numbers = pa.array(np.arange(number + 1, number + 1 + len(lines), dtype=np.int64))
-                number += len(lines)
-                keep = pc.not_equal(pc.utf8_length(pc.utf8_trim_whitespace(lines)), 0)
-                lines, numbers = lines.filter(keep), numbers.filter(keep)
+                lines, numbers, number = _split_lines(data[:cut], number, first)
+                first = False
                 for start in range(0, len(lines), batch_lines):
                     yield lines.slice(start, batch_lines), numbers.slice(start, batch_lines)
             if not chunk:
                 break
+
+
+def _split_lines(text: bytes, number: int, first: bool) -> tuple[pa.Array, pa.Array, int]:
+    """Bytes of whole lines -> (non-blank lines, their 1-based numbers, last number used)."""
+    if b"\r" in text:  # CRLF and lone CR both end a line (concatenated captures)
+        text = text.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    decoded = text.decode("utf-8", errors="replace")
+    if first:
+        decoded = decoded.removeprefix("\ufeff")
+    lines = pc.split_pattern(pa.array([decoded], pa.large_string()), "\n").flatten()
+    lines = lines.cast(pa.string()) if lines.nbytes < (1 << 31) - 1 else lines
+    numbers = pa.array(np.arange(number + 1, number + 1 + len(lines), dtype=np.int64))
+    keep = pc.not_equal(pc.utf8_length(pc.utf8_trim_whitespace(lines)), 0)
+    return lines.filter(keep), numbers.filter(keep), number + len(lines)
