@@ -385,6 +385,32 @@ def run(watch: Path = typer.Option(..., "--watch", help="Folder to watch for new
     err.print("stopped", markup=False, highlight=False)
 
 
+@app.command("report")
+def report_cmd(db: str = DbOption,
+               config: Optional[Path] = typer.Option(None, "--config", help="Monitor configuration CSV."),
+               as_of: Optional[str] = typer.Option(None, "--as-of", help="End of the 14-day window; default just after the newest data."),
+               output: Path = typer.Option(Path("report.html"), "--output", "-o", help="The HTML file to write."),
+               png: Optional[Path] = typer.Option(None, "--png", help="Also write one PNG chart per alert into this folder (needs portlens[plot]).")) -> None:
+    """Write a self-contained HTML report: each alert's series, baseline, anomaly and talkers."""
+    from . import report
+    started = time.perf_counter()
+    cfg = monitor.load_config(config)
+    with Store(db, read_only=True) as store:
+        when = _as_of(as_of) or _default_as_of(store, db)
+        result = port_anomaly.run(store, cfg, when)
+        explain.attach(store, result)
+        sessions = store.status()["sessions"]
+    report.write_html(result, output, figures={"Sessions in store": sessions,
+                                               "Elapsed (s)": time.perf_counter() - started})
+    out.print(f"{output}: {len(result.alerts)} alerts as of {alert_out.iso(when)}")
+    if png:
+        try:
+            paths = report.write_pngs(result, png)
+        except RuntimeError as e:
+            raise UsageError(str(e)) from None
+        out.print(f"{png}: {len(paths)} charts")
+
+
 @app.command()
 def status(db: str = DbOption, as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
     """What the store holds: sessions, time range, files, quarantined rows."""
@@ -455,8 +481,14 @@ def demo(folder: Optional[Path] = typer.Option(None, "--dir", help="Keep the gen
             result = port_anomaly.run(store, monitor.load_config(None), when)
             explain.attach(store, result)
         alert_out.render_table(result.alerts, out, as_of=alert_out.iso(when), series_count=result.series_count)
-        out.print(f"done in {time.perf_counter() - started:.1f}s"
-                  + (f"; logs and store kept in {base}" if folder else ""))
+        if folder:
+            from . import report
+            report.write_html(result, base / "report.html", figures={
+                "Sessions generated": table.num_rows, "Elapsed (s)": time.perf_counter() - started})
+            out.print(f"done in {time.perf_counter() - started:.1f}s; logs, store and {base / 'report.html'} kept in {base}")
+        else:
+            out.print(f"done in {time.perf_counter() - started:.1f}s "
+                      "(--dir DIR keeps the logs, the store and an HTML report)")
 
 
 def _write_jsonl(table: pa.Table, path: Path) -> None:
