@@ -67,7 +67,9 @@ PHASES = {"build": phase_build, "summarize": phase_summarize, "detect": phase_de
 
 def child(name: str, **kw) -> dict:
     cmd = [sys.executable, __file__, "--phase", name] + [f"--{k}={v}" for k, v in kw.items()]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode:
+        sys.exit(f"phase {name} failed:\n{proc.stderr}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 

@@ -108,3 +108,21 @@ def test_demo_finds_the_injected_misuse(tmp_path):
     assert "Remote Desktop" in r.stdout and "LDAP Traffic" in r.stdout
     assert "8080" not in r.stdout  # anomalous too, but no monitor row covers it
     assert (tmp_path / "demo" / "demo.duckdb").exists()
+
+
+def test_open_formats_and_delivery_without_duplicates(tmp_path):
+    data = rdp_history(tmp_path / "rdp.jsonl", datetime(2024, 5, 15, tzinfo=timezone.utc))
+    db = tmp_path / "s.duckdb"
+    assert portlens("ingest", data, "--db", db).returncode == 0
+    ocsf = json.loads(portlens("detect", "--db", db, "--format", "ocsf").stdout)
+    assert ocsf["class_uid"] == 2004 and ocsf["finding_info"]["analytic"]["uid"]
+    sentinel = json.loads(portlens("detect", "--db", db, "--format", "sentinel").stdout)
+    assert sentinel["ExtendedProperties"]["DstPortNumber"] == "3389"
+    assert portlens("detect", "--db", db, "--format", "cef").stdout.startswith("CEF:0|portlens|")
+    sink = tmp_path / "sent.jsonl"
+    for _ in range(2):  # a re-run of the same day delivers nothing new
+        r = portlens("detect", "--db", db, "--deliver", f"file={sink}", "--format", "jsonl")
+        assert r.returncode == 0, r.stderr
+    assert len(sink.read_text().splitlines()) == 1
+    r = portlens("deliver", "--db", db, "--to", "webhook=http://127.0.0.1:9/nothing", "--retries", "1")
+    assert r.returncode == 1 and "failed 1" in r.stderr and "Traceback" not in r.stderr

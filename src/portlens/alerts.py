@@ -4,7 +4,6 @@ Rich table for people."""
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from datetime import datetime, timezone
 from typing import IO, Iterable
@@ -39,9 +38,11 @@ def alert_id(rule_id: str, name: str, port: str, as_of: datetime) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
-def write_jsonl(alerts: Iterable[dict], out: IO[str]) -> None:
-    for alert in alerts:
-        out.write(json.dumps(alert, ensure_ascii=False, allow_nan=False, default=str) + "\n")
+def write_jsonl(alerts: Iterable[dict], out: IO[str], fmt: str = "jsonl") -> None:
+    """One line per alert in an open format: jsonl (KQL columns + extras), ocsf, sentinel, cef."""
+    from .formats import render
+    for line in render(alerts, fmt):
+        out.write(line + "\n")
 
 
 _SEVERITY_STYLE = {"High": "bold red", "Medium": "yellow", "Low": "cyan", "Informational": "dim"}

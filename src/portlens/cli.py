@@ -48,6 +48,8 @@ def main() -> None:
         code = app(standalone_mode=False)
     except USER_ERRORS as e:
         _fail(str(e))
+    except DeliveryFailed:
+        sys.exit(1)
     except Exception as e:
         # Click-style usage errors (bad option value, missing argument): one line, exit 2.
         if getattr(e, "exit_code", None) == 2 and hasattr(e, "format_message"):
@@ -170,6 +172,9 @@ class _RowSink:
 class Format(str, Enum):
     table = "table"
     jsonl = "jsonl"
+    ocsf = "ocsf"
+    sentinel = "sentinel"
+    cef = "cef"
 
 
 class ZeroSpread(str, Enum):
@@ -197,16 +202,21 @@ class Engine(str, Enum):
 def detect_cmd(db: str = DbOption,
                config: Optional[Path] = typer.Option(None, "--config", help="Monitor configuration CSV (default: the one Sentinel ships)."),
                as_of: Optional[str] = typer.Option(None, "--as-of", help="End of the 14-day window (ISO-8601, UTC if no zone). Default: just after the newest data."),
-               fmt: Format = typer.Option(Format.table, "--format", help="table or jsonl."),
+               fmt: Format = typer.Option(Format.table, "--format", help="table, jsonl (KQL columns + extras), ocsf (Detection Finding), sentinel (the rule's alert shape) or cef."),
                output: str = typer.Option("-", "--output", "-o", help="File to write, '-' for stdout."),
                zero_spread: ZeroSpread = typer.Option(ZeroSpread.inf, "--zero-spread", help="Score when the residual spread is zero (spec §8): inf or zero."),
                summaries: Optional[List[str]] = typer.Option(None, "--summaries", help="Read summary Parquet/CSV files (path, folder or glob) instead of a store."),
                tier: Tier = typer.Option(Tier.auto, "--tier", help="Where counts come from: auto (summaries, raw where none), summaries or raw."),
                missing_days: MissingDays = typer.Option(MissingDays.zero, "--missing-days", help="zero: an empty day is 0, as in KQL; skip: leave days with no data at all (outages) out of the trend."),
                date_from: Optional[str] = typer.Option(None, "--from", help="Backtest: run as of every day from this date ..."),
-               date_to: Optional[str] = typer.Option(None, "--to", help="... to this date (inclusive), in one pass over the data.")) -> None:
+               date_to: Optional[str] = typer.Option(None, "--to", help="... to this date (inclusive), in one pass over the data."),
+               deliver: Optional[List[str]] = typer.Option(None, "--deliver", help="Send alerts: webhook=URL, syslog=HOST:PORT (or tcp://HOST:PORT), file=PATH; KIND+FORMAT=... picks the format. Repeatable."),
+               retries: int = typer.Option(3, "--retries", help="Delivery attempts per alert and sink in this run.")) -> None:
     """Run the port-anomaly rule on the store (or on summary files); --from/--to backtests."""
     cfg = monitor.load_config(config)
+    sinks = _sinks(deliver)
+    if sinks and summaries:
+        raise UsageError("--deliver needs a store (it keeps the outbox); not with --summaries")
     if (date_from is None) != (date_to is None):
         raise UsageError("--from and --to go together")
     if date_from is not None and as_of is not None:
@@ -222,15 +232,40 @@ def detect_cmd(db: str = DbOption,
         data = summary.SummaryFiles(summaries)
         results = port_anomaly.backtest(data, cfg, first or _default_as_of(data, " ".join(summaries)), days, **options)
     else:
-        with Store(db, read_only=True) as store:
+        with Store(db, read_only=not sinks) as store:
             results = port_anomaly.backtest(store, cfg, first or _default_as_of(store, db), days, **options)
             for result in results:
                 explain.attach(store, result)
+            if sinks:
+                _deliver(store, [a for r in results for a in r.alerts], sinks, retries)
     _report_tiers(results[-1])
     if days > 1:
         _emit_backtest(results, fmt, output)
     else:
         _emit_alerts(results[0], fmt, output)
+
+
+def _sinks(specs: Optional[List[str]]) -> list:
+    from . import delivery
+    try:
+        return [delivery.parse_sink(spec) for spec in specs or []]
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+
+
+def _deliver(store: Store, alerts: list[dict], sinks: list, retries: int) -> None:
+    """Alerts go into the store's outbox first (stable ids: a re-run adds nothing), then
+    everything not yet delivered to each sink is sent; failures are retried next run."""
+    from . import delivery
+    delivery.record(store, alerts)
+    report = delivery.deliver(store, sinks, retries=retries)
+    err.print(report.summary(), markup=False, highlight=False)
+    if not report.ok:
+        raise DeliveryFailed()
+
+
+class DeliveryFailed(Exception):
+    """Some deliveries failed (already reported); they stay in the outbox for the next run."""
 
 
 def _default_as_of(data, name: str) -> datetime:
@@ -258,8 +293,8 @@ def _report_tiers(result: port_anomaly.Detection) -> None:
 def _emit_backtest(results: list[port_anomaly.Detection], fmt: Format, output: str) -> None:
     stream = sys.stdout if output == "-" else open(output, "w", encoding="utf-8")
     try:
-        if fmt is Format.jsonl:
-            alert_out.write_jsonl([a for r in results for a in r.alerts], stream)
+        if fmt is not Format.table:
+            alert_out.write_jsonl([a for r in results for a in r.alerts], stream, fmt.value)
             return
         from rich.table import Table
         table = Table(title=f"backtest: {len(results)} days, {sum(len(r.alerts) for r in results)} alerts")
@@ -278,8 +313,8 @@ def _emit_backtest(results: list[port_anomaly.Detection], fmt: Format, output: s
 def _emit_alerts(result: port_anomaly.Detection, fmt: Format, output: str) -> None:
     stream = sys.stdout if output == "-" else open(output, "w", encoding="utf-8")
     try:
-        if fmt is Format.jsonl:
-            alert_out.write_jsonl(result.alerts, stream)
+        if fmt is not Format.table:
+            alert_out.write_jsonl(result.alerts, stream, fmt.value)
         else:
             console = out if output == "-" else Console(file=stream, width=140)
             alert_out.render_table(result.alerts, console, as_of=alert_out.iso(result.window.as_of),
@@ -366,7 +401,8 @@ def run(watch: Path = typer.Option(..., "--watch", help="Folder to watch for new
         every: str = typer.Option("10m", "--every", help="Time between scans (e.g. 30s, 10m, 1h)."),
         alerts: Path = typer.Option(Path("portlens-alerts.jsonl"), "--alerts", help="JSON-lines file new alerts are appended to."),
         config: Optional[str] = typer.Option(None, "--config", help="Monitor configuration CSV."),
-        once: bool = typer.Option(False, "--once", help="One scan and one detect, then exit (for cron).")) -> None:
+        once: bool = typer.Option(False, "--once", help="One scan and one detect, then exit (for cron)."),
+        deliver: Optional[List[str]] = typer.Option(None, "--deliver", help="Also send new alerts to these sinks (see detect --deliver).")) -> None:
     """Run as a service: ingest new files as they appear, detect once a day (SIGUSR1: now).
     SIGTERM stops it after the step in flight."""
     from .service import Watcher, parse_every
@@ -376,13 +412,27 @@ def run(watch: Path = typer.Option(..., "--watch", help="Folder to watch for new
         seconds = parse_every(every)
     except ValueError as e:
         raise UsageError(str(e)) from None
-    watcher = Watcher(watch, db, alerts, every=seconds, config=config,
+    watcher = Watcher(watch, db, alerts, every=seconds, config=config, sinks=_sinks(deliver),
                       log=lambda m: err.print(m, markup=False, highlight=False))
     watcher.install_signals()
     err.print(f"watching {watch} every {every}; store {db}; alerts -> {alerts} (pid {os.getpid()})",
               markup=False, highlight=False)
     watcher.run(once=once)
     err.print("stopped", markup=False, highlight=False)
+
+
+@app.command("deliver")
+def deliver_cmd(to: List[str] = typer.Option(..., "--to", help="Sink spec (see detect --deliver); repeatable."),
+                db: str = DbOption,
+                retries: int = typer.Option(3, "--retries", help="Attempts per alert and sink.")) -> None:
+    """Send alerts from the store's outbox that a sink has not received yet (retry failures)."""
+    from . import delivery
+    sinks = _sinks(to)
+    with Store(db) as store:
+        report = delivery.deliver(store, sinks, retries=retries)
+    err.print(report.summary(), markup=False, highlight=False)
+    if not report.ok:
+        raise DeliveryFailed()
 
 
 @app.command("report")

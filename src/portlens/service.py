@@ -32,6 +32,7 @@ class Watcher:
     every: float = 600.0  # seconds between scans
     detect_every: timedelta = timedelta(days=1)
     config: str | None = None
+    sinks: list = field(default_factory=list)  # delivery sinks (portlens.delivery), if any
     log: Callable[[str], None] = print
     _stop: threading.Event = field(default_factory=threading.Event)
     _detect_now: threading.Event = field(default_factory=threading.Event)
@@ -102,6 +103,11 @@ class Watcher:
                 write_jsonl(fresh, f)
         self.log(f"detect as of {result.window.as_of.isoformat()}: {len(result.alerts)} alerts, "
                  f"{len(fresh)} new -> {self.alerts_path}")
+        if self.sinks:
+            from . import delivery
+            with Store(self.db) as store:
+                delivery.record(store, result.alerts)
+                self.log(delivery.deliver(store, self.sinks).summary())
         return len(fresh)
 
 
