@@ -282,3 +282,15 @@ def test_header_roundtrip(when, host, pri):
     t = S.syslog_header(pa.array([bsd, iso])).to_pylist()
     for r in t:
         assert (r["pri"], r["hostname"], r["timestamp"], r["message"]) == (pri, host, when, "body text")
+
+
+def test_sql_reference_maps_agree_with_the_fast_path():
+    kv = ['date=2019-05-10 logid="0000000013" msg="a b=c" x= y=1 date=dup', "k=v"]
+    got = asim.query(f"SELECT {S.kv_map_sql('x')} AS m FROM t", t=pa.table({"x": kv}))
+    fast = S.extract_pairs(pa.array(kv), ["date", "logid", "msg", "x", "y", "k"]).to_pylist()
+    for m, row in zip(col(got, "m"), fast):
+        assert {k: v for k, v in row.items() if v is not None} == dict(m)
+    ext = [r"act=Allow msg=a\=b \\ c suser=x y cs5=first cs5=second"]
+    got = asim.query(f"SELECT {S.cef_extension_map_sql('x')} AS m FROM t", t=pa.table({"x": ext}))
+    fast = S.extract_pairs(pa.array(ext), ["act", "msg", "suser", "cs5"], S.CEF).to_pylist()[0]
+    assert dict(col(got, "m")[0]) == fast

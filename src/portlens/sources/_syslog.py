@@ -23,17 +23,24 @@ in order (a NULL record is read as empty text):
   AdditionalExtensions), `SD` (Check Point structured data `[k:"v"; k:"v"]`).
 * `split_fields(text, indices)` -> table f<i> of delimited fields (RFC 4180 quoting), plus
   `_nfields`.
-* `parse_timestamps(text)` -> timestamp[us, UTC]; the SQL form is `timestamp_sql`.
+* `parse_timestamps(text)` / `parse_timestamps_many([texts])` -> timestamp[us, UTC] (epoch
+  s/ms/us/ns, ISO, BSD/CEF `Mmm dd [yyyy] hh:mm:ss [ZONE]`, ctime, US-locale exports; each
+  distinct text parsed once); the SQL form is `timestamp_sql`.
+* Source plumbing: `guarded` (a parser bug quarantines the record, never crashes the run),
+  `parse_batched` / `rebatch` (join read_lines' 8 MiB pieces into bigger batches), `pick`,
+  `arrays`, `cef_label` / `cef_custom_keys` / `cef_key`, `csl_header` and
+  `COMMON_SECURITY_LOG` (Sentinel CommonSecurityLog export columns -> CEF keys).
 * SQL builders for the mapping step (run with `asim.query`): `timestamp_sql`, `epoch_sql`,
   `int_sql`, `valid_ip_sql`, `ip_version_sql`, `icmp_type_sql`, `additional_fields_sql`,
-  `cef_label_sql`, `sql_str`.
-* Reference implementations in pure SQL, slower but composable in one query (and used by the
-  tests to cross-check the fast path): `kv_map_sql`, `cef_extension_map_sql` -> DuckDB MAP.
+  `cef_label_sql`, `json_object_sql`, `json_map_sql`, `sql_str`.
+* Reference implementations in pure SQL, slower but composable in one query:
+  `kv_map_sql`, `cef_extension_map_sql` -> DuckDB MAP.
 
-How it is fast: records are tokenized with numpy on the Arrow string buffer (positions of
-separators, quotes and `=`), keys are recognised by comparing their first 40 bytes packed
-into 64-bit words, and values are cut out of the original buffer by offsets; nothing runs per
-record in Python, and regular expressions only run once per record for the headers.
+How it is fast: records are split at separators by Arrow (C++); numpy bookkeeping on the
+token offsets handles quotes, escapes and CEF values that hold spaces; every token becomes
+`key=` / value pieces of one zero-copy array over the token buffer, keys are looked up with
+one hash join (`index_in`) and each wanted key is one `take`. Nothing runs per record in
+Python, and regular expressions only run once per record for the headers.
 
 Timestamps are UTC. A header without a year (RFC 3164 `Mmm dd hh:mm:ss`) takes the `year`
 argument when the caller knows it (for example from other dates in the file); otherwise the
@@ -57,7 +64,6 @@ from .. import asim
 # A key in key=value text (CEF keys are alphanumeric; FortiGate and Check Point add `_`, `-`, `.`).
 KEY = r"[A-Za-z0-9_.\-]+"
 KEY_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-"
-MAX_KEY = 40  # longer keys are never recognised
 
 # Zone abbreviations seen in syslog headers -> offset from UTC in minutes. Ambiguous ones
 # (CST, IST) are taken in their most common meaning (US Central; IST is left out).
@@ -136,7 +142,7 @@ class PairStyle:
     strip: str = " \t"
 
 
-SPACE = PairStyle(sep=" ", quotes=True, escapes='"')
+SPACE = PairStyle(sep=" ", quotes=True, escapes='"', strip="")  # values cannot hold blanks unquoted
 CEF = PairStyle(sep=" ", merge=True, escapes="=|\\", newlines=True)
 PIPE = PairStyle(sep="|", merge=True, escapes="=|\\")
 SEMICOLON = PairStyle(sep=";", merge=True)
@@ -154,8 +160,13 @@ def _np(arr) -> np.ndarray:
     return np.asarray(arr.to_numpy(zero_copy_only=False))
 
 
-def _view(buffer: pa.Buffer, offsets: np.ndarray, count: int) -> pa.Array:
-    """A string array of `count` elements over `buffer` at absolute `offsets` (no copy)."""
+def _view(buffer: pa.Buffer, offsets: np.ndarray, count: int, check: bool = True) -> pa.Array:
+    """A string array of `count` elements over `buffer` at absolute `offsets` (no copy). The
+    offsets are checked (non-decreasing, inside the buffer; `check=False` only where the
+    construction proves it): a bad view would read out of bounds, so it is refused instead."""
+    if len(offsets) != count + 1 or (count and (offsets[0] < 0 or offsets[-1] > buffer.size)) or \
+            (check and count and (offsets[1:] < offsets[:-1]).any()):
+        raise ValueError("internal: string view offsets out of order")
     return pa.Array.from_buffers(pa.string(), count, [None, pa.py_buffer(offsets.astype(np.int32)), buffer])
 
 
@@ -197,6 +208,8 @@ class _Tokens:
         self.buffer = arr.buffers()[2] if arr.buffers()[2] is not None else pa.py_buffer(b"")
         self.keep = None
         self._openers = None
+        self._next_opener = None
+        self._last_full = None
         if escapes and sep[0] in escapes and t:
             ends_bs = _np(pc.ends_with(flat, "\\")) & ~_np(pc.ends_with(flat, "\\\\"))
             if ends_bs.any():
@@ -220,6 +233,7 @@ class _Tokens:
         keep[self.first] = True
         self.keep = keep
         self._openers = None
+        self._next_opener = None
 
     def rows(self, idx: np.ndarray) -> np.ndarray:
         return np.searchsorted(self.first, idx, "right") - 1
@@ -240,14 +254,14 @@ class _Tokens:
         if self.keep is None:
             g = idx
         else:
-            op = self.openers()
-            pos = np.searchsorted(op, idx, "right")
-            nxt = np.where(pos < len(op), op[np.minimum(pos, len(op) - 1)], self.t)
-            g = np.minimum(nxt - 1, self.last[rows])
-            # a field does not end on empty tokens (`a=1|` or a doubled separator at the end)
-            t = np.arange(self.t, dtype=np.int64)
-            last_full = np.maximum.accumulate(np.where(self.fo[1:] > self.fo[:-1], t, -1))
-            g = np.maximum(last_full[g], idx)
+            if self._next_opener is None:
+                t = np.arange(self.t, dtype=np.int64)
+                nxt = np.minimum.accumulate(np.where(self.keep, t, self.t)[::-1])[::-1]
+                self._next_opener = np.r_[nxt[1:], self.t]   # first opener after each token
+                # a field does not end on empty tokens (`a=1|`, a doubled separator at the end)
+                self._last_full = np.maximum.accumulate(np.where(self.fo[1:] > self.fo[:-1], t, -1))
+            g = np.minimum(self._next_opener[idx] - 1, self.last[rows])
+            g = np.maximum(self._last_full[g], idx)
         return self.starts(g, rows) + (self.fo[g + 1] - self.fo[g])
 
     def nth_opener(self, i: int) -> np.ndarray:
@@ -334,23 +348,50 @@ def extract_pairs(text, keys, style: PairStyle = SPACE) -> pa.Table:
     flat, t = tok.flat, tok.t
     if t == 0:
         return pa.table({k: pa.nulls(n, pa.string()) for k in keys})
+    K = len(keys)
+    fo = tok.fo
     eq = _np(pc.find_substring(flat, style.assign)).astype(np.int64)
     lead = np.zeros(t, np.int64)
     if style.sep != " ":  # `a=1; b=2`: a key may follow the separator after blanks
         lead = _np(pc.binary_length(flat)) - _np(pc.binary_length(pc.utf8_ltrim_whitespace(flat)))
-    klen = eq - lead
-    has_key = (eq > lead)
-    offs = np.empty(2 * t, np.int64)
-    offs[0::2] = tok.fo[:-1] + lead
-    offs[1::2] = offs[0::2] + np.where(has_key, klen, 0)
-    keyarr = _view(tok.flat_buffer, offs, 2 * t - 1).take(pa.array(np.arange(0, 2 * t - 1, 2, dtype=np.int64)))
-    if style.merge:
-        has_key &= _valid_keys(keyarr)
-        tok.refuse(~has_key)
-    kid = _np(pc.fill_null(pc.index_in(keyarr, value_set=pa.array(keys, pa.string())), -1)).astype(np.int64)
-    ok = has_key if tok.keep is None else has_key & tok.keep
+    has_key = eq > lead
+    # Each token as three pieces of one zero-copy array over the tokens' buffer:
+    #   3i: `key=` (plus an opening quote), 3i+1: the value, 3i+2: a closing quote or nothing.
+    fb = np.frombuffer(tok.flat_buffer, np.uint8) if tok.flat_buffer.size else np.zeros(1, np.uint8)
+    vs = fo[:-1] + np.where(has_key, eq + 1, lead)
+    ve = fo[1:]
+    quoted = np.zeros(t, np.bool_)
+    if style.quotes:
+        long = has_key & (ve - vs >= 2)
+        li = np.flatnonzero(long)
+        quoted[li] = (fb[vs[li]] == 34) & (fb[ve[li] - 1] == 34)
+    q = quoted.astype(np.int64)
+    offs = np.empty(3 * t + 1, np.int64)
+    offs[0:-1:3] = fo[:-1] + lead
+    offs[1:-1:3] = vs + q
+    offs[2:-1:3] = ve - q
+    offs[-1] = fo[-1]
+    # (non-decreasing by construction: vs >= start + lead, a quote pair needs 2 bytes)
+    pieces = _view(tok.flat_buffer, offs, 3 * t, check=False)
+    offs2 = np.empty(2 * t + 1, np.int64)  # key piece / the rest, for the key lookup
+    offs2[0:-1:2] = offs[0:-1:3]
+    offs2[1:-1:2] = offs[1:-1:3]
+    offs2[-1] = fo[-1]
+    halves = _view(tok.flat_buffer, offs2, 2 * t, check=False)
+    names = [k + style.assign for k in keys] + ([k + style.assign + '"' for k in keys] if style.quotes else [])
+    found_at = _np(pc.fill_null(pc.index_in(halves, value_set=pa.array(names, pa.string())), -1)).astype(np.int64)
+    kid = found_at[0::2]
+    kid = np.where(kid >= 0, kid % K, -1)
+    valid = has_key
+    if style.merge:  # a `word=` that is not a key continues the previous value
+        check = np.flatnonzero(has_key & (kid < 0))
+        if len(check):
+            key_text = pieces.take(pa.array(3 * check))
+            valid = has_key.copy()
+            valid[check] = _valid_keys(pc.utf8_rtrim(key_text, '"' + style.assign))
+        tok.refuse(~valid)
+    ok = valid if tok.keep is None else valid & tok.keep
     tokens = np.flatnonzero(ok & (kid >= 0))
-    K = len(keys)
     rows = tok.rows(tokens)
     code = rows * K + kid[tokens]
     slot = np.full(n * K, -1, np.int64)
@@ -360,27 +401,58 @@ def extract_pairs(text, keys, style: PairStyle = SPACE) -> pa.Table:
         s2 = np.where(slot < 0, big, slot)
         np.minimum.at(s2, code, tokens)
         slot = np.where(s2 == big, -1, s2)
-    filled = np.flatnonzero(slot >= 0)
-    chosen = slot[filled]
-    srt = np.argsort(chosen, kind="stable")
-    chosen = chosen[srt]
-    crow = tok.rows(chosen)
-    vstart = tok.starts(chosen, crow) + eq[chosen] + 1
-    vend = tok.field_end(chosen, crow)
-    vstart, vend = _trim(tok.buffer, vstart, vend, style.strip, style.quotes)
-    values = _cut(tok.buffer, vstart, vend)
-    escaped = bool(style.escapes or style.newlines) and len(values) > 0 and \
-        pc.any(pc.match_substring(values, "\\")).as_py()
-    if escaped:
-        values = unescape(values, style.escapes, style.newlines)
-    vidx = np.full(n * K, -1, np.int64)
-    vidx[filled[srt]] = np.arange(len(chosen))
-    vidx = vidx.reshape(n, K)
-    found = np.zeros(K, np.bool_)
-    found[kid[tokens]] = True
+    slot = slot.reshape(n, K)  # token of each key's first occurrence per record, -1 if none
+    # A field made of one token (no quoted blanks, no merged continuation) is that token's
+    # value piece; other fields are cut from the record buffer.
+    if tok.keep is None:
+        single = np.ones(t, np.bool_)
+    else:
+        single = np.r_[tok.keep[1:], True]
+        single[tok.last] = True
+    single &= lead == 0
+    if style.strip not in ("", " \t"):
+        single[:] = False
     out = {}
+    complex_parts = []
     for j, k in enumerate(keys):
-        out[k] = _column(values, vidx[:, j]) if found[j] else pa.nulls(n, pa.string())
+        idx = slot[:, j]
+        has = idx >= 0
+        if not has.any():
+            out[k] = pa.nulls(n, pa.string())
+            continue
+        simple = has.copy()
+        simple[has] = single[idx[has]]
+        col = _column(pieces, np.where(simple, 3 * idx + 1, -1))
+        if style.strip and style.sep != " ":
+            col = pc.utf8_trim(col, style.strip)
+        out[k] = col
+        if (has & ~simple).any():
+            rows_c = np.flatnonzero(has & ~simple)
+            complex_parts.append((j, rows_c, idx[rows_c]))
+    if complex_parts:
+        toks = np.concatenate([p[2] for p in complex_parts])
+        order = np.argsort(toks, kind="stable")
+        chosen = toks[order]
+        crow = tok.rows(chosen)
+        vstart = tok.starts(chosen, crow) + eq[chosen] + 1
+        vend = tok.field_end(chosen, crow)
+        vstart, vend = _trim(tok.buffer, vstart, vend, style.strip, style.quotes)
+        values = _cut(tok.buffer, vstart, vend)
+        pos = np.empty(len(chosen), np.int64)
+        pos[order] = np.arange(len(chosen))
+        at = 0
+        for j, rows_c, _ in complex_parts:
+            k = keys[j]
+            index = np.full(n, -1, np.int64)
+            index[rows_c] = pos[at:at + len(rows_c)]
+            at += len(rows_c)
+            patch = _column(values, index)
+            out[k] = pc.if_else(pc.is_valid(patch), patch, out[k])
+    if (style.escapes or style.newlines) and pc.any(pc.match_substring(arr, "\\")).as_py():
+        for k in keys:
+            col = out[k]
+            if col.null_count < n and pc.any(pc.match_substring(col, "\\")).as_py():
+                out[k] = unescape(col, style.escapes, style.newlines)
     return pa.table(out)
 
 
@@ -679,14 +751,44 @@ def parse_timestamps_many(texts: list, *, year: int | None = None,
         if not isinstance(arr, pa.Array):
             arr = pa.array(arr, pa.string())
         arrs.append(arr if arr.type == pa.string() else arr.cast(pa.string()))
-    live = [a for a in arrs if a.null_count < len(a)]
+    fast = [_epoch_fast(a) for a in arrs]
+    rest = [a if f is None else pc.if_else(pc.is_null(f), a, pa.scalar(None, pa.string()))
+            for a, f in zip(arrs, fast)]
+    live = [a for a in rest if a.null_count < len(a)]
     if not live:
-        return [pa.nulls(len(a), asim.TIMESTAMP) for a in arrs]
+        return [f if f is not None else pa.nulls(len(a), asim.TIMESTAMP) for a, f in zip(arrs, fast)]
     uniq = pc.unique(pa.chunked_array(live, pa.string())).drop_null()
     parsed = asim.query(f"SELECT {timestamp_sql('x', year=year, reference=reference)} AS ts FROM u",
                         u=pa.table({"x": uniq}))["ts"].combine_chunks().cast(asim.TIMESTAMP)
-    return [parsed.take(pc.index_in(a, value_set=uniq)) if a.null_count < len(a)
-            else pa.nulls(len(a), asim.TIMESTAMP) for a in arrs]
+    out = []
+    for a, f in zip(rest, fast):
+        sql_part = parsed.take(pc.index_in(a, value_set=uniq)) if a.null_count < len(a) \
+            else pa.nulls(len(a), asim.TIMESTAMP)
+        out.append(sql_part if f is None else pc.coalesce(f, sql_part))
+    return out
+
+
+def _epoch_fast(arr: pa.Array):
+    """Whole-number epoch texts (s / ms / us / ns by digit count, as `epoch_sql`) converted in
+    Arrow and numpy; None when the array holds none (the SQL path handles everything else)."""
+    n = len(arr)
+    if n == 0 or arr.null_count == n:
+        return None
+    digits = pc.fill_null(pc.and_(pc.ascii_is_decimal(arr), pc.less_equal(pc.binary_length(arr), 19)), False)
+    count = digits.true_count
+    if count == 0:
+        return None
+    sel = pc.if_else(digits, arr, pa.scalar("0"))
+    ndig = np.asarray(pc.binary_length(sel).to_numpy(zero_copy_only=False), np.int64)
+    ok = np.asarray(digits.to_numpy(zero_copy_only=False), np.bool_)
+    big = ndig > 18  # may not fit int64: drop the last digit first (ns -> 10 ns)
+    trimmed = pc.if_else(pa.array(big), pc.utf8_slice_codeunits(sel, 0, 18), sel)
+    v = np.asarray(pc.cast(trimmed, pa.int64()).to_numpy(zero_copy_only=False), np.int64)
+    us = np.where(ndig <= 11, v * 1_000_000, np.where(ndig <= 14, v * 1000, np.where(ndig <= 17, v, v // 1000)))
+    us = np.where(big, v // 100, us)
+    lo, hi = -62135596800 * 1_000_000, 253402300799 * 1_000_000  # years 1..9999
+    ok &= (us >= lo) & (us <= hi)
+    return pa.array(us, asim.TIMESTAMP, mask=~ok)
 
 
 # ---- values (SQL) -------------------------------------------------------------------------------
@@ -977,3 +1079,45 @@ def csl_header(first_line: str) -> list[str] | None:
         return None
     names = [x.strip() for x in names]
     return names if all(c in names for c in CSL_REQUIRED) else None
+
+
+# ---- batching ----------------------------------------------------------------------------------------
+
+REBATCH_BYTES = 48 << 20
+
+
+def rebatch(chunks, batch_lines: int, max_bytes: int = REBATCH_BYTES):
+    """Join the (lines, numbers) pieces `read_lines` yields (one per 8 MiB read) into batches
+    of up to `batch_lines` lines / `max_bytes` of text, so per-batch costs (query planning)
+    are paid less often. Memory stays bounded; when the input breaks off (a cut gzip raises
+    from `read_lines`), the lines gathered so far are yielded before the error propagates."""
+    pending, count, size = [], 0, 0
+
+    def flush():
+        lines = pa.concat_arrays([p[0] for p in pending]) if len(pending) > 1 else pending[0][0]
+        numbers = pa.concat_arrays([p[1] for p in pending]) if len(pending) > 1 else pending[0][1]
+        return lines, numbers
+
+    try:
+        for lines, numbers in chunks:
+            if pending and (count + len(lines) > batch_lines or size + lines.nbytes > max_bytes):
+                yield flush()
+                pending, count, size = [], 0, 0
+            pending.append((lines, numbers))
+            count += len(lines)
+            size += lines.nbytes
+    except Exception:
+        if pending:
+            yield flush()
+        raise
+    if pending:
+        yield flush()
+
+
+def parse_batched(source, path: str, batch_lines: int):
+    """`Source.parse` for line formats with `rebatch`: start, then parse_lines + finish per
+    batch."""
+    from .base import read_lines
+    state = source.start(path)
+    for lines, numbers in rebatch(read_lines(path, batch_lines), batch_lines):
+        yield source.finish(source.parse_lines(lines, numbers, state), path)

@@ -49,7 +49,7 @@ import pyarrow.compute as pc
 
 from .. import asim
 from . import _syslog as S
-from .base import Source
+from .base import BATCH_LINES, Source
 
 NATIVE_KEYS = (
     "date", "time", "tz", "eventtime", "devname", "devid", "logid", "type", "subtype", "level",
@@ -247,6 +247,9 @@ class Fortinet(Source):
         except OSError:
             return {"csl": None}
         return {"csl": S.csl_header(first)}
+
+    def parse(self, path: str, batch_lines: int = BATCH_LINES):
+        return S.parse_batched(self, path, batch_lines)
 
     def parse_lines(self, lines: pa.Array, numbers: pa.Array, state: dict) -> pa.Table:
         return S.guarded(self._parse, lines, numbers, state, self.name)

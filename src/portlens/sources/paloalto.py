@@ -42,7 +42,7 @@ import pyarrow.compute as pc
 
 from .. import asim
 from . import _syslog as S
-from .base import Source
+from .base import BATCH_LINES, Source
 
 # native CSV positions (PAN-OS TRAFFIC format, 0-based)
 CSV_FIELDS = {
@@ -196,6 +196,9 @@ _SQL_INPUTS = ("proto", "elapsed", "repeatcnt", "reason", "device_name", "serial
 class PaloAlto(Source):
     def sniff(self, head: bytes, path: str) -> bool:
         return bool(_SNIFF.search(head))
+
+    def parse(self, path: str, batch_lines: int = BATCH_LINES):
+        return S.parse_batched(self, path, batch_lines)
 
     def parse_lines(self, lines: pa.Array, numbers: pa.Array, state: dict) -> pa.Table:
         return S.guarded(self._parse, lines, numbers, state, self.name)

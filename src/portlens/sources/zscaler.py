@@ -43,7 +43,7 @@ import pyarrow.compute as pc
 
 from .. import asim
 from . import _syslog as S
-from .base import Source
+from .base import BATCH_LINES, Source
 
 # unified (NSS JSON) name -> (CEF key, custom-field labels)
 FIELDS = {
@@ -178,6 +178,9 @@ def _json_columns(message: pa.Array, mask: pa.Array) -> dict:
 class Zscaler(Source):
     def sniff(self, head: bytes, path: str) -> bool:
         return bool(_SNIFF.search(head))
+
+    def parse(self, path: str, batch_lines: int = BATCH_LINES):
+        return S.parse_batched(self, path, batch_lines)
 
     def parse_lines(self, lines: pa.Array, numbers: pa.Array, state: dict) -> pa.Table:
         return S.guarded(self._parse, lines, numbers, state, self.name)
