@@ -21,7 +21,7 @@ from rich.console import Console
 from . import alerts as alert_out
 from . import asim, explain, monitor, summary
 from .monitor import ConfigError
-from .rules import port_anomaly
+from .rules import port_anomaly, port_static
 from .sources import SourceError, all_sources, detect, get
 from .sources.base import parse_file
 from .store import DEFAULT_DB, Store, StoreError
@@ -236,6 +236,8 @@ def detect_cmd(db: str = DbOption,
             results = port_anomaly.backtest(store, cfg, first or _default_as_of(store, db), days, **options)
             for result in results:
                 explain.attach(store, result)
+                # Rows with ThresholdType = Static run the static sibling at the same as-of.
+                result.alerts += port_static.run(store, cfg, result.window.as_of)
             if sinks:
                 _deliver(store, [a for r in results for a in r.alerts], sinks, retries)
     _report_tiers(results[-1])
@@ -419,6 +421,36 @@ def run(watch: Path = typer.Option(..., "--watch", help="Folder to watch for new
               markup=False, highlight=False)
     watcher.run(once=once)
     err.print("stopped", markup=False, highlight=False)
+
+
+@app.command()
+def hunt(db: str = DbOption,
+         config: Optional[Path] = typer.Option(None, "--config", help="Monitor configuration CSV."),
+         as_of: Optional[str] = typer.Option(None, "--as-of", help="End of the window; default just after the newest data."),
+         days: int = typer.Option(1, "--days", help="How far back to list static threshold crossings (10-minute bins)."),
+         fmt: Format = typer.Option(Format.table, "--format", help="table or jsonl.")) -> None:
+    """List what the Hunting rows find: every anomalous day in the 14-day window and every
+    10-minute bin over a static threshold. Nothing is raised as an alert."""
+    cfg = monitor.load_config(config)
+    with Store(db, read_only=True) as store:
+        when = _as_of(as_of) or _default_as_of(store, db)
+        window = port_anomaly.Window(when)
+        series = port_anomaly.daily_series(store.daily_counts(window.start, window.days, port_anomaly.KEYS), window)
+        found = port_static.hunt_anomalies(series, cfg) + port_static.hunt(store, cfg, when, days)
+    if fmt is not Format.table:
+        for f in found:
+            print(json.dumps(f))
+        return
+    from rich.table import Table
+    table = Table(title=f"hunting results as of {alert_out.iso(when)}: {len(found)}")
+    for c in ("kind", "name", "port", "protocol / direction / action", "when", "count", "baseline / threshold", "score"):
+        table.add_column(c)
+    for f in found:
+        table.add_row(f["kind"], f["Name"], str(f["DstPortNumber"]),
+                      " / ".join(str(f[k] or "-") for k in ("NetworkProtocol", "NetworkDirection", "DvcAction")),
+                      f.get("day_start") or f.get("bin_start"), f"{f['count']:,}",
+                      str(f.get("baseline", f.get("threshold"))), str(f.get("score", "")))
+    out.print(table)
 
 
 @app.command("deliver")

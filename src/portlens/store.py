@@ -348,6 +348,26 @@ class Store:
             f"SELECT {cols}, {day} AS bin, tier, sum(c)::BIGINT AS n FROM ({parts[tier]}) "
             f"WHERE DstPortNumber IS NOT NULL AND t >= TIMESTAMPTZ '{start.isoformat()}' GROUP BY ALL")
 
+    def bin_counts(self, start: datetime, end: datetime, keys: tuple[str, ...],
+                   per_bin: bool = False) -> tuple[pa.Table, str]:
+        """Session counts per key in [start, end) (and per 10-minute bin with per_bin), from
+        raw sessions; when none are retained there, from the 20-minute summaries that start
+        in the range. Returns the counts and which tier they came from."""
+        cols = ", ".join(f'"{k}"' for k in keys)
+        raw_bin = "time_bucket(INTERVAL 10 MINUTE, TimeGenerated, TIMESTAMPTZ '1970-01-01 00:00:00+00') AS bin_start, " if per_bin else ""
+        raw = self.query(
+            f"SELECT {cols}, {raw_bin}count(*)::BIGINT AS n FROM ingested WHERE TimeGenerated >= ? "
+            f"AND TimeGenerated < ? AND DstPortNumber IS NOT NULL GROUP BY ALL", [start, end])
+        if raw.num_rows:
+            return raw, "raw sessions (10-minute bins)"
+        sum_bin = "EventTime AS bin_start, " if per_bin else ""
+        summed = self.query(
+            f"SELECT {cols}, {sum_bin}sum(count_)::BIGINT AS n FROM summaries WHERE file_id IN "
+            f"(SELECT file_id FROM files WHERE state = 'done') AND EventTime >= ? AND EventTime < ? "
+            f"AND DstPortNumber IS NOT NULL GROUP BY ALL",
+            [start - timedelta(minutes=summary.BIN_MINUTES) + timedelta(microseconds=1), end])
+        return summed, "summaries (20-minute bins)"
+
     def newest_time(self, any_tier: bool = True) -> datetime | None:
         """The newest session time: raw sessions, or the end of the newest summary bin when
         summaries reach further (imported summaries, pruned raw)."""
