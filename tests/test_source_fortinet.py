@@ -1,7 +1,7 @@
 """FortiGate source: the public key=value samples and CommonSecurityLog export, CEF fixtures
 written from Fortinet's documented FortiOS CEF mapping, detection and hostile input."""
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pyarrow as pa
@@ -152,7 +152,7 @@ def test_kv_fixture():
 
 def test_cef_fixture_prefix_variants():
     table, quarantine, skipped, records = run(FIXTURES / "cef.log")
-    assert (records, table.num_rows, skipped, quarantine.num_rows) == (6, 3, 1, 2)
+    assert (records, table.num_rows, skipped, quarantine.num_rows) == (7, 4, 1, 2)
     assert reasons(quarantine) == {5: "not a FortiGate log record", 6: "not a FortiGate log record"}
     r = row(table, NetworkSessionId="402")  # FTNTFGT prefix
     assert r["TimeGenerated"] == utc(2024, 6, 10, 8, 0, 10)
@@ -167,6 +167,12 @@ def test_cef_fixture_prefix_variants():
     r = row(table, SrcIpAddr="2001:db8::5")  # FortinetFortiGate prefix, action from the name
     assert (r["DvcAction"], r["NetworkDirection"], r["NetworkProtocol"]) == ("Allow", "Local", "UDP")
     assert r["EventOriginalType"] == "local"
+    r = row(table, NetworkSessionId="56633")  # FortiOS 5.6 doc line: `CEF: 0`, policy id by label
+    now = datetime.now(timezone.utc)  # header without a year: this year unless in the future
+    year = now.year if utc(now.year, 2, 12, 11, 11, 30) <= now + timedelta(days=1) else now.year - 1
+    assert r["TimeGenerated"] == utc(year, 2, 12, 11, 11, 30)
+    assert (r["NetworkRuleName"], r["SrcHostname"], r["DstHostname"]) == ("10", "192.168.1.183", "192.168.70.184")
+    assert (r["SrcBytes"], r["DstBytes"], r["EventResult"], r["NetworkDuration"]) == (398, 1605, "Partial", 7000)
 
 
 def test_csl_fixture_other_vendor_skipped_short_row_quarantined():

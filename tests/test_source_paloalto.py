@@ -141,9 +141,11 @@ def test_cef_ipv6_reset_both_and_escapes(cef):
 
 
 def test_cef_cortex_lf_epoch_rt(cef):
+    # Cortex Data Lake: TRAFFIC in the signature field, subtype in the name, out = bytes_sent
     r = row(cef[0], DstPortNumber=3389)
     assert r["TimeGenerated"] == utc(2024, 8, 12, 15, 33, 20)
     assert (r["DvcAction"], r["EventResult"], r["EventSeverity"]) == ("Deny", "Failure", "Low")
+    assert (r["SrcBytes"], r["DstBytes"], r["EventOriginalType"]) == (74, 0, "deny")
 
 
 # ---- native fixtures -------------------------------------------------------------------------------

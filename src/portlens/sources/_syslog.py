@@ -52,6 +52,7 @@ January). Header times without a zone are taken as UTC; the common zone abbrevia
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -519,7 +520,7 @@ def _split_quoted(arr: pa.Array, indices: list[int], sep: str) -> pa.Table:
 # ---- syslog header -----------------------------------------------------------------------------
 
 _HOST = r"[A-Za-z0-9][A-Za-z0-9_.:\-]*[A-Za-z0-9_.\-]|[A-Za-z0-9]"
-_TAG = r"(?P<appname>[A-Za-z][A-Za-z0-9_.\-/]{0,47})(?:\[(?P<procid>[^\]]*)\])?: +"
+_TAG = r"(?P<tag>(?P<appname>[A-Za-z][A-Za-z0-9_.\-/]{0,47})(?:\[(?P<procid>[^\]]*)\])?: +)"
 _SD_RE = r'-|(?:\[(?:[^\]"\\]|\\.|"(?:[^"\\]|\\.)*")*\])+'
 # RFC 5424: <PRI>VERSION TIMESTAMP HOST APP [PROCID MSGID SD] MSG. PROCID MSGID SD are
 # optional so that the `<PRI>1 <epoch> <host> <app> <body>` variant (Cisco Meraki) parses too.
@@ -570,6 +571,16 @@ def syslog_header(lines, *, year: int | None = None, reference: datetime | None 
             fields[target] = pc.if_else(mask, v, fields[target])
         hl = pc.binary_length(pc.struct_field(r, "header")).to_numpy(zero_copy_only=False)
         header_len[ok] = np.nan_to_num(hl[ok]).astype(np.int64)
+        if "tag" in names:  # `host CEF: 0|...`: CEF/LEEF is the payload, not a syslog tag
+            tag = pc.struct_field(r, "tag")
+            fake = ok & _np(pc.fill_null(pc.is_in(pc.struct_field(r, "appname"),
+                                                  value_set=pa.array(["CEF", "LEEF"])), False))
+            if fake.any():
+                tl = np.nan_to_num(pc.binary_length(tag).to_numpy(zero_copy_only=False)).astype(np.int64)
+                header_len[fake] -= tl[fake]
+                unset = pa.array(fake)
+                for f in ("appname", "procid"):
+                    fields[f] = pc.if_else(unset, pa.scalar(None, pa.string()), fields[f])
         form[ok] = name
         taken |= ok
     out = {}
@@ -1121,3 +1132,16 @@ def parse_batched(source, path: str, batch_lines: int):
     state = source.start(path)
     for lines, numbers in rebatch(read_lines(path, batch_lines), batch_lines):
         yield source.finish(source.parse_lines(lines, numbers, state), path)
+
+
+_CEF_HEAD_BYTES = re.compile(rb"CEF: ?\d+\|((?:[^|\\\r\n]|\\.)*)\|((?:[^|\\\r\n]|\\.)*)\|")
+
+
+def first_cef_vendor(head: bytes) -> tuple[str, str] | None:
+    """(vendor, product) of the first CEF header in a file's head, for sniffers: a file is
+    claimed by the vendor of its first CEF record, not by any CEF line further down."""
+    m = _CEF_HEAD_BYTES.search(head)
+    if not m:
+        return None
+    return (m.group(1).decode("utf-8", "replace").replace("\\|", "|").strip(),
+            m.group(2).decode("utf-8", "replace").replace("\\|", "|").strip())

@@ -75,7 +75,7 @@ CEF_KEYS = sorted(set(CEF_KEYS_MAP) | set(NATIVE_KEYS) | {"rt", "in", "out", "ba
                   | set(S.cef_custom_keys()))
 
 _SNIFF = re.compile(
-    rb"CEF:\s?\d+\|Check ?Point\||\bCheckPoint \d+ - |(?:^|[|\s;\[{,])\"?(?:loguid|originsicname)\"?[=:]\s?\"?\{?",
+    rb"\bCheckPoint \d+ - |(?:^|[|\s;\[{,])\"?(?:loguid|originsicname)\"?[=:]\s?\"?\{?",
     re.MULTILINE)
 
 _ACTIONS = {"accept": "Allow", "allow": "Allow", "bypass": "Allow", "drop": "Drop",
@@ -189,6 +189,9 @@ def _json_columns(message: pa.Array, mask: pa.Array) -> dict:
 
 class CheckPoint(Source):
     def sniff(self, head: bytes, path: str) -> bool:
+        cef = S.first_cef_vendor(head)
+        if cef is not None:
+            return cef[0].replace(" ", "").lower() == "checkpoint"
         return bool(_SNIFF.search(head))
 
     def parse(self, path: str, batch_lines: int = BATCH_LINES):

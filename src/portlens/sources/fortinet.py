@@ -71,7 +71,7 @@ CEF_STANDARD = {
     "duser": "user", "app": "service", "start": "start", "shost": "srcname", "dhost": "dstname",
 }
 PREFIXES = ("FTNTFGT", "FortinetFortiGate", "")
-CEF_KEYS = sorted(set(CEF_STANDARD) | {"rt", "cat"} | {
+CEF_KEYS = sorted(set(CEF_STANDARD) | {"rt", "cat"} | set(S.cef_custom_keys()) | {
     p + k for k in NATIVE_KEYS for p in PREFIXES if p or k not in CEF_STANDARD})
 CSL_CONTEXT = ("vendor", "product", "version", "name", "severity", "_computer", "_eventtime",
                "_timegenerated", "_extensions")
@@ -79,8 +79,8 @@ CSL_CONTEXT = ("vendor", "product", "version", "name", "severity", "_computer", 
 _SNIFF = re.compile(
     rb"(?:^|[\s>])logid=\"?\d{10}\"?\s.*\btype=\"?(?:traffic|event|utm|anomaly|dlp|dns|ips|emailfilter|"
     rb"webfilter|virus|app-ctrl|waf|voip|ssh|ssl|file-filter)\b"
-    rb"|(?:^|[\s>])date=\d{4}-\d{2}-\d{2} time=\d{1,2}:\d{2}:\d{2} (?:[^\r\n]*\s)?(?:logid|devname|devid)="
-    rb"|CEF:\s?\d+\|Fortinet\|Forti[Gg]ate\|", re.MULTILINE)
+    rb"|(?:^|[\s>])date=\d{4}-\d{2}-\d{2} time=\d{1,2}:\d{2}:\d{2} (?:[^\r\n]*\s)?(?:logid|devname|devid)=",
+    re.MULTILINE)
 
 _ACTIONS = {"accept": "Allow", "deny": "Deny", "client-rst": "Reset Source",
             "server-rst": "Reset Destination"}
@@ -235,6 +235,9 @@ def _cef_unified(cef: dict, n: int) -> dict:
 
 class Fortinet(Source):
     def sniff(self, head: bytes, path: str) -> bool:
+        cef = S.first_cef_vendor(head)
+        if cef is not None:
+            return cef[0] == "Fortinet" and cef[1].lower().startswith("forti")
         if _SNIFF.search(head):
             return True
         first = re.split(rb"\r\n|\r|\n", head, maxsplit=1)[0].decode("utf-8", errors="replace")
@@ -264,7 +267,8 @@ class Fortinet(Source):
         n = len(lines)
         head = S.arrays(S.syslog_header(lines, parse_time=False))
         msg = head["message"]
-        cef = S.arrays(S.parse_cef(msg, CEF_KEYS))
+        cef_table = S.parse_cef(msg, CEF_KEYS)
+        cef = S.arrays(cef_table)
         is_cef = cef["is_cef"]
         n_cef = is_cef.true_count
         kv_text = S.pick(is_cef, pa.scalar("", pa.string()), msg) if n_cef else msg
@@ -272,6 +276,8 @@ class Fortinet(Source):
             {k: pa.nulls(n, pa.string()) for k in NATIVE_KEYS}
         if n_cef:
             uni = _cef_unified(cef, n)
+            # FortiOS 5.x wrote the policy id as a labelled custom string (cs5Label=Policy Id)
+            uni["policyid"] = pc.coalesce(uni["policyid"], S.cef_label(cef_table, "policy id"))
             raw = {k: S.pick(is_cef, uni[k], kv[k]) for k in uni}
         else:
             raw = kv

@@ -18,7 +18,9 @@ Decisions
   present, otherwise they are taken as UTC. CEF times (`start`, else `rt`) carry their zone.
 - Bytes: native bytes_sent / bytes_received and CEF `in` / `out` are client->server and
   server->client: SrcBytes = bytes_sent = CEF `in`, DstBytes = bytes_received = CEF `out`
-  (the Sentinel parser swaps them, spec part 3 item 2). NetworkBytes = total bytes.
+  (the Sentinel parser swaps them, spec part 3 item 2). Cortex Data Lake's CEF (product
+  `LF`, TRAFFIC in the signature field) documents the opposite (`in` = bytes_received), so
+  for LF records SrcBytes = `out`. NetworkBytes = total bytes.
 - EventCount = repeat count (sessions folded into the record within 5 s), at least 1.
 - DvcAction: allow, deny, drop, drop-icmp / "drop ICMP", reset-client -> Reset Source,
   reset-server -> Reset Destination, reset-both -> Reset (any case, hyphen or space); any
@@ -88,7 +90,7 @@ LOG_TYPES = ("TRAFFIC", "THREAT", "SYSTEM", "CONFIG", "HIPMATCH", "GLOBALPROTECT
 
 _SNIFF = re.compile(
     rb"(?:^|[\s>,])\d{1,2},\d{4}/\d{1,2}/\d{1,2} \d{1,2}:\d{2}:\d{2},[^,\r\n]*,(?:"
-    + "|".join(LOG_TYPES).encode() + rb"),|CEF:\s?\d+\|Palo Alto Networks\|", re.MULTILINE)
+    + "|".join(LOG_TYPES).encode() + rb"),", re.MULTILINE)
 
 _ACTIONS = {"allow": "Allow", "deny": "Deny", "drop": "Drop", "drop icmp": "Drop ICMP",
             "reset client": "Reset Source", "reset server": "Reset Destination",
@@ -195,6 +197,9 @@ _SQL_INPUTS = ("proto", "elapsed", "repeatcnt", "reason", "device_name", "serial
 
 class PaloAlto(Source):
     def sniff(self, head: bytes, path: str) -> bool:
+        cef = S.first_cef_vendor(head)
+        if cef is not None:
+            return cef[0] == "Palo Alto Networks"
         return bool(_SNIFF.search(head))
 
     def parse(self, path: str, batch_lines: int = BATCH_LINES):
@@ -226,6 +231,11 @@ class PaloAlto(Source):
                 raw[name] = S.pick(is_cef, cef_col, csv_col)
             else:
                 raw[name] = csv_col
+        if n_cef:  # Cortex Data Lake (product LF) writes in = bytes_received, out = bytes_sent
+            lf = pc.fill_null(pc.and_(is_cef, pc.equal(cef["product"], "LF")), False)
+            if lf.true_count:
+                raw["bytes_sent"] = pc.if_else(lf, cef["out"], raw["bytes_sent"])
+                raw["bytes_received"] = pc.if_else(lf, cef["in"], raw["bytes_received"])
         offset = pc.extract_regex(pc.fill_null(csv[f"f{CSV_FIELDS['highres']}"], ""),
                                   r"(?P<sign>[+-])(?P<hh>\d{2}):?(?P<mm>\d{2})$")
         t_gen, t_start, t_cef_start, t_rt, t_head = S.parse_timestamps_many([

@@ -67,7 +67,7 @@ JSON_KEYS = sorted(set(FIELDS) - {"location", "user", "direction"}) + [
     "locationname", "location", "user", "login", "datetime", "time"]
 CEF_KEYS = sorted({k for k, _ in FIELDS.values()} | set(S.cef_custom_keys()))
 
-_SNIFF = re.compile(rb"CEF:\s?\d+\|Zscaler\|NSS|\"sourcetype\"\s*:\s*\"zscalernss-"
+_SNIFF = re.compile(rb"\"sourcetype\"\s*:\s*\"zscalernss-"
                     rb"|\{[^\r\n]*\"csip\"\s*:[^\r\n]*\"cdip\"\s*:", re.MULTILINE)
 
 _ACTIONS = {"allow": "Allow", "allow due to insufficient app data": "Allow",
@@ -177,6 +177,9 @@ def _json_columns(message: pa.Array, mask: pa.Array) -> dict:
 
 class Zscaler(Source):
     def sniff(self, head: bytes, path: str) -> bool:
+        cef = S.first_cef_vendor(head)
+        if cef is not None:
+            return cef[0] == "Zscaler" and cef[1].startswith("NSS")
         return bool(_SNIFF.search(head))
 
     def parse(self, path: str, batch_lines: int = BATCH_LINES):
