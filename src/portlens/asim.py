@@ -273,7 +273,7 @@ def conform(columns: pa.Table | dict, *, defaults: dict | None = None) -> Confor
                 checks.append((f"{text} IS NOT NULL AND ({parsed}) IS NULL", f"{name}: not an integer"))
             low, high, what = _INT_RANGES.get(name, (0, 2**63 - 1, "negative"))
             checks.append((f"({parsed}) NOT BETWEEN {low} AND {high}", f"{name}: {what}"))
-            select.append(f'CAST({parsed} AS {_SQL_TYPES[typ]}) AS "{name}"')
+            select.append(f'TRY_CAST({parsed} AS {_SQL_TYPES[typ]}) AS "{name}"')  # range checked above
         else:
             select.append(f'{text} AS "{name}"')
 

@@ -141,12 +141,35 @@ def read_head(path: str, size: int = 4096) -> bytes:
 
 
 def read_lines(path: str, batch_lines: int = BATCH_LINES) -> Iterator[tuple[pa.Array, pa.Array]]:
-    """Yield (lines, 1-based line numbers) in batches; bounded memory whatever the file size.
+    """Yield (lines, 1-based line numbers) in batches of `batch_lines` (the last may be
+    shorter); bounded memory whatever the file size.
 
     Bytes are decoded as UTF-8 with replacement (a wrongly encoded line still lands, marked
     with U+FFFD), a BOM is dropped, and LF, CRLF and lone CR all end a line. Blank lines are
     not records: they keep their number but are not yielded. Splitting is done by Arrow.
     """
+    pending: list[tuple[pa.Array, pa.Array]] = []
+    held = 0
+    try:
+        for lines, numbers in _line_pieces(path):
+            pending.append((lines, numbers))
+            held += len(lines)
+            while held >= batch_lines:
+                lines = pa.concat_arrays([p[0] for p in pending])
+                numbers = pa.concat_arrays([p[1] for p in pending])
+                yield lines.slice(0, batch_lines), numbers.slice(0, batch_lines)
+                pending = [(lines.slice(batch_lines), numbers.slice(batch_lines))]
+                held -= batch_lines
+    except TruncatedInput:  # the input breaks off: what was read still goes out first
+        if held:
+            yield pa.concat_arrays([p[0] for p in pending]), pa.concat_arrays([p[1] for p in pending])
+        raise
+    if held:
+        yield pa.concat_arrays([p[0] for p in pending]), pa.concat_arrays([p[1] for p in pending])
+
+
+def _line_pieces(path: str) -> Iterator[tuple[pa.Array, pa.Array]]:
+    """The file's non-blank lines and their numbers, one read chunk at a time."""
     number = 0
     carry = b""
     first = True
@@ -172,8 +195,8 @@ def read_lines(path: str, batch_lines: int = BATCH_LINES) -> Iterator[tuple[pa.A
             if cut or data:
                 lines, numbers, number = _split_lines(data[:cut], number, first)
                 first = False
-                for start in range(0, len(lines), batch_lines):
-                    yield lines.slice(start, batch_lines), numbers.slice(start, batch_lines)
+                if len(lines):
+                    yield lines, numbers
             if not chunk:
                 break
 
