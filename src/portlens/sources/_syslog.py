@@ -61,6 +61,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import asim
+from ._sql import lit
 
 # A key in key=value text (CEF keys are alphanumeric; FortiGate and Check Point add `_`, `-`, `.`).
 KEY = r"[A-Za-z0-9_.\-]+"
@@ -81,9 +82,7 @@ _HEADER_ZONE_RE = "|".join(sorted((z for z in ZONES if len(z) > 2), key=len, rev
 _MONTH = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
 
 
-def sql_str(value: str) -> str:
-    """A SQL string literal."""
-    return "'" + str(value).replace("'", "''") + "'"
+sql_str = lit  # a SQL string literal (the shared helper of `_sql`)
 
 
 # ---- Arrow string buffers ----------------------------------------------------------------------

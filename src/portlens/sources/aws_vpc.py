@@ -48,7 +48,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import asim
-from .azure_nsg import bag_sql, guard_ints, iana_sql, json_records, looks_ip, safe_parse, tracked_lines
+from ._records import guard_ints, json_records, safe_parse, tracked_lines
+from ._sql import IP_RE, bag_sql, iana_sql, lit, looks_ip
 from .base import BATCH_LINES, Batch, Source, read_head
 
 FORMAT_ENV = "PORTLENS_AWS_VPC_FORMAT"
@@ -85,7 +86,7 @@ CATALOGUE: list[tuple[str, list[str]]] = [
     ("AWS example: NAT gateway", "instance-id interface-id srcaddr dstaddr pkt-srcaddr pkt-dstaddr".split()),
 ]
 
-_IP = r"[0-9]{1,3}(\.[0-9]{1,3}){3}|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*"
+_IP = IP_RE
 _NUM = r"[0-9]+"
 _SHAPES = {
     "version": r"[0-9]{1,2}", "account-id": r"[0-9]{12}|unknown", "interface-id": r"eni-[0-9A-Za-z]+",
@@ -159,7 +160,7 @@ def _mapping_sql(value: dict[str, str], count_check: str = "false", count_reason
                    ("TrafficType", f"CASE WHEN {ptype} NOT IN ('IPv4', 'IPv6') THEN {ptype} END"),
                    ("Region", v("region")), ("AzId", v("az-id")), ("SublocationType", v("sublocation-type")),
                    ("SublocationId", v("sublocation-id")), ("TrafficPath", v("traffic-path"))]
-                  + [(f.replace("-", "_").title().replace("_", ""), v(f)) for f in V7 + V8 if f in value])
+                  + [(f.replace("-", "_").title().replace("_", ""), v(f)) for f in V7 + V8 if f in value], text=True)
     no_time = "" if ("start" in value or "end" in value) else \
         "WHEN cw_ts IS NULL THEN 'the flow-log format has no start/end time' "
     checks = [
@@ -225,9 +226,6 @@ def _object_time_ms(path: str) -> int | None:
     return int(t.timestamp() * 1000)
 
 
-def _lit(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
 
 def _text_sql(fields: list[str], fmt_name: str) -> str:
     """SQL over table `seg(text, _line, _raw, cw_ts, f = the whitespace-split fields)`."""
@@ -236,7 +234,7 @@ def _text_sql(fields: list[str], fmt_name: str) -> str:
         index.setdefault(name, i)
     value = {name: f"NULLIF(f[{i}], '-')" for name, i in index.items()}
     n = len(fields)
-    select = _mapping_sql(value, f"len(f) <> {n}", f"{_lit(f'expected {n} fields ({fmt_name}), got ')} || len(f)")
+    select = _mapping_sql(value, f"len(f) <> {n}", f"{lit(f'expected {n} fields ({fmt_name}), got ')} || len(f)")
     return f"SELECT _line, _raw, {select} FROM seg"
 
 

@@ -60,7 +60,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import asim
-from .azure_nsg import bag_sql, guard_ints, iana_sql, json_records, looks_ip, safe_parse
+from ._records import guard_ints, json_records, safe_parse
+from ._sql import bag_sql, iana_sql, looks_ip
 from .base import BATCH_LINES, Batch, Source
 
 _STRUCTURED = ("AZFWNetworkRule", "AZFWNatRule", "AZFWIdpsSignature", "AZFWThreatIntel")
@@ -140,7 +141,7 @@ def _sql() -> str:
                    ("ThreatIntel", "threat"), ("SignatureId", "sig"), ("IdpsDescription", "ids"),
                    ("IdpsCategory", "idpscat"), ("Url", "url"), ("Fqdn", "fqdn"),
                    ("IsTlsInspected", "tls"),
-                   ("OriginalProtocol", "CASE WHEN iana IS NULL THEN rawproto END")])
+                   ("OriginalProtocol", "CASE WHEN iana IS NULL THEN rawproto END")], text=True)
     return f"""
     WITH a AS (
       SELECT _line, _raw, json_extract_string(rec, [{plist}]) AS j FROM g),

@@ -59,218 +59,16 @@ error position.
 
 from __future__ import annotations
 
-import json
 import re
-import zlib
-from typing import Callable, Iterator
+from typing import Iterator
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import asim
-from .base import BATCH_LINES, Batch, Source, TruncatedInput, open_binary, read_head, read_lines
-
-# ---- reading, shared by the three sources ----------------------------------------------------
-
-# A truncated or corrupt gzip member, or an I/O error, while reading (base.open_binary).
-READ_ERRORS = (EOFError, OSError, zlib.error, TruncatedInput)
-
-
-def safe_parse(source: Source, path: str, body: Callable[[dict], Iterator[Batch]]) -> Iterator[Batch]:
-    """Run a parser body; a read error ends the file with one quarantine entry (at the line
-    after the last one read) instead of an exception. Batches already yielded stay valid."""
-    progress = {"line": 0}
-    try:
-        yield from body(progress)
-    except READ_ERRORS as e:
-        line = progress["line"]
-        q = asim.quarantine_rows(path, source.name, [line + 1],
-                                 [f"unreadable input after line {line}: {type(e).__name__}: {e}"], [None])
-        yield Batch(asim.empty_table(), q, 0, 1)
-
-
-def tracked_lines(path: str, batch_lines: int, progress: dict | None = None):
-    """base.read_lines, remembering the last line number handed out in `progress`."""
-    for lines, numbers in read_lines(path, batch_lines):
-        if progress is not None and len(numbers):
-            progress["line"] = numbers[-1].as_py()
-        yield lines, numbers
-
-
-# ---- JSON framing shared by the JSON sources ----------------------------------------------
-
-_MAX_RAW = 1 << 16  # quarantine keeps at most this much of an invalid whole document
-_EMPTY_RECORDS = pa.schema([("_line", pa.int64()), ("_raw", pa.string()), ("rec", pa.string()),
-                            ("_error", pa.string())])
-
-
-def json_records(path: str, batch_lines: int = BATCH_LINES, arrays: tuple[str, ...] = ("records",),
-                 progress: dict | None = None) -> Iterator[pa.Table]:
-    """Yield tables of JSON records (`_line`, `_raw`, `rec` = the record's JSON text, `_error`).
-
-    Accepts JSON lines (one object per line; objects concatenated on one line `}{` are split;
-    an object holding one of `arrays` as an array is unwrapped into its elements) and one JSON
-    document spread over several lines (pretty-printed): then `_line` is the record's ordinal.
-    A line or document that is not a JSON object yields one row with `_error` set.
-    """
-    it = tracked_lines(path, batch_lines, progress)
-    first = next(it, None)
-    if first is None:
-        return
-    lines, numbers = first
-    if _is_document(lines):
-        yield _document(path, arrays)
-        return
-    yield _json_lines(lines, numbers, arrays)
-    for lines, numbers in it:
-        yield _json_lines(lines, numbers, arrays)
-
-
-def _is_document(lines: pa.Array) -> bool:
-    """A multi-line document: the first line opens JSON but is not JSON by itself, and it is
-    a bare bracket or the second line is not JSON either (else: JSON lines, first one broken)."""
-    head = lines.slice(0, 2)
-    valid = asim.query("SELECT json_valid(l) AS ok, trim(l) AS l FROM t", t=pa.table({"l": head}))
-    ok = valid["ok"].to_pylist()
-    first = valid["l"][0].as_py() or ""
-    if ok[0] or not first.startswith(("{", "[")):
-        return False
-    return first in ("{", "[") or len(ok) < 2 or not ok[1]
-
-
-def _unwrap_sql(arrays: tuple[str, ...]) -> str:
-    """SQL: the elements of the first of `arrays` that is a JSON array in `doc` (else NULL)."""
-    paths = ", ".join(f"'$.\"{k}\"'" for k in arrays)
-    types = f"json_type(doc, [{paths}])"
-    parts = [f"WHEN {types}[{i}] = 'ARRAY' THEN json_extract(doc, '$.\"{k}\"[*]')"
-             for i, k in enumerate(arrays, start=1)]
-    return f"CASE WHEN regexp_matches(doc, '\"({'|'.join(arrays)})\"') THEN CASE {' '.join(parts)} END END"
-
-
-def _json_lines(lines: pa.Array, numbers: pa.Array, arrays: tuple[str, ...]) -> pa.Table:
-    batch = pa.table({"line": lines, "n": numbers})
-    # try(json_type(...)): one parse gives validity and type (json_type alone raises on bad JSON)
-    docs = asim.query(
-        "WITH l AS (SELECT n, line, try(json_type(line)) AS ty FROM b), "
-        "p AS (SELECT n, line, ty, CASE WHEN ty IS NOT NULL THEN [line] ELSE "
-        "  string_split(regexp_replace(line, '\\}\\s*\\{\\s*\"', '}' || chr(30) || '{\"', 'g'), chr(30)) "
-        "  END AS parts FROM l), "
-        "q AS (SELECT n, line, ty, len(parts) AS np, unnest(parts) AS doc FROM p), "
-        "v AS (SELECT n, line, np, doc, CASE WHEN np = 1 THEN ty ELSE try(json_type(doc)) END AS ty FROM q) "
-        "SELECT n AS _line, CASE WHEN np = 1 THEN line ELSE doc END AS _raw, doc, "
-        "  coalesce(ty = 'OBJECT', false) AS obj, ty IS NOT NULL AS valid FROM v", b=batch)
-    return _records_from_docs(docs, arrays)
-
-
-def _records_from_docs(docs: pa.Table, arrays: tuple[str, ...]) -> pa.Table:
-    good = docs.filter(docs["obj"])
-    bad = docs.filter(pc.invert(docs["obj"]))
-    unwrap = _unwrap_sql(arrays)
-    recs = asim.query(
-        f"WITH w AS (SELECT _line, _raw, doc, {unwrap} AS arr FROM g) "
-        "SELECT _line, _raw, doc AS rec, NULL::VARCHAR AS _error FROM w WHERE arr IS NULL "
-        "UNION ALL "
-        "SELECT _line, CAST(r AS VARCHAR) AS _raw, CAST(r AS VARCHAR) AS rec, "
-        "  CASE WHEN coalesce(json_type(r), '') <> 'OBJECT' THEN 'record is not a JSON object' END "
-        "FROM (SELECT _line, unnest(arr) AS r FROM w WHERE arr IS NOT NULL)", g=good)
-    errors = pa.table({
-        "_line": bad["_line"], "_raw": bad["_raw"],
-        "rec": pa.nulls(bad.num_rows, pa.string()),
-        "_error": pc.if_else(bad["valid"], pa.scalar("not a JSON object"), pa.scalar("invalid JSON")),
-    })
-    out = pa.concat_tables([recs.cast(_EMPTY_RECORDS), errors.cast(_EMPTY_RECORDS)])
-    # records whose JSON is not an object keep no `rec`
-    return out.set_column(2, "rec", pc.if_else(pc.is_valid(out["_error"]),
-                                              pa.scalar(None, pa.string()), out["rec"]))
-
-
-def _document(path: str, arrays: tuple[str, ...]) -> pa.Table:
-    """A whole (multi-line) JSON document: records numbered by their ordinal."""
-    with open_binary(path) as f:
-        data = f.read().decode("utf-8", errors="replace").lstrip("\ufeff")
-    table = pa.table({"doc": [data]})
-    ok = asim.query("SELECT json_valid(doc) AS ok, "
-                    "coalesce(CASE WHEN json_valid(doc) THEN json_type(doc) IN ('OBJECT', 'ARRAY') END, false) AS s "
-                    "FROM t", t=table)
-    if not ok["ok"][0].as_py():
-        line, reason = _json_error(data)
-        return pa.table({"_line": [line], "_raw": [data[:_MAX_RAW]], "rec": [None], "_error": [reason]},
-                        schema=_EMPTY_RECORDS)
-    if not ok["s"][0].as_py():
-        return pa.table({"_line": [1], "_raw": [data[:_MAX_RAW]], "rec": [None],
-                         "_error": ["JSON document is not an object or array"]}, schema=_EMPTY_RECORDS)
-    unwrap = _unwrap_sql(arrays)
-    recs = asim.query(
-        f"WITH w AS (SELECT doc, CASE WHEN json_type(doc) = 'ARRAY' THEN json_extract(doc, '$[*]') "
-        f"  ELSE {unwrap} END AS arr FROM t) "
-        "SELECT 1::BIGINT AS _line, doc AS _raw, doc AS rec, NULL::VARCHAR AS _error FROM w WHERE arr IS NULL "
-        "UNION ALL "
-        "SELECT i::BIGINT AS _line, CAST(r AS VARCHAR), CAST(r AS VARCHAR), "
-        "  CASE WHEN coalesce(json_type(r), '') <> 'OBJECT' THEN 'record is not a JSON object' END "
-        "FROM (SELECT unnest(arr) AS r, unnest(range(1, len(arr) + 1)) AS i FROM w WHERE arr IS NOT NULL)",
-        t=table).cast(_EMPTY_RECORDS)
-    return recs.set_column(2, "rec", pc.if_else(pc.is_valid(recs["_error"]),
-                                                pa.scalar(None, pa.string()), recs["rec"]))
-
-
-def _json_error(data: str) -> tuple[int, str]:
-    try:
-        json.loads(data)
-    except json.JSONDecodeError as e:
-        return e.lineno, f"invalid JSON document: {e.msg} at line {e.lineno} column {e.colno} (char {e.pos})"
-    except (RecursionError, ValueError) as e:  # pragma: no cover - depth or number limits
-        return 1, f"invalid JSON document: {type(e).__name__}"
-    return 1, "invalid JSON document (rejected by the JSON reader)"
-
-
-def bag_sql(pairs: list[tuple[str, str]]) -> str:
-    """SQL building AdditionalFields: a JSON object of the non-NULL values (NULL when none)."""
-    # json_merge_patch drops members whose value is null (RFC 7396): cheaper than list_filter
-    items = ", ".join(f"'{k}', CAST({expr} AS VARCHAR)" for k, expr in pairs)
-    return f"NULLIF(CAST(json_merge_patch('{{}}', json_object({items})) AS VARCHAR), '{{}}')"
-
-
-def guard_ints(parsed: pa.Table) -> pa.Table:
-    """Quarantine 32-bit columns (ports, ICMP code) whose value is an integer out of range
-    before `asim.conform` sees them: conform's final CAST to INTEGER is not a TRY_CAST, so one
-    such value (e.g. port 99999999999) would fail the whole batch instead of one row."""
-    names = [c for c in (*asim.PORT_COLUMNS, "NetworkIcmpCode") if c in parsed.column_names]
-    if not names or parsed.num_rows == 0:
-        return parsed
-    checks = []
-    for c in names:
-        lo, hi, what = (0, 65535, "port outside 0-65535") if c != "NetworkIcmpCode" else \
-            (-2147483648, 2147483647, "out of range")
-        v = f"TRY_CAST(TRY_CAST(NULLIF(trim(CAST(\"{c}\" AS VARCHAR)), '') AS DOUBLE) AS BIGINT)"
-        checks.append(f"WHEN {v} NOT BETWEEN {lo} AND {hi} THEN '{c}: {what}'")
-    error = f"CASE {' '.join(checks)} END"
-    if "_error" in parsed.column_names:
-        error = f"coalesce(_error, {error})"
-        parsed = parsed.drop_columns(["_error"]).append_column("_error", parsed["_error"])
-    else:
-        parsed = parsed.append_column("_error", pa.nulls(parsed.num_rows, pa.string()))
-    fixed = asim.query(f"SELECT {error} AS e FROM t", t=parsed)["e"]
-    return parsed.set_column(parsed.num_columns - 1, "_error", fixed.cast(pa.string()))
-
-
-_COMMON_PROTOCOLS = {"6": "TCP", "17": "UDP", "1": "ICMP", "58": "IPV6-ICMP", "47": "GRE", "50": "ESP"}
-
-
-def iana_sql(expr: str) -> str:
-    """asim.protocol_sql with a fast path for the common numbers and names (the full lookup
-    builds large MAP literals and costs about 3 us a row; it then runs on the rare rest only)."""
-    nums = " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in _COMMON_PROTOCOLS.items())
-    names = ", ".join(f"'{v}'" for v in _COMMON_PROTOCOLS.values())
-    return (f"CASE {expr} {nums} ELSE CASE WHEN upper({expr}) IN ({names}) THEN upper({expr}) "
-            f"ELSE {asim.protocol_sql(expr)} END END")
-
-
-IP_RE = r"[0-9]{1,3}(\.[0-9]{1,3}){3}|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*"
-
-
-def looks_ip(expr: str) -> str:
-    """SQL: the text has the shape of an IPv4 or IPv6 address."""
-    return f"regexp_full_match({expr}, '{IP_RE}')"
+from ._records import guard_ints, json_records, safe_parse, tracked_lines
+from ._sql import bag_sql, col, iana_sql, looks_ip
+from .base import BATCH_LINES, Batch, Source, read_head
 
 
 # ---- NSG / VNet flow tuples ----------------------------------------------------------------
@@ -300,7 +98,7 @@ def _tuples_sql() -> str:
          for k, i in (("ps", 10), ("bs", 11), ("pd", 12), ("bd", 13))}
     bag = bag_sql([("FlowState", "fstate"), ("FlowEncryption", "CASE WHEN vnet THEN NULLIF(t[9], '') END"),
                    ("AclId", "acl"), ("NetworkProtocolNumber", "CASE WHEN vnet THEN t[6] END"),
-                   ("FlowLogVersion", "ver")])
+                   ("FlowLogVersion", "ver")], text=True)
     error = (
         "CASE WHEN n NOT IN (8, 13) THEN 'flow tuple has ' || n || ' fields, expected 8 (v1) or 13 (v2, VNet)' "
         "WHEN tg IS NULL THEN 'flow tuple time is not epoch seconds or milliseconds: ' || coalesce(t[1], '') "
@@ -484,7 +282,7 @@ def _ta_sql(names: list[str]) -> str:
                    ("TargetResourceId", col("target")), ("ConnectionName", col("conn")),
                    ("FlowEncryption", col("enc")), ("CompletedFlows", col("completed")),
                    ("SrcPublicIps", col("srcpub")), ("DestPublicIps", col("dstpub")),
-                   ("SrcVm", col("srcvm")), ("DestVm", col("dstvm"))])
+                   ("SrcVm", col("srcvm")), ("DestVm", col("dstvm"))], text=True)
     vm = "CASE WHEN {0} LIKE '%/%' THEN NULLIF(split_part({0}, '/', 2), '') ELSE {0} END"
     return f"""
     WITH s AS (SELECT _line, _raw, {_csv_fields('text')} AS f FROM b),

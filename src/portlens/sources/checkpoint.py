@@ -47,6 +47,7 @@ import pyarrow.compute as pc
 
 from .. import asim
 from . import _syslog as S
+from ._sql import map_sql
 from .base import BATCH_LINES, Source
 
 NATIVE_KEYS = (
@@ -91,10 +92,6 @@ PASSTHROUGH = {
 }
 
 
-def _map(expr: str, mapping: dict) -> str:
-    pairs = ", ".join(f"{S.sql_str(k)}: {S.sql_str(v)}" for k, v in mapping.items())
-    return f"MAP {{{pairs}}}[{expr}]"
-
 
 def _derived_sql() -> str:
     num = "TRY_CAST(TRY_CAST(NULLIF(trim({}), '') AS DOUBLE) AS BIGINT)"
@@ -138,10 +135,10 @@ SELECT
   coalesce(NULLIF(trim(origin), ''), hostname) AS Dvc,
   CASE WHEN origin_is_ip THEN trim(origin) END AS DvcIpAddr,
   NULLIF(regexp_extract(originsicname, '^\\s*[Cc][Nn]=([^,]+)', 1), '') AS DvcHostname,
-  {_map('act_l', _ACTIONS)} AS DvcAction,
+  {map_sql('act_l', _ACTIONS)} AS DvcAction,
   proto_kw AS NetworkProtocol,
   {S.ip_version_sql('coalesce(dst_t, src_t)')} AS NetworkProtocolVersion,
-  coalesce({_map('lower(trim(conn_direction))', _DIRECTIONS)}, {zones}) AS NetworkDirection,
+  coalesce({map_sql('lower(trim(conn_direction))', _DIRECTIONS)}, {zones}) AS NetworkDirection,
   {num.format('duration')} * 1000 AS NetworkDuration,
   {num.format('bytes')} AS NetworkBytes,
   {num.format('src_bytes')} AS SrcBytes,

@@ -53,6 +53,7 @@ import pyarrow.compute as pc
 
 from .. import asim
 from . import _syslog
+from ._records import extract_groups, split_large
 from .base import Source
 
 _NULL = pa.scalar(None, pa.string())
@@ -217,21 +218,6 @@ _STATE_CAP = 500_000
 
 # ---- helpers -----------------------------------------------------------------------------------
 
-def _extract(values: pa.Array, pattern: str) -> tuple[pa.Array, dict[str, pa.Array]]:
-    """Named groups of `pattern` as columns ("" -> NULL; `name2`, `name3` merge into `name`) and
-    the mask of values that matched."""
-    struct = pc.extract_regex(values, pattern)
-    matched = pc.fill_null(pc.is_valid(struct), False)
-    out: dict[str, pa.Array] = {}
-    for i, fld in enumerate(struct.type):
-        col = struct.field(i)
-        col = pc.if_else(pc.equal(col, ""), _NULL, col)
-        name = fld.name.rstrip("0123456789")
-        out[name] = pc.coalesce(out[name], col) if name in out else col
-    return matched, out
-
-
-
 def _sql_map(mapping: dict, key_sql: str) -> str:
     pairs = ", ".join(f"{_syslog.sql_str(k)}: {asim._literal(v)}" for k, v in mapping.items())
     return f"MAP {{{pairs}}}[{key_sql}]"
@@ -240,23 +226,6 @@ def _sql_map(mapping: dict, key_sql: str) -> str:
 def _align(table: pa.Table, positions: pa.Array, subset_positions: pa.Array) -> pa.Table:
     """Rows of `table` (one per `subset_positions`) placed at `positions`; NULL rows elsewhere."""
     return table.take(pc.index_in(positions, value_set=subset_positions))
-
-
-def split_large(parse, lines: pa.Array, numbers: pa.Array, state: dict) -> pa.Table:
-    """Run `parse` on a batch whose text does not fit a 32-bit string array: halves until it
-    does; a single record over 2 GiB becomes a quarantined row (its first 64 KiB kept)."""
-    try:
-        return parse(lines.cast(pa.string()), numbers, state)
-    except (pa.ArrowInvalid, pa.ArrowCapacityError, OverflowError):
-        pass
-    if len(lines) == 1:
-        raw = pc.utf8_slice_codeunits(lines, 0, 65536).cast(pa.string())
-        return pa.table({"_line": numbers, "_raw": raw,
-                         "_error": pa.array(["record larger than 2 GiB"], pa.string())})
-    half = len(lines) // 2
-    parts = [split_large(parse, lines.slice(0, half), numbers.slice(0, half), state),
-             split_large(parse, lines.slice(half), numbers.slice(half), state)]
-    return pa.concat_tables(parts, promote_options="default")
 
 
 _CEF_OUT = ("is_cef", "cprefix", "cvendor", "cproduct", "cdver", "csig", *[f"cef_{k}" for k in _CEF_KEYS],
@@ -301,7 +270,7 @@ class CiscoAsa(Source):
         positions = pa.array(range(n), pa.int64())
         cols: dict[str, pa.Array] = {"_pos": positions, "_line": numbers, "_raw": lines}
         # syslog header and CEF envelope
-        hdr_ok, hdr = _extract(lines, _HEADER)
+        hdr_ok, hdr = extract_groups(lines, _HEADER)
         cef = _cef_columns(lines, positions)
         for name in cef.column_names:
             cols[name] = cef[name].combine_chunks()
@@ -319,9 +288,9 @@ class CiscoAsa(Source):
         # the header prefix repeats (one per second and host): parse each distinct one once
         prefixes = pc.dictionary_encode(prefix)
         uniq = prefixes.dictionary
-        _, tm = _extract(uniq, _TIME)
+        _, tm = extract_groups(uniq, _TIME)
         ts = pc.utf8_rtrim(tm["ts"], characters=": \t")
-        _, hp = _extract(pc.coalesce(tm["after"], uniq), _HOST)
+        _, hp = extract_groups(pc.coalesce(tm["after"], uniq), _HOST)
         host = hp["host"]
         bad_host = pc.fill_null(pc.match_substring_regex(host, r"^[<\[]|^\d{4}-\d\d-\d\d|^CEF:"), False)
         host = pc.if_else(bad_host, _NULL, host)
@@ -341,9 +310,9 @@ class CiscoAsa(Source):
             if not pc.any(mask).as_py():
                 continue
             sub = body.filter(mask)
-            ok, groups = _extract(sub, _LEAD + pattern.removeprefix("^"))
+            ok, groups = extract_groups(sub, _LEAD + pattern.removeprefix("^"))
             if fam == "teardown":
-                _, rs = _extract(groups.pop("rest"), _REASON)
+                _, rs = extract_groups(groups.pop("rest"), _REASON)
                 groups.update(rs)
             m = len(sub)
             table = {"_fpos": positions.filter(mask), "fam": pa.repeat(pa.scalar(fam), m), "ok": ok}

@@ -49,6 +49,7 @@ import pyarrow.compute as pc
 
 from .. import asim
 from . import _syslog as S
+from ._sql import map_sql
 from .base import BATCH_LINES, Source
 
 NATIVE_KEYS = (
@@ -107,10 +108,6 @@ PASSTHROUGH = {
 }
 
 
-def _map(expr: str, mapping: dict) -> str:
-    pairs = ", ".join(f"{S.sql_str(k)}: {S.sql_str(v)}" for k, v in mapping.items())
-    return f"MAP {{{pairs}}}[{expr}]"
-
 
 def _role(col: str) -> str:
     inside = ", ".join(S.sql_str(r) for r in _INSIDE)
@@ -137,7 +134,7 @@ def _derived_sql() -> str:
 
     result = (f"CASE WHEN utm_l = 'allow' THEN 'Success' "
               f"WHEN act_l IN ('accept', 'close') AND utm_l IN ('block', 'blocked', 'deny') THEN 'Partial' "
-              f"ELSE {_map('act_l', _RESULTS)} END")
+              f"ELSE {map_sql('act_l', _RESULTS)} END")
     extra = S.additional_fields_sql({
         "Vdom": "vd", "LogId": "logid", "Subtype": "subtype", "Level": "level", "Service": "service",
         "AppCategory": "appcat", "AppRisk": "apprisk", "SrcCountry": "srccountry",
@@ -166,15 +163,15 @@ SELECT
   time_gen AS EventEndTime,
   'NetworkSession' AS EventType,
   {result} AS EventResult,
-  CASE WHEN utm_l = 'allow' THEN NULL ELSE {_map('act_l', _DETAILS)} END AS EventResultDetails,
-  coalesce({_map('lower(trim(level))', _LEVELS)}, {_map('trim(severity)', _SEVERITIES)}) AS EventSeverity,
+  CASE WHEN utm_l = 'allow' THEN NULL ELSE {map_sql('act_l', _DETAILS)} END AS EventResultDetails,
+  coalesce({map_sql('lower(trim(level))', _LEVELS)}, {map_sql('trim(severity)', _SEVERITIES)}) AS EventSeverity,
   subtype AS EventOriginalType,
   coalesce(version, CASE WHEN form = 'kv' THEN NULL END) AS EventProductVersion,
   coalesce(NULLIF(trim(devname), ''), hostname, NULLIF(trim(devid), '')) AS Dvc,
   CASE WHEN host_is_ip THEN hostname END AS DvcIpAddr,
   coalesce(NULLIF(trim(devname), ''), CASE WHEN NOT host_is_ip THEN hostname END) AS DvcHostname,
   CASE WHEN NULLIF(trim(devid), '') IS NOT NULL THEN 'Other' END AS DvcIdType,
-  {_map('act_l', _ACTIONS)} AS DvcAction,
+  {map_sql('act_l', _ACTIONS)} AS DvcAction,
   proto_kw AS NetworkProtocol,
   {S.ip_version_sql('coalesce(dst_t, src_t)')} AS NetworkProtocolVersion,
   upper(NULLIF(trim(service), '')) AS NetworkApplicationProtocol,

@@ -40,10 +40,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import asim
+from ._records import csv_records, error_rows, file_kind, head_text, header_name, json_split, read_text_lines
+from ._sql import bag_sql, col, export_time_sql, fqdn_sql, lit, short_host_sql
 from .base import BATCH_LINES, Batch, Source
-from .sysmon import fqdn_sql, head_text, read_text_lines, short_host_sql
-from .windows_firewall import csv_records, export_time_sql, file_kind, header_name
-from .zeek import bag_sql, col, error_rows, json_split, lit
 
 CATEGORY = "AdvancedHunting-DeviceNetworkEvents"
 FIELDS = ("Timestamp", "TimeGenerated", "DeviceId", "DeviceName", "ActionType", "LocalIP",

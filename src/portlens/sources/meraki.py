@@ -35,8 +35,8 @@ import pyarrow.compute as pc
 
 from .. import asim
 from . import _syslog
+from ._records import extract_groups, split_large
 from .base import Source
-from .cisco_asa import _extract, split_large
 
 SESSION_TYPES = ("flows", "firewall", "cellular_firewall", "vpn_firewall",
                  "bridge_anyconnect_client_vpn_firewall", "ip_flow_start", "ip_flow_end")
@@ -71,16 +71,16 @@ class Meraki(Source):
     def _parse(self, lines: pa.Array, numbers: pa.Array, state: dict) -> pa.Table:
         cols: dict[str, pa.Array] = {"_pos": pa.array(range(len(lines)), pa.int64()),
                                      "_line": numbers, "_raw": lines}
-        ok, hdr = _extract(lines, _HEADER)
+        ok, hdr = extract_groups(lines, _HEADER)
         cols["hdr_ok"] = ok
         for name in ("sec", "frac", "dev", "ltype"):
             cols[name] = hdr[name]
         body = pc.if_else(ok, lines, _NULL)
         for key in _KEYS:
-            _, kv = _extract(body, rf"\s{key}='?(?P<v>[^\s']+)")
+            _, kv = extract_groups(body, rf"\s{key}='?(?P<v>[^\s']+)")
             cols["k_" + key] = kv["v"]
         cols["act"] = hdr["act"]
-        _, pat = _extract(body, r"\spattern:\s*(?P<pattern>.*)")
+        _, pat = extract_groups(body, r"\spattern:\s*(?P<pattern>.*)")
         pattern = pc.utf8_trim_whitespace(pat["pattern"])
         cols["pattern"] = pc.if_else(pc.equal(pattern, ""), _NULL, pattern)
         for side in ("src", "dst"):
@@ -89,7 +89,7 @@ class Meraki(Source):
             split = pc.fill_null(pc.match_substring_regex(value, r"^\[|^[^:]+:\d+$"), False)
             host, port = value, pa.nulls(len(value), pa.string())
             if pc.any(split).as_py():
-                _, addr = _extract(value.filter(split), _ADDR)
+                _, addr = extract_groups(value.filter(split), _ADDR)
                 host = pc.replace_with_mask(value, split, addr["h"])
                 port = pc.replace_with_mask(port, split, addr["p"])
             cols[side + "_host"] = host

@@ -44,6 +44,7 @@ import pyarrow.compute as pc
 
 from .. import asim
 from . import _syslog as S
+from ._sql import map_sql
 from .base import BATCH_LINES, Source
 
 # native CSV positions (PAN-OS TRAFFIC format, 0-based)
@@ -99,10 +100,6 @@ _END_REASONS = {"aged-out": "Timeout", "tcp-rst-from-client": "Reset",
                 "tcp-rst-from-server": "Reset", "threat": "Terminated"}
 
 
-def _map_sql(expr: str, mapping: dict) -> str:
-    pairs = ", ".join(f"{S.sql_str(k)}: {S.sql_str(v)}" for k, v in mapping.items())
-    return f"MAP {{{pairs}}}[{expr}]"
-
 
 # ASIM columns copied straight from a unified field (conform trims them and maps '' to NULL)
 PASSTHROUGH = {
@@ -136,7 +133,7 @@ def _derived_sql() -> str:
              f"CASE WHEN is_cef THEN time_cef ELSE time_gen_csv - {shift} END AS time_gen, "
              f"CASE WHEN is_cef THEN NULL ELSE time_start_csv - {shift} END AS time_start, "
              f"NULLIF(trim(src), '') AS src_t, NULLIF(trim(dst), '') AS dst_t FROM t")
-    action = _map_sql("lower(regexp_replace(trim(action), '[-_ ]+', ' ', 'g'))", _ACTIONS)
+    action = map_sql("lower(regexp_replace(trim(action), '[-_ ]+', ' ', 'g'))", _ACTIONS)
     extra = S.additional_fields_sql({
         "Vsys": "vsys", "LogProfile": "logset", "Flags": "flags", "UrlCategory": "category",
         "SrcLocation": "srcloc", "DstLocation": "dstloc", "ActionSource": "action_source",
@@ -164,7 +161,7 @@ SELECT
   greatest(coalesce(TRY_CAST(TRY_CAST(repeatcnt AS DOUBLE) AS BIGINT), 1), 1) AS EventCount,
   'NetworkSession' AS EventType,
   CASE lower(psubtype) WHEN 'start' THEN 'Start' WHEN 'end' THEN 'End' END AS EventSubType,
-  {_map_sql('lower(trim(reason))', _END_REASONS)} AS EventResultDetails,
+  {map_sql('lower(trim(reason))', _END_REASONS)} AS EventResultDetails,
   psubtype AS EventOriginalType,
   CASE WHEN lower(trim(reason)) <> 'n/a' THEN reason END AS EventOriginalResultDetails,
   coalesce(NULLIF(trim(device_name), ''), hostname, NULLIF(trim(serial), '')) AS Dvc,

@@ -37,10 +37,9 @@ from typing import Iterator
 import pyarrow as pa
 
 from .. import asim
+from ._records import head_text, json_columns
+from ._sql import bag_sql, icmp_type_sql
 from .base import BATCH_LINES, Batch, Source
-from .sysmon import head_text
-from .windows_firewall import json_records
-from .zeek import bag_sql, icmp_type_sql
 
 _SUFFIX = {"metadata_type": "s", "id.orig_h": "s", "id.orig_p": "d", "id.resp_h": "s", "id.resp_p": "d",
            "id.ip_ver": "s", "proto": "d", "protoName": "s", "service": "s", "duration": "d",
@@ -83,7 +82,7 @@ class Vectra(Source):
                 or ("session_start_time" in first and ("id.orig_h" in first or "id_orig_h" in first)))
 
     def parse(self, path: str, batch_lines: int = BATCH_LINES) -> Iterator[Batch]:
-        for t in json_records(path, PATHS, batch_lines):
+        for t in json_columns(path, PATHS, batch_lines):
             yield self.finish(self.map_records(t), path)
 
     def map_records(self, t: pa.Table) -> pa.Table:

@@ -33,10 +33,9 @@ from typing import Iterator
 import pyarrow as pa
 
 from .. import asim
+from ._records import csv_records, file_kind, head_text, header_name, json_columns
+from ._sql import bag_sql, export_time_sql, fqdn_sql, short_host_sql
 from .base import BATCH_LINES, Batch, Source
-from .sysmon import fqdn_sql, head_text, short_host_sql
-from .windows_firewall import csv_records, export_time_sql, file_kind, header_name, json_records
-from .zeek import bag_sql
 
 FIELDS = ("TimeGenerated", "Computer", "Direction", "ProcessName", "Process", "SourceIp",
           "DestinationIp", "DestinationPort", "Protocol", "RemoteIp", "RemoteDnsCanonicalNames",
@@ -59,7 +58,7 @@ class VmConnection(Source):
 
     def parse(self, path: str, batch_lines: int = BATCH_LINES) -> Iterator[Batch]:
         if file_kind(path) == "json":
-            tables = json_records(path, {f: [f'$."{f}"'] for f in FIELDS}, batch_lines)
+            tables = json_columns(path, {f: [f'$."{f}"'] for f in FIELDS}, batch_lines)
         else:
             tables = csv_records(path, FIELDS, batch_lines)
         for t in tables:

@@ -31,189 +31,15 @@ Mapping decisions (spec 2.11)
 
 from __future__ import annotations
 
-import io
-import re
 from typing import Iterator
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 
 from .. import asim
-from .base import BATCH_LINES, Batch, Source, read_head
-from .sysmon import event_fields, head_text, read_text_lines, short_host_sql, xml_records
-from .zeek import bag_sql, col, error_rows, json_split, lit
-
-MAX_CSV_RECORD_CHARS = 1 << 20
-
-
-# ---- CSV with a header, quoted values may span lines (shared with mde and vmconnection) ------
-
-def header_name(name: str) -> str:
-    """Normalize an export header: quotes, BOM, and a ` [UTC]`-style suffix removed."""
-    name = name.strip().lstrip("\ufeff").strip().strip('"').strip()
-    return re.sub(r"\s*\[[^\]]*\]$", "", name)
-
-
-def csv_records(path: str, wanted: tuple[str, ...], batch_lines: int = BATCH_LINES) -> Iterator[pa.Table]:
-    """Yield tables of `_line`, `_raw`, `_error` and one text column per name in `wanted`
-    (matched case-insensitively against the header; NULL when the header lacks it or the
-    value is empty). A record whose quotes are unbalanced or whose field count differs from
-    the header's is returned with `_error` set."""
-    header: list[str] | None = None
-    carry: tuple[str, int] | None = None
-    for lines, numbers in read_text_lines(path, batch_lines):
-        if carry is not None:
-            lines = pa.concat_arrays([pa.array([carry[0]], pa.string()), lines])
-            numbers = pa.concat_arrays([pa.array([carry[1]], pa.int64()), numbers])
-            carry = None
-        quotes = pc.count_substring(lines, '"').to_numpy(zero_copy_only=False).astype(np.int64)
-        total = np.cumsum(quotes)
-        starts = ((total - quotes) % 2) == 0  # even number of quotes before: a new record
-        group = np.cumsum(starts)
-        extra = []
-        if len(total) and total[-1] % 2:  # the last record has an open quoted value
-            tail = group == group[-1]
-            idx = np.flatnonzero(tail)
-            text = "\n".join(pc.take(lines, pa.array(idx)).to_pylist())
-            first = int(numbers[int(idx[0])].as_py())
-            if len(text) > MAX_CSV_RECORD_CHARS:
-                extra.append(error_rows(pa.table({"n": [first], "line": [text[:65536]]}),
-                                        "unterminated quoted value (record longer than 1 MiB)"))
-            else:
-                carry = (text, first)
-            keep = pa.array(~tail)
-            lines, numbers, group, starts = lines.filter(keep), numbers.filter(keep), group[~tail], starts[~tail]
-        records = _join_groups(lines, numbers, group, starts)
-        if header is None and records.num_rows:
-            header = [header_name(h) for h in _split_csv(records.slice(0, 1))["_f"][0].as_py() or []]
-            records = records.slice(1)
-        if header is not None and records.num_rows:
-            yield _csv_columns(records, header, wanted)
-        for e in extra:
-            yield e
-    if carry is not None:
-        yield error_rows(pa.table({"n": [carry[1]], "line": [carry[0][:65536]]}),
-                         "unterminated quoted value at the end of the file")
-
-
-def _join_groups(lines, numbers, group, starts) -> pa.Table:
-    if starts.all():
-        return pa.table({"_line": numbers, "_raw": lines})
-    t = pa.table({"line": lines, "n": numbers, "g": pa.array(group)})
-    return asim.query("SELECT min(n) AS _line, string_agg(line, e'\\n' ORDER BY n) AS _raw "
-                      "FROM t GROUP BY g ORDER BY _line", t=t)
-
-
-def _split_csv(records: pa.Table) -> pa.Table:
-    return asim.query(
-        "SELECT *, array_to_string(_m, '') = ',' || _raw AS _ok, "
-        "list_transform(_m, lambda x: CASE WHEN starts_with(x, ',\"') "
-        "THEN replace(x[3:-2], '\"\"', '\"') ELSE x[2:] END) AS _f "
-        "FROM (SELECT *, regexp_extract_all(',' || _raw, ',(\"(?:[^\"]|\"\")*\"|[^,\"]*)', 0) AS _m "
-        "FROM records)", records=records)
-
-
-def _csv_columns(records: pa.Table, header: list[str], wanted: tuple[str, ...]) -> pa.Table:
-    """Split framed CSV records into the wanted columns: Arrow's CSV reader when it stays
-    aligned with the records (the usual case), the regex splitter otherwise."""
-    fast = _csv_columns_arrow(records, header, wanted)
-    return fast if fast is not None else _csv_columns_regex(records, header, wanted)
-
-
-def _csv_columns_arrow(records: pa.Table, header: list[str], wanted: tuple[str, ...]) -> pa.Table | None:
-    raws = records["_raw"].combine_chunks() if isinstance(records["_raw"], pa.ChunkedArray) else records["_raw"]
-    n, width = records.num_rows, len(header)
-    if not n or not width:
-        return None
-    block = pc.binary_join(pa.ListArray.from_arrays(pa.array([0, n], pa.int32()), raws), "\n")[0].as_py()
-    invalid: list[tuple[int, int]] = []
-
-    def on_invalid(row):
-        invalid.append((row.number, row.actual_columns))
-        return "skip"
-
-    names = [f"f{i}" for i in range(width)]
-    try:
-        table = pacsv.read_csv(
-            io.BytesIO(block.encode("utf-8")),
-            read_options=pacsv.ReadOptions(column_names=names, use_threads=False, block_size=1 << 26),
-            parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=on_invalid),
-            convert_options=pacsv.ConvertOptions(column_types={c: pa.string() for c in names},
-                                                 strings_can_be_null=False, quoted_strings_can_be_null=False))
-    except (pa.ArrowInvalid, UnicodeError, OverflowError):
-        return None
-    bad = np.array([i for i, _ in invalid], np.int64) - 1
-    if table.num_rows + len(bad) != n or (len(bad) and (bad.min() < 0 or bad.max() >= n)):
-        return None  # Arrow's quoting disagreed with the record framing: use the regex path
-    good = np.setdiff1d(np.arange(n), bad)
-    position = {}
-    for i, name in enumerate(header):
-        position.setdefault(name.lower(), i)
-    out = {"_line": pc.take(records["_line"], pa.array(good)), "_raw": pc.take(raws, pa.array(good)),
-           "_error": pa.nulls(len(good), pa.string())}
-    for name in wanted:
-        i = position.get(name.lower())
-        if i is None:
-            out[name] = pa.nulls(len(good), pa.string())
-        else:
-            values = pc.utf8_trim_whitespace(table[f"f{i}"].combine_chunks())
-            out[name] = pc.if_else(pc.equal(values, ""), pa.scalar(None, pa.string()), values)
-    result = pa.table(out)
-    if len(bad):
-        errors = pa.table({
-            "_line": pc.take(records["_line"], pa.array(bad)), "_raw": pc.take(raws, pa.array(bad)),
-            "_error": pa.array([f"expected {width} CSV fields, found {k}" for _, k in invalid], pa.string())})
-        result = pa.concat_tables([result, errors], promote_options="default")
-    return result
-
-
-def _csv_columns_regex(records: pa.Table, header: list[str], wanted: tuple[str, ...]) -> pa.Table:
-    position = {}
-    for i, name in enumerate(header):
-        position.setdefault(name.lower(), i + 1)
-    cols = []
-    for name in wanted:
-        i = position.get(name.lower())
-        cols.append(f"NULLIF(trim(_f[{i}]), '') AS {col(name)}" if i else f"NULL::VARCHAR AS {col(name)}")
-    n = len(header)
-    return asim.query(
-        f"SELECT _line, _raw, CASE WHEN NOT _ok THEN 'malformed CSV quoting' "
-        f"WHEN len(_f) <> {n} THEN 'expected {n} CSV fields, found ' || len(_f) END AS _error, "
-        f"{', '.join(cols)} FROM s", s=_split_csv(records))
-
-
-def json_records(path: str, paths: dict[str, list[str]], batch_lines: int = BATCH_LINES) -> Iterator[pa.Table]:
-    """JSON lines: yield tables of `_line`, `_raw`, `_error` and one text column per key of
-    `paths`, the first non-NULL of its JSON paths (objects and arrays come back as JSON text)."""
-    flat = [p for ps in paths.values() for p in ps]
-    plist = ", ".join(lit(p) for p in flat)
-    cols, i = [], 1
-    for name, ps in paths.items():
-        cols.append(f"NULLIF(trim(coalesce({', '.join(f'_v[{i + k}]' for k in range(len(ps)))})), '') AS {col(name)}")
-        i += len(ps)
-    for lines, numbers in read_text_lines(path, batch_lines):
-        good, bad = json_split(lines, numbers)
-        parsed = asim.query(
-            f"SELECT n AS _line, line AS _raw, NULL::VARCHAR AS _error, {', '.join(cols)} "
-            f"FROM (SELECT *, json_extract_string(line, [{plist}]) AS _v FROM good)", good=good)
-        yield pa.concat_tables([parsed, error_rows(bad, "not a JSON object")], promote_options="default")
-
-
-def export_time_sql(expr: str) -> str:
-    """asim.time_sql, also accepting the Sentinel portal's `5/1/2024, 10:00:00.123 AM`."""
-    return asim.time_sql(f"regexp_replace(trim({expr}), '^([0-9]{{1,2}}/[0-9]{{1,2}}/[0-9]{{4}}),\\s*', '\\1 ')")
-
-
-def file_kind(path: str) -> str:
-    """'xml', 'json' or 'csv' from the first non-blank characters of the file."""
-    text = head_text(read_head(path, 4096)).lstrip()
-    if text.startswith("{"):
-        return "json"
-    if text.startswith("<") or "<Event" in text.split("\n", 1)[0]:
-        return "xml"
-    return "csv"
+from ._records import csv_records, event_fields, file_kind, head_text, header_name, json_columns, xml_records
+from ._sql import bag_sql, col, export_time_sql, lit, short_host_sql
+from .base import BATCH_LINES, Batch, Source
 
 
 # ---- WFP --------------------------------------------------------------------------------------
@@ -274,7 +100,7 @@ class WindowsFirewall(Source):
                                        "TimeCreated@SystemTime": "Time"}.get(c, c) for c in f.column_names])
                 yield self.finish(self.map_events(f), path)
             return
-        source = (json_records(path, _JSON_PATHS, batch_lines) if kind == "json"
+        source = (json_columns(path, _JSON_PATHS, batch_lines) if kind == "json"
                   else csv_records(path, _CSV_NAMES, batch_lines))
         for t in source:
             if kind == "csv":

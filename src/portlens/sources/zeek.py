@@ -43,6 +43,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import asim
+from ._records import error_rows, json_split
+from ._sql import bag_sql, col, icmp_type_sql, lit
 from .base import Source
 
 # Canonical Zeek field names this parser reads (JSON keys and TSV #fields names).
@@ -56,43 +58,8 @@ FIELDS = (
 DEFAULT_FIELDS = FIELDS[:22]  # Zeek's default conn.log layout (ip_proto since Zeek 6)
 CONN_PATHS = ("conn", "conn_red")
 
-ICMP4_TYPES = {0: "Echo Reply", 3: "Destination Unreachable", 4: "Source Quench", 5: "Redirect",
-               8: "Echo", 9: "Router Advertisement", 10: "Router Solicitation",
-               11: "Time Exceeded", 12: "Parameter Problem", 13: "Timestamp",
-               14: "Timestamp Reply"}
-ICMP6_TYPES = {1: "Destination Unreachable", 2: "Packet Too Big", 3: "Time Exceeded",
-               4: "Parameter Problem", 128: "Echo Request", 129: "Echo Reply",
-               130: "Multicast Listener Query", 131: "Multicast Listener Report",
-               132: "Multicast Listener Done", 133: "Router Solicitation",
-               134: "Router Advertisement", 135: "Neighbor Solicitation",
-               136: "Neighbor Advertisement", 137: "Redirect Message",
-               143: "Version 2 Multicast Listener Report"}
 
-
-# ---- small SQL helpers (also used by the other endpoint/flow sources) ------------------------
-
-def lit(value: str) -> str:
-    return "'" + str(value).replace("'", "''") + "'"
-
-
-def col(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def bag_sql(pairs: dict[str, str]) -> str:
-    """SQL for AdditionalFields: a JSON object of the non-NULL values, NULL when empty."""
-    args = ", ".join(f"{lit(k)}, {v}" for k, v in pairs.items())
-    return f"NULLIF(json_merge_patch('{{}}', json_object({args}))::VARCHAR, '{{}}')"
-
-
-def icmp_type_sql(type_expr: str, v6_expr: str) -> str:
-    """SQL: the ICMP type name for a type number (ICMPv6 table when v6_expr is true)."""
-    m4 = ", ".join(f"{k}: {lit(v)}" for k, v in ICMP4_TYPES.items())
-    m6 = ", ".join(f"{k}: {lit(v)}" for k, v in ICMP6_TYPES.items())
-    n = f"TRY_CAST({type_expr} AS INTEGER)"
-    return (f"coalesce(CASE WHEN {v6_expr} THEN MAP {{{m6}}}[{n}] ELSE MAP {{{m4}}}[{n}] END, "
-            f"CAST({n} AS VARCHAR))")
-
+# ---- time ------------------------------------------------------------------------------------
 
 def epoch_sql(expr: str, scale: int = 1) -> str:
     """SQL: TIMESTAMPTZ from epoch text (seconds when scale=1, milliseconds when 1000);
@@ -106,19 +73,6 @@ def epoch_sql(expr: str, scale: int = 1) -> str:
 def any_time_sql(expr: str, scale: int = 1) -> str:
     """SQL: epoch (see epoch_sql) or ISO-8601 / export layouts (asim.time_sql)."""
     return f"coalesce({epoch_sql(expr, scale)}, {asim.time_sql(expr)})"
-
-
-def json_split(lines: pa.Array, numbers: pa.Array) -> tuple[pa.Table, pa.Table]:
-    """(JSON objects, everything else) as tables of (line, n)."""
-    batch = pa.table({"line": lines, "n": numbers})
-    ok = asim.query("SELECT coalesce(CASE WHEN starts_with(ltrim(line), '{') AND json_valid(line) "
-                    "THEN json_type(line) = 'OBJECT' END, false) AS ok FROM b", b=batch)["ok"]
-    return batch.filter(ok), batch.filter(pc.invert(ok))
-
-
-def error_rows(bad: pa.Table, reason: str) -> pa.Table:
-    return pa.table({"_line": bad["n"], "_raw": bad["line"],
-                     "_error": pa.repeat(pa.scalar(reason), bad.num_rows)})
 
 
 # ---- Zeek ----------------------------------------------------------------------------------

@@ -43,6 +43,7 @@ import pyarrow.compute as pc
 
 from .. import asim
 from . import _syslog as S
+from ._sql import map_sql
 from .base import BATCH_LINES, Source
 
 # unified (NSS JSON) name -> (CEF key, custom-field labels)
@@ -78,10 +79,6 @@ _ACTIONS = {"allow": "Allow", "allow due to insufficient app data": "Allow",
 PASSTHROUGH = {"DvcOriginalAction": "action", "SrcIpAddr": "csip", "DstIpAddr": "cdip",
                "DstAppName": "nwapp", "SrcHostname": "devicehostname"}
 
-
-def _map(expr: str, mapping: dict) -> str:
-    pairs = ", ".join(f"{S.sql_str(k)}: {S.sql_str(v)}" for k, v in mapping.items())
-    return f"MAP {{{pairs}}}[{expr}]"
 
 
 def _derived_sql() -> str:
@@ -133,7 +130,7 @@ SELECT
   time_gen AS EventEndTime,
   greatest(coalesce({num.format('numsessions')}, 1), 1) AS EventCount,
   'NetworkSession' AS EventType,
-  {_map('act_l', _ACTIONS)} AS DvcAction,
+  {map_sql('act_l', _ACTIONS)} AS DvcAction,
   coalesce(hostname, 'ZIA Firewall') AS Dvc,
   hostname AS DvcHostname,
   proto_kw AS NetworkProtocol,
