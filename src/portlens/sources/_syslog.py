@@ -596,7 +596,6 @@ def syslog_header(lines, *, year: int | None = None, reference: datetime | None 
 
 # ---- CEF ---------------------------------------------------------------------------------------
 
-_FIELD = r"((?:[^|\\]|\\.)*)"
 _CEF_RE = (r"^(?P<head>(?P<prefix>.*?)CEF: ?(?P<cef_version>\d+)\|(?P<vendor>(?:[^|\\]|\\.)*)\|"
            r"(?P<product>(?:[^|\\]|\\.)*)\|(?P<version>(?:[^|\\]|\\.)*)\|(?P<signature>(?:[^|\\]|\\.)*)\|"
            r"(?P<name>(?:[^|\\]|\\.)*)\|(?P<severity>(?:[^|\\]|\\.)*)\|)")

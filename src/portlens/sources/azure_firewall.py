@@ -47,7 +47,7 @@ Decisions (spec 2.3, Sentinel's vimNetworkSessionAzureFirewall 0.2.0):
   details -> AdditionalFields. resourceId -> DvcId (AzureResourceId), Dvc = firewall name.
   EventType NetworkSession, EventCount 1, TimeGenerated = EventStart = EventEnd = `time`.
 * Line numbers: file line for JSON lines; record ordinal for a multi-line JSON document
-  (see azure_nsg.json_records). A legacy message that does not read as a session (no
+  (see _records.json_records). A legacy message that does not read as a session (no
   "request from … to …", or no Action outside DNAT) is quarantined.
 """
 

@@ -54,7 +54,7 @@ each record would need a second, positional JSON parse). A document that is not 
 becomes one quarantine entry whose line is the error's line and whose reason names the JSON
 error position.
 
-`json_records` (also used by aws_vpc and azure_firewall) is the shared JSON framing reader.
+The JSON framing reader, `_records.json_records`, is shared with aws_vpc and azure_firewall.
 """
 
 from __future__ import annotations

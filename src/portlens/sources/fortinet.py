@@ -74,8 +74,6 @@ CEF_STANDARD = {
 PREFIXES = ("FTNTFGT", "FortinetFortiGate", "")
 CEF_KEYS = sorted(set(CEF_STANDARD) | {"rt", "cat"} | set(S.cef_custom_keys()) | {
     p + k for k in NATIVE_KEYS for p in PREFIXES if p or k not in CEF_STANDARD})
-CSL_CONTEXT = ("vendor", "product", "version", "name", "severity", "_computer", "_eventtime",
-               "_timegenerated", "_extensions")
 
 _SNIFF = re.compile(
     rb"(?:^|[\s>])logid=\"?\d{10}\"?\s.*\btype=\"?(?:traffic|event|utm|anomaly|dlp|dns|ips|emailfilter|"

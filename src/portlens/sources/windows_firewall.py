@@ -2,7 +2,7 @@
 
 Forms accepted
 - Security-channel event XML: `<Event>` per line, pretty-printed, or an `<Events>` export,
-  UTF-8 or UTF-16 (same framing as the sysmon source).
+  UTF-8 or UTF-16 (same framing as the sysmon source: `_records.xml_records`).
 - JSON lines: a Sentinel WindowsEvent export (`EventData` an object), a SecurityEvent export
   (`EventData` the `<EventData>` XML as a string), a Winlogbeat document
   (`winlog.event_id`, `winlog.event_data`) or flat objects with the data names at top level.
