@@ -50,6 +50,21 @@ def tracked_lines(path: str, batch_lines: int, progress: dict | None = None):
         yield lines, numbers
 
 
+
+class GuardedSource(Source):
+    """A file-level source whose read errors end the file with one quarantine entry
+    (`safe_parse`) and whose 32-bit columns are range-checked before conform (`guard_ints`).
+    Subclasses implement `_parse(path, batch_lines, progress)`."""
+
+    def finish(self, parsed: pa.Table, path: str) -> Batch:
+        return super().finish(guard_ints(parsed), path)
+
+    def parse(self, path: str, batch_lines: int = BATCH_LINES) -> Iterator[Batch]:
+        return safe_parse(self, path, lambda progress: self._parse(path, batch_lines, progress))
+
+    def _parse(self, path: str, batch_lines: int, progress: dict) -> Iterator[Batch]:  # pragma: no cover
+        raise NotImplementedError
+
 # ---- JSON lines split and error rows --------------------------------------------------------
 
 def json_split(lines: pa.Array, numbers: pa.Array) -> tuple[pa.Table, pa.Table]:

@@ -62,6 +62,7 @@ import pyarrow.compute as pc
 
 from .. import asim
 from ._sql import lit
+from .base import BATCH_LINES, Source, read_lines
 
 # A key in key=value text (CEF keys are alphanumeric; FortiGate and Check Point add `_`, `-`, `.`).
 KEY = r"[A-Za-z0-9_.\-]+"
@@ -1123,10 +1124,23 @@ def rebatch(chunks, batch_lines: int, max_bytes: int = REBATCH_BYTES):
         yield flush()
 
 
+class BatchedSource(Source):
+    """A syslog-borne source: lines rebatched by `parse_batched`, each batch parsed by
+    `_parse(lines, numbers, state)` under `guarded`."""
+
+    def parse(self, path: str, batch_lines: int = BATCH_LINES):
+        return parse_batched(self, path, batch_lines)
+
+    def parse_lines(self, lines: pa.Array, numbers: pa.Array, state: dict) -> pa.Table:
+        return guarded(self._parse, lines, numbers, state, self.name)
+
+    def _parse(self, lines: pa.Array, numbers: pa.Array, state: dict) -> pa.Table:  # pragma: no cover
+        raise NotImplementedError
+
+
 def parse_batched(source, path: str, batch_lines: int):
     """`Source.parse` for line formats with `rebatch`: start, then parse_lines + finish per
     batch."""
-    from .base import read_lines
     state = source.start(path)
     for lines, numbers in rebatch(read_lines(path, batch_lines), batch_lines):
         yield source.finish(source.parse_lines(lines, numbers, state), path)

@@ -48,9 +48,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import asim
-from ._records import guard_ints, json_records, safe_parse, tracked_lines
+from ._records import GuardedSource, json_records, tracked_lines
 from ._sql import IP_RE, bag_sql, iana_sql, lit, looks_ip
-from .base import BATCH_LINES, Batch, Source, read_head
+from .base import Batch, read_head
 
 FORMAT_ENV = "PORTLENS_AWS_VPC_FORMAT"
 
@@ -250,10 +250,7 @@ def _keyed_sql() -> str:
 
 # ---- the source ------------------------------------------------------------------------------
 
-class AwsVpc(Source):
-    def finish(self, parsed: pa.Table, path: str) -> Batch:
-        return super().finish(guard_ints(parsed), path)
-
+class AwsVpc(GuardedSource):
     def sniff(self, head: bytes, path: str) -> bool:
         text = head.lstrip(b"\xef\xbb\xbf").lstrip()
         if text[:1] in (b"{", b"["):
@@ -271,9 +268,6 @@ class AwsVpc(Source):
         data = [ln for ln in lines if not _is_header(ln)]
         return bool(data) and all(_DATA_HINT.search(ln) or "eni-" in ln for ln in data) \
             and infer_format(data) is not None
-
-    def parse(self, path: str, batch_lines: int = BATCH_LINES) -> Iterator[Batch]:
-        return safe_parse(self, path, lambda progress: self._parse(path, batch_lines, progress))
 
     def _parse(self, path: str, batch_lines: int, progress: dict) -> Iterator[Batch]:
         head = read_head(path).lstrip(b"\xef\xbb\xbf").lstrip()

@@ -60,9 +60,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import asim
-from ._records import guard_ints, json_records, safe_parse
+from ._records import GuardedSource, json_records
 from ._sql import bag_sql, iana_sql, looks_ip
-from .base import BATCH_LINES, Batch, Source
+from .base import Batch
 
 _STRUCTURED = ("AZFWNetworkRule", "AZFWNatRule", "AZFWIdpsSignature", "AZFWThreatIntel")
 _LEGACY = ("AzureFirewallNetworkRule",)
@@ -239,16 +239,10 @@ _SQL = None
 _SNIFF = re.compile(rb'"(category|Category|Type|operationName|OperationName)"\s*:\s*"(AzureFirewall|AZFW)')
 
 
-class AzureFirewall(Source):
-    def finish(self, parsed: pa.Table, path: str) -> Batch:
-        return super().finish(guard_ints(parsed), path)
-
+class AzureFirewall(GuardedSource):
     def sniff(self, head: bytes, path: str) -> bool:
         text = head.lstrip(b"\xef\xbb\xbf").lstrip()
         return text[:1] in (b"{", b"[") and bool(_SNIFF.search(head))
-
-    def parse(self, path: str, batch_lines: int = BATCH_LINES) -> Iterator[Batch]:
-        return safe_parse(self, path, lambda progress: self._parse(path, batch_lines, progress))
 
     def _parse(self, path: str, batch_lines: int, progress: dict) -> Iterator[Batch]:
         global _SQL

@@ -66,9 +66,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import asim
-from ._records import guard_ints, json_records, safe_parse, tracked_lines
+from ._records import GuardedSource, json_records, tracked_lines
 from ._sql import bag_sql, col, iana_sql, looks_ip
-from .base import BATCH_LINES, Batch, Source, read_head
+from .base import Batch, read_head
 
 
 # ---- NSG / VNet flow tuples ----------------------------------------------------------------
@@ -334,19 +334,13 @@ def _ta_sql(names: list[str]) -> str:
 _JSON_MARKERS = re.compile(rb'"flowTuples"|"flowRecords"|NetworkSecurityGroupFlowEvent|FlowLogFlowEvent')
 
 
-class AzureNsg(Source):
-    def finish(self, parsed: pa.Table, path: str) -> Batch:
-        return super().finish(guard_ints(parsed), path)
-
+class AzureNsg(GuardedSource):
     def sniff(self, head: bytes, path: str) -> bool:
         text = head.lstrip(b"\xef\xbb\xbf").lstrip()
         if text[:1] in (b"{", b"["):
             return bool(_JSON_MARKERS.search(head))
         first = text.split(b"\n", 1)[0].decode("utf-8", errors="replace")
         return "," in first and _is_ta_header(_ta_header(first))
-
-    def parse(self, path: str, batch_lines: int = BATCH_LINES) -> Iterator[Batch]:
-        return safe_parse(self, path, lambda progress: self._parse(path, batch_lines, progress))
 
     def _parse(self, path: str, batch_lines: int, progress: dict) -> Iterator[Batch]:
         head = read_head(path).lstrip(b"\xef\xbb\xbf").lstrip()

@@ -48,7 +48,6 @@ import pyarrow.compute as pc
 from .. import asim
 from . import _syslog as S
 from ._sql import map_sql
-from .base import BATCH_LINES, Source
 
 NATIVE_KEYS = (
     "time", "action", "conn_direction", "inzone", "outzone", "ifdir", "ifname", "loguid",
@@ -184,18 +183,12 @@ def _json_columns(message: pa.Array, mask: pa.Array) -> dict:
     return {k: (out[k].combine_chunks() if out[k].num_chunks else pa.nulls(n, pa.string())) for k in NATIVE_KEYS}
 
 
-class CheckPoint(Source):
+class CheckPoint(S.BatchedSource):
     def sniff(self, head: bytes, path: str) -> bool:
         cef = S.first_cef_vendor(head)
         if cef is not None:
             return cef[0].replace(" ", "").lower() == "checkpoint"
         return bool(_SNIFF.search(head))
-
-    def parse(self, path: str, batch_lines: int = BATCH_LINES):
-        return S.parse_batched(self, path, batch_lines)
-
-    def parse_lines(self, lines: pa.Array, numbers: pa.Array, state: dict) -> pa.Table:
-        return S.guarded(self._parse, lines, numbers, state, self.name)
 
     def _parse(self, lines: pa.Array, numbers: pa.Array, state: dict) -> pa.Table:
         n = len(lines)

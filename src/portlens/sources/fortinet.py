@@ -50,7 +50,7 @@ import pyarrow.compute as pc
 from .. import asim
 from . import _syslog as S
 from ._sql import map_sql
-from .base import BATCH_LINES, Source
+from .base import read_head
 
 NATIVE_KEYS = (
     "date", "time", "tz", "eventtime", "devname", "devid", "logid", "type", "subtype", "level",
@@ -228,7 +228,7 @@ def _cef_unified(cef: dict, n: int) -> dict:
     return out
 
 
-class Fortinet(Source):
+class Fortinet(S.BatchedSource):
     def sniff(self, head: bytes, path: str) -> bool:
         cef = S.first_cef_vendor(head)
         if cef is not None:
@@ -239,18 +239,11 @@ class Fortinet(Source):
         return S.csl_header(first) is not None and b",Fortinet," in head
 
     def start(self, path: str) -> dict:
-        from .base import read_head
         try:
             first = re.split(rb"\r\n|\r|\n", read_head(path), maxsplit=1)[0].decode("utf-8", errors="replace")
         except OSError:
             return {"csl": None}
         return {"csl": S.csl_header(first)}
-
-    def parse(self, path: str, batch_lines: int = BATCH_LINES):
-        return S.parse_batched(self, path, batch_lines)
-
-    def parse_lines(self, lines: pa.Array, numbers: pa.Array, state: dict) -> pa.Table:
-        return S.guarded(self._parse, lines, numbers, state, self.name)
 
     def _parse(self, lines: pa.Array, numbers: pa.Array, state: dict) -> pa.Table:
         header = state.get("csl")

@@ -45,7 +45,6 @@ import pyarrow.compute as pc
 from .. import asim
 from . import _syslog as S
 from ._sql import map_sql
-from .base import BATCH_LINES, Source
 
 # native CSV positions (PAN-OS TRAFFIC format, 0-based)
 CSV_FIELDS = {
@@ -192,18 +191,12 @@ _SQL_INPUTS = ("proto", "elapsed", "repeatcnt", "reason", "device_name", "serial
                "flags", "category", "srcloc", "dstloc", "action_source", "rule_uuid", "src", "dst")
 
 
-class PaloAlto(Source):
+class PaloAlto(S.BatchedSource):
     def sniff(self, head: bytes, path: str) -> bool:
         cef = S.first_cef_vendor(head)
         if cef is not None:
             return cef[0] == "Palo Alto Networks"
         return bool(_SNIFF.search(head))
-
-    def parse(self, path: str, batch_lines: int = BATCH_LINES):
-        return S.parse_batched(self, path, batch_lines)
-
-    def parse_lines(self, lines: pa.Array, numbers: pa.Array, state: dict) -> pa.Table:
-        return S.guarded(self._parse, lines, numbers, state, self.name)
 
     def _parse(self, lines: pa.Array, numbers: pa.Array, state: dict) -> pa.Table:
         n = len(lines)

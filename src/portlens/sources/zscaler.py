@@ -44,7 +44,6 @@ import pyarrow.compute as pc
 from .. import asim
 from . import _syslog as S
 from ._sql import map_sql
-from .base import BATCH_LINES, Source
 
 # unified (NSS JSON) name -> (CEF key, custom-field labels)
 FIELDS = {
@@ -172,18 +171,12 @@ def _json_columns(message: pa.Array, mask: pa.Array) -> dict:
             for k in keys + ["sourcetype"]}
 
 
-class Zscaler(Source):
+class Zscaler(S.BatchedSource):
     def sniff(self, head: bytes, path: str) -> bool:
         cef = S.first_cef_vendor(head)
         if cef is not None:
             return cef[0] == "Zscaler" and cef[1].startswith("NSS")
         return bool(_SNIFF.search(head))
-
-    def parse(self, path: str, batch_lines: int = BATCH_LINES):
-        return S.parse_batched(self, path, batch_lines)
-
-    def parse_lines(self, lines: pa.Array, numbers: pa.Array, state: dict) -> pa.Table:
-        return S.guarded(self._parse, lines, numbers, state, self.name)
 
     def _parse(self, lines: pa.Array, numbers: pa.Array, state: dict) -> pa.Table:
         n = len(lines)
