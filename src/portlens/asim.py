@@ -16,7 +16,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-SCHEMA_VERSION = "0.2.6"
 
 TIMESTAMP = pa.timestamp("us", tz="UTC")
 PORT = pa.int32()

@@ -17,6 +17,7 @@ from typing import List, Optional
 import pyarrow as pa
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from . import alerts as alert_out
 from . import asim, explain, monitor, summary
@@ -79,13 +80,13 @@ def _files(paths: list[Path]) -> list[str]:
     return found
 
 
-def _as_of(value: Optional[str]) -> Optional[datetime]:
+def _as_of(value: Optional[str], option: str = "--as-of") -> Optional[datetime]:
     if value is None:
         return None
     try:
         t = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise UsageError(f"--as-of {value!r}: not an ISO-8601 time (e.g. 2024-05-14T00:00:00Z)") from None
+        raise UsageError(f"{option} {value!r}: not an ISO-8601 time (e.g. 2024-05-14T00:00:00Z)") from None
     return t.replace(tzinfo=timezone.utc) if t.tzinfo is None else t.astimezone(timezone.utc)
 
 
@@ -108,9 +109,10 @@ def ingest(paths: List[Path] = typer.Argument(..., help="Files or folders."),
                 failed += 1
                 continue
             if r.duplicate_of:
-                out.print(f"{path}: already ingested (same content as {r.duplicate_of}); nothing changed")
+                out.print(f"{escape(path)}: already ingested (same content as {escape(r.duplicate_of)}); "
+                          "nothing changed")
             else:
-                out.print(f"{path}: [bold]{r.sessions:,}[/] sessions ({r.source})"
+                out.print(f"{escape(path)}: [bold]{r.sessions:,}[/] sessions ({r.source})"
                           + (f", [yellow]{r.quarantined:,} quarantined[/]" if r.quarantined else "")
                           + (f", {r.skipped:,} skipped (not sessions)" if r.skipped else ""))
     if failed:
@@ -223,7 +225,7 @@ def detect_cmd(db: str = DbOption,
         raise UsageError("use either --as-of or --from/--to")
     first, days = _as_of(as_of), 1
     if date_from is not None:
-        first, last = _as_of(date_from), _as_of(date_to)
+        first, last = _as_of(date_from, "--from"), _as_of(date_to, "--to")
         days = (last - first).days + 1
         if days < 1:
             raise UsageError(f"--to {date_to} is before --from {date_from}")
