@@ -78,10 +78,13 @@ def render_table(alerts: list[dict], console: Console, *, as_of: str, series_cou
 
 def _talkers(talkers: list[dict], top: int = 3) -> str:
     """'203.0.113.45 32% (new)' lines: share of the day, and 'new' or the usual share."""
+    def pct(x: float) -> str:
+        return "<1%" if 0 < x < 0.005 else f"{x:.0%}"
+
     lines = []
     for t in talkers[:top]:
-        usual = "new" if t["new"] else f"usually {t['usual_share']:.0%}"
-        lines.append(f"{t['value']} {t['share']:.0%} ({usual})")
+        usual = "new" if t["new"] else f"usually {pct(t['usual_share'])}"
+        lines.append(f"{t['value']} {pct(t['share'])} ({usual})")
     return "\n".join(lines) or "-"
 
 
