@@ -1,43 +1,25 @@
 import gzip
-import os
-import tempfile
-from datetime import datetime, timezone
 from pathlib import Path
 
-import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from portlens import asim, sources
+from portlens import sources
 from portlens.sources import SourceError
 from portlens.sources.aws_vpc import FORMAT_ENV, SOURCE, infer_format
+from sourcekit import parse, parse_text, sample_path, SAMPLES, utc
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
 MINE = SAMPLES / "aws_vpc"
 FIXTURES = Path(__file__).parent / "fixtures" / "aws_vpc"
 
 
-def utc(*args):
-    return datetime(*args, tzinfo=timezone.utc)
-
-
 def run(path):
-    batches = list(SOURCE.parse(str(path)))
-    for b in batches:
-        assert b.records == b.table.num_rows + b.quarantine.num_rows + b.skipped
-        assert b.table.schema == asim.SCHEMA
-    rows = pa.concat_tables([b.table for b in batches]) if batches else asim.empty_table()
-    quarantine = (pa.concat_tables([b.quarantine for b in batches]) if batches
-                  else asim.QUARANTINE_SCHEMA.empty_table())
-    return rows.to_pylist(), quarantine.to_pylist(), sum(b.skipped for b in batches)
+    return parse(path, SOURCE).lists()[:3]
 
 
 def sample(name):
-    path = MINE / name
-    if not path.exists():
-        pytest.skip(f"sample {name} not present")
-    return path
+    return sample_path(MINE.name, name)
 
 
 # ---------------------------------------------------------------- samples
@@ -277,16 +259,7 @@ TOKENS = LINE.split() + ["-", "NODATA", "SKIPDATA", "REJECT", "version", "srcadd
 
 
 def _write_and_parse(data: bytes, suffix: str = ".log"):
-    fd, name = tempfile.mkstemp(suffix=suffix)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        batches = list(SOURCE.parse(name))
-    finally:
-        os.unlink(name)
-    for b in batches:
-        assert b.records == b.table.num_rows + b.quarantine.num_rows + b.skipped
-    return batches
+    return parse_text(None, data, SOURCE, name="hostile" + suffix)
 
 
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -297,10 +270,10 @@ def _write_and_parse(data: bytes, suffix: str = ".log"):
 ), min_size=1, max_size=30), st.sampled_from(["\n", "\r\n", "\r"]))
 def test_hostile_text_never_raises(lines, newline):
     data = newline.join(lines).encode("utf-8", errors="surrogatepass")
-    batches = _write_and_parse(data)
+    parsed = _write_and_parse(data)
     nonblank = sum(1 for ln in newline.join(lines).replace("\r\n", "\n").replace("\r", "\n").split("\n")
                    if ln.strip())
-    assert sum(b.records for b in batches) <= nonblank
+    assert parsed.records <= nonblank
 
 
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -1,47 +1,29 @@
 import gzip
 import json
-import os
-import tempfile
-from datetime import datetime, timezone
 from pathlib import Path
 
-import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from portlens import asim, sources
+from portlens import sources
 from portlens.sources import SourceError
 from portlens.sources.azure_firewall import SOURCE
 from portlens.sources.base import read_head
+from sourcekit import parse, parse_text, sample_path, SAMPLES, utc
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
 MINE = SAMPLES / "azure_firewall"
 FIXTURES = Path(__file__).parent / "fixtures" / "azure_firewall"
 FW_ID = "/SUBSCRIPTIONS/23103928-B2CF-472A-8CDB-0146E2849129/RESOURCEGROUPS/TEST-FW-RG/PROVIDERS/" \
         "MICROSOFT.NETWORK/AZUREFIREWALLS/TEST-FW01"
 
 
-def utc(*args):
-    return datetime(*args, tzinfo=timezone.utc)
-
-
 def run(path):
-    batches = list(SOURCE.parse(str(path)))
-    for b in batches:
-        assert b.records == b.table.num_rows + b.quarantine.num_rows + b.skipped
-        assert b.table.schema == asim.SCHEMA
-    rows = pa.concat_tables([b.table for b in batches]) if batches else asim.empty_table()
-    quarantine = (pa.concat_tables([b.quarantine for b in batches]) if batches
-                  else asim.QUARANTINE_SCHEMA.empty_table())
-    return rows.to_pylist(), quarantine.to_pylist(), sum(b.skipped for b in batches)
+    return parse(path, SOURCE).lists()[:3]
 
 
 def sample(name):
-    path = MINE / name
-    if not path.exists():
-        pytest.skip(f"sample {name} not present")
-    return path
+    return sample_path(MINE.name, name)
 
 
 def key(r):
@@ -118,8 +100,7 @@ def test_detect_fixtures():
 
 
 def test_not_claimed_for_other_vendors():
-    if not SAMPLES.exists():
-        pytest.skip("samples not present")
+    sample_path(reason="samples not present")
     files = [p for p in sorted(SAMPLES.rglob("*")) if p.is_file() and p.parent != MINE and p.name != "SOURCES.md"]
     for path in files:
         assert not SOURCE.sniff(read_head(str(path)), str(path)), path
@@ -207,17 +188,8 @@ MSGS = ["TCP request from 1.2.3.4:1 to 5.6.7.8:22. Action: Allow.",
         "request from to", ". Action: Allow.. Rule: ", ""]
 
 
-def _parse_bytes(data: bytes):
-    fd, name = tempfile.mkstemp(suffix=".json")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        batches = list(SOURCE.parse(name))
-    finally:
-        os.unlink(name)
-    for b in batches:
-        assert b.records == b.table.num_rows + b.quarantine.num_rows + b.skipped
-    return batches
+def _parse_bytes(data: bytes, suffix=".json"):
+    return parse_text(None, data, SOURCE, name="hostile" + suffix)
 
 
 legacy = st.builds(lambda m, c, t: {"category": c, "properties": {"msg": m}, "time": t},
@@ -241,9 +213,9 @@ def test_hostile_records_never_raise(recs, wrapped, cut):
     text = json.dumps({"records": recs}) if wrapped else "\n".join(json.dumps(r) for r in recs)
     if cut and cut < len(text):
         text = text[:-cut]
-    batches = _parse_bytes(text.encode())
+    parsed = _parse_bytes(text.encode())
     if not cut and recs:
-        assert sum(b.records for b in batches) == len(recs)
+        assert parsed.records == len(recs)
 
 
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -1,47 +1,29 @@
 import gzip
 import json
-import os
-import tempfile
-from datetime import datetime, timezone
 from pathlib import Path
 
-import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from portlens import asim, sources
+from portlens import sources
 from portlens.sources import SourceError
 from portlens.sources.azure_nsg import SOURCE
 from portlens.sources.base import read_head
+from sourcekit import parse, parse_text, sample_path, SAMPLES, utc
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
 MINE = SAMPLES / "azure_nsg"
 FIXTURES = Path(__file__).parent / "fixtures" / "azure_nsg"
 NTA_AZURE = "Microsoft_Azure NSG flows_NetworkSession_IngestedLogs.csv"
 NTA_NSGFLOW = "Microsoft_NSGFlow_NetworkSession_IngestedLogs.csv"
 
 
-def utc(*args):
-    return datetime(*args, tzinfo=timezone.utc)
-
-
 def run(path):
-    batches = list(SOURCE.parse(str(path)))
-    for b in batches:
-        assert b.records == b.table.num_rows + b.quarantine.num_rows + b.skipped
-        assert b.table.schema == asim.SCHEMA
-    rows = pa.concat_tables([b.table for b in batches]) if batches else asim.empty_table()
-    quarantine = (pa.concat_tables([b.quarantine for b in batches]) if batches
-                  else asim.QUARANTINE_SCHEMA.empty_table())
-    return rows.to_pylist(), quarantine.to_pylist(), sum(b.skipped for b in batches)
+    return parse(path, SOURCE).lists()[:3]
 
 
 def sample(name):
-    path = MINE / name
-    if not path.exists():
-        pytest.skip(f"sample {name} not present")
-    return path
+    return sample_path(MINE.name, name)
 
 
 # ---------------------------------------------------------------- samples
@@ -118,8 +100,7 @@ def test_detect_fixtures():
 
 
 def test_not_claimed_for_other_vendors():
-    if not SAMPLES.exists():
-        pytest.skip("samples not present")
+    sample_path(reason="samples not present")
     files = [p for p in sorted(SAMPLES.rglob("*")) if p.is_file() and p.parent != MINE and p.name != "SOURCES.md"]
     for path in files:
         assert not SOURCE.sniff(read_head(str(path)), str(path)), path
@@ -235,16 +216,7 @@ TUPLE = "1542110379,10.0.0.4,1.128.0.1,59932,443,T,O,A,E,1,66,1,66"
 
 
 def _parse_bytes(data: bytes, suffix=".json"):
-    fd, name = tempfile.mkstemp(suffix=suffix)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        batches = list(SOURCE.parse(name))
-    finally:
-        os.unlink(name)
-    for b in batches:
-        assert b.records == b.table.num_rows + b.quarantine.num_rows + b.skipped
-    return batches
+    return parse_text(None, data, SOURCE, name="hostile" + suffix)
 
 
 tuples = st.lists(st.one_of(
@@ -268,8 +240,7 @@ def test_hostile_records_never_raise(recs, layout, cut):
         text = json.dumps({"records": recs}, indent=2)
     if cut and cut < len(text):
         text = text[:-cut]  # truncated blob (PT1H.json being written)
-    batches = _parse_bytes(text.encode())
-    total = sum(b.records for b in batches)
+    total = _parse_bytes(text.encode()).records
     if layout != "lines" and cut == 0:
         assert total >= len(recs)  # every record yields at least one row, skip or quarantine
 

@@ -1,48 +1,25 @@
 """Check Point source: the public CEF / syslog key=value / structured-data samples, fixtures
 for every Log Exporter form, detection and hostile input."""
 
-from datetime import datetime, timezone
 from pathlib import Path
 
-import pyarrow as pa
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from portlens.sources import SourceError, base, detect, get
+from sourcekit import (assert_lines_accounted, checked_reasons as reasons, hostile_lines, one as row, parse,
+                       sample_path, SAMPLES, utc, write)
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "checkpoint"
 SOURCE = get("checkpoint")
 
 
 def run(path):
-    batches = list(SOURCE.parse(str(path)))
-    table = pa.concat_tables([b.table for b in batches])
-    quarantine = pa.concat_tables([b.quarantine for b in batches])
-    return table, quarantine, sum(b.skipped for b in batches), sum(b.records for b in batches)
-
-
-def utc(*args):
-    return datetime(*args, tzinfo=timezone.utc)
-
-
-def row(table, **match):
-    rows = [r for r in table.to_pylist() if all(r[k] == v for k, v in match.items())]
-    assert len(rows) == 1, (match, len(rows))
-    return rows[0]
-
-
-def reasons(quarantine):
-    assert not [r for r in quarantine.column("reason").to_pylist() if r.startswith("internal error")]
-    return dict(zip(quarantine.column("line").to_pylist(), quarantine.column("reason").to_pylist()))
+    return parse(path, SOURCE)
 
 
 def sample(name):
-    path = SAMPLES / "checkpoint" / name
-    if not path.exists():
-        pytest.skip("shared Check Point sample not present")
-    return run(path)
+    return run(sample_path("checkpoint", name, reason="shared Check Point sample not present"))
 
 
 # ---- public samples --------------------------------------------------------------------------------
@@ -158,8 +135,7 @@ def test_detect_picks_checkpoint():
 
 
 def test_detect_does_not_claim_other_vendors_samples():
-    if not SAMPLES.exists():
-        pytest.skip("shared samples not present")
+    sample_path(reason="shared samples not present")
     for path in sorted(SAMPLES.rglob("*")):
         if not path.is_file() or path.parent.name == "checkpoint" or path.suffix == ".md":
             continue
@@ -174,25 +150,13 @@ def test_detect_does_not_claim_other_vendors_samples():
 
 _GOOD = [line for name in ("cef.log", "kv.log", "sd.log", "json.log")
          for line in (FIXTURES / name).read_text().splitlines()]
-_pieces = st.one_of(
-    st.sampled_from(_GOOD),
-    st.sampled_from(_GOOD).map(lambda s: s[: len(s) // 2]),
-    st.text(max_size=200),
-    st.binary(max_size=200).map(lambda b: b.decode("latin-1")),
-    st.sampled_from(['{"loguid":1,"src":{"x":[1,2]},"dst":"::1"}', '{"src":"1.1.1.1","src":"2.2.2.2"}',
-                     "[", "{}", '[action:"', "loguid=|||||src=|dst=", "a\\|b=c|origin=1.2.3.4",
-                     "CEF:0|Check Point|x|y|z|w|v|src=1.1.1.1 dst=1.1.1.2 rt=99999999999999999999"]),
-)
+_pieces = hostile_lines(_GOOD, [
+    '{"loguid":1,"src":{"x":[1,2]},"dst":"::1"}', '{"src":"1.1.1.1","src":"2.2.2.2"}',
+    "[", "{}", '[action:"', "loguid=|||||src=|dst=", "a\\|b=c|origin=1.2.3.4",
+    "CEF:0|Check Point|x|y|z|w|v|src=1.1.1.1 dst=1.1.1.2 rt=99999999999999999999"])
 
 
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(lines=st.lists(_pieces, max_size=25), endings=st.sampled_from(["\n", "\r\n", "\r"]))
 def test_hostile_input_is_accounted_for(tmp_path, lines, endings):
-    path = tmp_path / "hostile.log"
-    path.write_bytes(endings.join(lines).encode("utf-8", errors="surrogatepass"))
-    read = sum(len(chunk) for chunk, _ in base.read_lines(str(path)))
-    batches = list(SOURCE.parse(str(path)))
-    assert sum(b.records for b in batches) == read
-    assert sum(b.table.num_rows + b.quarantine.num_rows + b.skipped for b in batches) == read
-    for b in batches:
-        reasons(b.quarantine)
+    assert_lines_accounted(write(tmp_path, endings.join(lines), "hostile.log"), SOURCE)

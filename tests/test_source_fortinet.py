@@ -4,14 +4,14 @@ written from Fortinet's documented FortiOS CEF mapping, detection and hostile in
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from portlens.sources import SourceError, base, detect, get
+from sourcekit import (assert_lines_accounted, checked_reasons as reasons, hostile_lines, one as row, parse,
+                       sample_path, SAMPLES, utc, write)
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "fortinet"
 SOURCE = get("fortinet")
 KV_SAMPLES = ["traffic_forward_1.txt", "traffic_forward_2.txt", "traffic_forward_3.txt",
@@ -21,32 +21,11 @@ CSL_SAMPLE = "Fortinet_Fortigate_NetworkSession_IngestedLogs.csv"
 
 
 def run(path):
-    batches = list(SOURCE.parse(str(path)))
-    table = pa.concat_tables([b.table for b in batches])
-    quarantine = pa.concat_tables([b.quarantine for b in batches])
-    return table, quarantine, sum(b.skipped for b in batches), sum(b.records for b in batches)
-
-
-def utc(*args):
-    return datetime(*args, tzinfo=timezone.utc)
-
-
-def row(table, **match):
-    rows = [r for r in table.to_pylist() if all(r[k] == v for k, v in match.items())]
-    assert len(rows) == 1, (match, len(rows))
-    return rows[0]
-
-
-def reasons(quarantine):
-    assert not [r for r in quarantine.column("reason").to_pylist() if r.startswith("internal error")]
-    return dict(zip(quarantine.column("line").to_pylist(), quarantine.column("reason").to_pylist()))
+    return parse(path, SOURCE)
 
 
 def sample(name):
-    path = SAMPLES / "fortinet" / name
-    if not path.exists():
-        pytest.skip("shared Fortinet sample not present")
-    return run(path)
+    return run(sample_path("fortinet", name, reason="shared Fortinet sample not present"))
 
 
 # ---- public key=value samples ----------------------------------------------------------------------
@@ -194,8 +173,7 @@ def test_detect_picks_fortinet():
 
 
 def test_detect_does_not_claim_other_vendors_samples():
-    if not SAMPLES.exists():
-        pytest.skip("shared samples not present")
+    sample_path(reason="shared samples not present")
     for path in sorted(SAMPLES.rglob("*")):
         if not path.is_file() or path.parent.name == "fortinet" or path.suffix == ".md":
             continue
@@ -209,30 +187,17 @@ def test_detect_does_not_claim_other_vendors_samples():
 # ---- hostile input ---------------------------------------------------------------------------------------------
 
 _GOOD = [line for name in ("kv.log", "cef.log") for line in (FIXTURES / name).read_text().splitlines()]
-_pieces = st.one_of(
-    st.sampled_from(_GOOD),
-    st.sampled_from(_GOOD).map(lambda s: s[: len(s) // 3]),
-    st.text(max_size=200),
-    st.binary(max_size=200).map(lambda b: b.decode("latin-1")),
-    st.sampled_from(['type="traffic" srcip=1.1.1.1 dstip=', 'logid="', 'a="""" b=\\" type=traffic',
-                     "CEF:0|Fortinet|Fortigate|1|2|traffic:forward accept|3|src=::1 dst=::2 act=",
-                     "x=" * 100, "\x00", "srcip=" + "9" * 500]),
-)
+_pieces = hostile_lines(_GOOD, [
+    'type="traffic" srcip=1.1.1.1 dstip=', 'logid="', 'a="""" b=\\" type=traffic',
+    "CEF:0|Fortinet|Fortigate|1|2|traffic:forward accept|3|src=::1 dst=::2 act=",
+    "x=" * 100, "\x00", "srcip=" + "9" * 500], cut=3)
 
 
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(lines=st.lists(_pieces, max_size=25), endings=st.sampled_from(["\n", "\r\n", "\r"]),
        csl=st.booleans())
 def test_hostile_input_is_accounted_for(tmp_path, lines, endings, csl):
-    path = tmp_path / "hostile.log"
     header = (FIXTURES / "csl.csv").read_text().splitlines()[0] if csl else None
     text = endings.join(([header] if header else []) + lines)
-    path.write_bytes(text.encode("utf-8", errors="surrogatepass"))
-    read = sum(len(chunk) for chunk, _ in base.read_lines(str(path)))
-    if csl:
-        read -= 1  # the header row is not a record
-    batches = list(SOURCE.parse(str(path)))
-    assert sum(b.records for b in batches) == read
-    assert sum(b.table.num_rows + b.quarantine.num_rows + b.skipped for b in batches) == read
-    for b in batches:
-        reasons(b.quarantine)
+    # the header row is not a record
+    assert_lines_accounted(write(tmp_path, text, "hostile.log"), SOURCE, header_lines=1 if csl else 0)

@@ -1,49 +1,27 @@
 import json
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
-import pyarrow as pa
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from portlens import sources
 from portlens.sources import SourceError
+from sourcekit import by_uid, parse, parse_text, reasons, sample_path, SAMPLES, tuple_of, UTC
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "mde"
 SOURCE = sources.get("mde")
-UTC = timezone.utc
 
 
 def run(path, source=SOURCE, batch_lines=100_000):
-    batches = list(source.parse(str(path), batch_lines))
-    for b in batches:
-        assert b.table.num_rows + b.quarantine.num_rows + b.skipped == b.records
-    rows = pa.concat_tables([b.table for b in batches]) if batches else None
-    quarantine = pa.concat_tables([b.quarantine for b in batches]) if batches else None
-    return rows, quarantine, sum(b.skipped for b in batches), sum(b.records for b in batches)
-
-
-def reasons(quarantine):
-    return dict(zip(quarantine["line"].to_pylist(), quarantine["reason"].to_pylist()))
-
-
-def tuple_of(r):
-    return (r["SrcIpAddr"], r["SrcPortNumber"], r["DstIpAddr"], r["DstPortNumber"])
-
-
-def by_uid(rows):
-    return {r["EventOriginalUid"]: r for r in rows.to_pylist()}
+    return parse(path, source, batch_lines)
 
 
 # ---------------------------------------------------------------- sample
 
 
 def test_sample_streaming_api():
-    path = SAMPLES / "mde_devicenetworkevents" / "test-device.log"
-    if not path.exists():
-        pytest.skip("sample not present")
+    path = sample_path("mde_devicenetworkevents", "test-device.log", reason="sample not present")
     rows, quarantine, skipped, records = run(path)
     # NetworkSignatureInspected and DnsConnectionInspected are not in the spec's mapping
     assert (rows.num_rows, quarantine.num_rows, skipped, records) == (1, 0, 2, 3)
@@ -130,8 +108,7 @@ def test_detect():
 
 
 def test_detect_does_not_claim_other_vendors():
-    if not SAMPLES.exists():
-        pytest.skip("samples not present")
+    sample_path(reason="samples not present")
     for path in sorted(SAMPLES.glob("*/**/*")):
         if not path.is_file() or path.parent.name == "mde_devicenetworkevents" or path.name == "SOURCES.md":
             continue
@@ -162,9 +139,7 @@ json_line = st.one_of(
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(json_line, max_size=10), st.sampled_from([4, 1000]))
 def test_property_json(tmp_path, lines, batch_lines):
-    path = tmp_path / "mde.json"
-    path.write_text(LINES[0] + "\n" + "\n".join(lines), encoding="utf-8")
-    run(path, batch_lines=batch_lines)
+    parse_text(tmp_path, LINES[0] + "\n" + "\n".join(lines), SOURCE, "mde.json", batch_lines)
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -172,14 +147,10 @@ def test_property_json(tmp_path, lines, batch_lines):
                           st.lists(st.sampled_from(['"', ",", "x", '""', "\n"]), max_size=12).map("".join)),
                 max_size=10), st.sampled_from([3, 1000]))
 def test_property_csv(tmp_path, lines, batch_lines):
-    path = tmp_path / "mde.csv"
-    path.write_text(CSV_LINES[0] + "\n" + "\n".join(lines), encoding="utf-8")
-    run(path, batch_lines=batch_lines)
+    parse_text(tmp_path, CSV_LINES[0] + "\n" + "\n".join(lines), SOURCE, "mde.csv", batch_lines)
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.binary(max_size=400))
 def test_property_bytes(tmp_path, data):
-    path = tmp_path / "mde.bin"
-    path.write_bytes(b'{"category":"AdvancedHunting-DeviceNetworkEvents"}\n' + data)
-    run(path, batch_lines=5)
+    parse_text(tmp_path, b'{"category":"AdvancedHunting-DeviceNetworkEvents"}\n' + data, SOURCE, "mde.bin", 5)

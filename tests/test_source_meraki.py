@@ -5,15 +5,13 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from pathlib import Path
 
-import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from portlens.sources import SourceError, detect, get
-from portlens.sources.base import read_lines
+from sourcekit import assert_lines_accounted, one, parse, sample_path, SAMPLES, write
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
 SAMPLE = SAMPLES / "cisco_meraki" / "test-flows.log"
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "meraki" / "mx.log"
 SOURCE = get("meraki")
@@ -21,19 +19,7 @@ UTC = timezone.utc
 
 
 def run(path, batch_lines: int = 100_000):
-    tables, quarantine, skipped, records = [], [], 0, 0
-    for batch in SOURCE.parse(str(path), batch_lines=batch_lines):
-        tables.append(batch.table)
-        quarantine.append(batch.quarantine)
-        skipped += batch.skipped
-        records += batch.records
-    return pa.concat_tables(tables).to_pylist(), pa.concat_tables(quarantine).to_pylist(), skipped, records
-
-
-def one(rows, **match):
-    found = [r for r in rows if all(r[k] == v for k, v in match.items())]
-    assert len(found) == 1, (match, len(found))
-    return found[0]
+    return parse(path, SOURCE, batch_lines).lists()
 
 
 def pick(row, *names):
@@ -46,9 +32,7 @@ KEYS = ("TimeGenerated", "EventOriginalType", "DvcAction", "EventResult", "Netwo
 
 @pytest.fixture(scope="module")
 def sample():
-    if not SAMPLE.is_file():
-        pytest.skip("../shared/samples/cisco_meraki/test-flows.log is not present")
-    return run(SAMPLE)
+    return run(sample_path("cisco_meraki", "test-flows.log"))
 
 
 def test_sample_counts(sample):
@@ -158,8 +142,7 @@ def test_detect():
 
 
 def test_detect_leaves_other_vendors_alone():
-    if not SAMPLES.is_dir():
-        pytest.skip("../shared/samples is not present")
+    sample_path(reason="../shared/samples is not present")
     for path in sorted(p for p in SAMPLES.rglob("*") if p.is_file() and "cisco_meraki" not in p.parts):
         assert not SOURCE.sniff(path.read_bytes()[:4096], str(path)), path
         try:
@@ -184,14 +167,6 @@ _ending = st.sampled_from(["\n", "\r\n", "\r", "\n\n"])
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.tuples(_fragment, _ending), max_size=20), st.sampled_from([4, 10_000]), st.booleans())
 def test_hostile_input_never_raises(tmp_path, parts, batch_lines, raw_bytes):
-    path = tmp_path / "hostile.log"
     text = "".join(f + e for f, e in parts)
-    path.write_bytes(text.encode("latin-1", errors="replace") if raw_bytes else text.encode("utf-8", "surrogatepass"))
-    expected = sum(len(lines) for lines, _ in read_lines(str(path)))
-    rows = quarantined = skipped = records = 0
-    for batch in SOURCE.parse(str(path), batch_lines=batch_lines):
-        rows += batch.table.num_rows
-        quarantined += batch.quarantine.num_rows
-        skipped += batch.skipped
-        records += batch.records
-    assert rows + quarantined + skipped == records == expected
+    path = write(tmp_path, text.encode("latin-1", errors="replace") if raw_bytes else text, "hostile.log")
+    assert_lines_accounted(path, SOURCE, batch_lines, internal_errors_ok=True)

@@ -1,50 +1,29 @@
 """PAN-OS TRAFFIC source: the public native-CSV sample, CEF fixtures written from PAN's
 documented CEF template, detection and a hostile-input property."""
 
-from datetime import datetime, timezone
 from pathlib import Path
 
-import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from portlens.sources import SourceError, all_sources, base, detect, get
+from sourcekit import (assert_lines_accounted, hostile_lines, no_internal_errors, one as row, parse,
+                       sample_path, SAMPLES, utc, write)
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "paloalto"
 SOURCE = get("paloalto")
 
 
 def run(path):
-    batches = list(SOURCE.parse(str(path)))
-    table = pa.concat_tables([b.table for b in batches]) if batches else None
-    quarantine = pa.concat_tables([b.quarantine for b in batches]) if batches else None
-    return (table, quarantine, sum(b.skipped for b in batches), sum(b.records for b in batches))
-
-
-def utc(*args):
-    return datetime(*args, tzinfo=timezone.utc)
-
-
-def row(table, **match):
-    rows = [r for r in table.to_pylist() if all(r[k] == v for k, v in match.items())]
-    assert len(rows) == 1, (match, len(rows))
-    return rows[0]
-
-
-def no_internal_errors(quarantine):
-    assert not [r for r in quarantine.column("reason").to_pylist() if r.startswith("internal error")]
+    return parse(path, SOURCE)
 
 
 # ---- the public sample -------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
 def sample():
-    path = SAMPLES / "paloalto" / "traffic.log"
-    if not path.exists():
-        pytest.skip("shared PAN-OS sample not present")
-    return run(path)
+    return run(sample_path("paloalto", "traffic.log", reason="shared PAN-OS sample not present"))
 
 
 def test_sample_counts(sample):
@@ -194,8 +173,7 @@ def test_detect_picks_paloalto_for_its_files():
 
 
 def test_detect_does_not_claim_other_vendors_samples():
-    if not SAMPLES.exists():
-        pytest.skip("shared samples not present")
+    sample_path(reason="shared samples not present")
     for path in sorted(SAMPLES.rglob("*")):
         if not path.is_file() or path.parent.name == "paloalto" or path.suffix == ".md":
             continue
@@ -213,24 +191,12 @@ def test_source_is_registered():
 # ---- hostile input ---------------------------------------------------------------------------------------
 
 _GOOD = (FIXTURES / "native.log").read_text().splitlines() + (FIXTURES / "cef.log").read_text().splitlines()
-_pieces = st.one_of(
-    st.sampled_from(_GOOD),
-    st.sampled_from(_GOOD).map(lambda s: s[: len(s) // 2]),
-    st.text(max_size=200),
-    st.binary(max_size=200).map(lambda b: b.decode("latin-1")),
-    st.sampled_from(["1,,,TRAFFIC,end", "CEF:0|Palo Alto Networks|PAN-OS|1|end|TRAFFIC|1|src=1.2.3.4 dst=::1",
-                     ",,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,", '"' * 5, "\x00\x01\x02", "=" * 300]),
-)
+_pieces = hostile_lines(_GOOD, [
+    "1,,,TRAFFIC,end", "CEF:0|Palo Alto Networks|PAN-OS|1|end|TRAFFIC|1|src=1.2.3.4 dst=::1",
+    ",,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,", '"' * 5, "\x00\x01\x02", "=" * 300])
 
 
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(lines=st.lists(_pieces, max_size=25), endings=st.sampled_from(["\n", "\r\n", "\r"]))
 def test_hostile_input_is_accounted_for(tmp_path, lines, endings):
-    path = tmp_path / "hostile.log"
-    path.write_bytes(endings.join(lines).encode("utf-8", errors="surrogatepass"))
-    read = sum(len(chunk) for chunk, _ in base.read_lines(str(path)))
-    table, quarantine, skipped, records = run(path) if read else (None, None, 0, 0)
-    assert records == read
-    if read:
-        assert table.num_rows + quarantine.num_rows + skipped == read
-        no_internal_errors(quarantine)
+    assert_lines_accounted(write(tmp_path, endings.join(lines), "hostile.log"), SOURCE)

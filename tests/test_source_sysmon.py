@@ -1,45 +1,28 @@
 import json
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
-import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from portlens import sources
 from portlens.sources import SourceError
+from sourcekit import by_uid, parse, parse_text, reasons, sample_path, SAMPLES, UTC
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "sysmon"
 SOURCE = sources.get("sysmon")
-UTC = timezone.utc
 
 
 def run(path, source=SOURCE, batch_lines=100_000):
-    batches = list(source.parse(str(path), batch_lines))
-    for b in batches:
-        assert b.table.num_rows + b.quarantine.num_rows + b.skipped == b.records
-    rows = pa.concat_tables([b.table for b in batches]) if batches else pa.table({})
-    quarantine = pa.concat_tables([b.quarantine for b in batches]) if batches else pa.table({"line": [], "reason": []})
-    return rows, quarantine, sum(b.skipped for b in batches), sum(b.records for b in batches)
-
-
-def by_uid(rows):
-    return {r["EventOriginalUid"]: r for r in rows.to_pylist()}
-
-
-def reasons(quarantine):
-    return dict(zip(quarantine["line"].to_pylist(), quarantine["reason"].to_pylist()))
+    return parse(path, source, batch_lines)
 
 
 # ---------------------------------------------------------------- sample
 
 
 def test_sample_windows_event_3():
-    path = SAMPLES / "sysmon" / "03-NetworkConnect.xml"
-    if not path.exists():
-        pytest.skip("sample not present")
+    path = sample_path("sysmon", "03-NetworkConnect.xml", reason="sample not present")
     rows, quarantine, skipped, records = run(path)
     assert (rows.num_rows, quarantine.num_rows, skipped, records) == (1, 0, 0, 1)
     r = rows.to_pylist()[0]
@@ -129,8 +112,7 @@ def test_detect():
 
 
 def test_detect_does_not_claim_other_vendors():
-    if not SAMPLES.exists():
-        pytest.skip("samples not present")
+    sample_path(reason="samples not present")
     for path in sorted(SAMPLES.glob("*/**/*")):
         if not path.is_file() or path.parent.name == "sysmon" or path.name == "SOURCES.md":
             continue
@@ -158,9 +140,7 @@ pieces = st.one_of(
 @given(st.lists(st.lists(pieces, min_size=1, max_size=3).map("".join), max_size=20),
        st.sampled_from(["\n", "\r\n", "\r"]), st.integers(1, 6))
 def test_property_text(tmp_path, lines, newline, batch_lines):
-    path = tmp_path / "events.xml"
-    path.write_text(newline.join(lines), encoding="utf-8", newline="")
-    rows, quarantine, skipped, records = run(path, batch_lines=batch_lines)
+    rows, quarantine, skipped, records = parse_text(tmp_path, newline.join(lines), SOURCE, "events.xml", batch_lines)
     assert rows.num_rows + quarantine.num_rows + skipped == records
     assert records >= sum(1 for line in lines if line == EVENT)
 
@@ -168,6 +148,4 @@ def test_property_text(tmp_path, lines, newline, batch_lines):
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.binary(max_size=600), st.booleans())
 def test_property_bytes(tmp_path, data, utf16):
-    path = tmp_path / "events.xml"
-    path.write_bytes((b"\xff\xfe" if utf16 else b"") + data)
-    run(path, batch_lines=3)
+    parse_text(tmp_path, (b"\xff\xfe" if utf16 else b"") + data, SOURCE, "events.xml", 3)

@@ -1,32 +1,20 @@
 import json
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
-import pyarrow as pa
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from portlens import sources
 from portlens.sources import SourceError
+from sourcekit import parse, parse_text, sample_path, SAMPLES, tuple_of, UTC
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "vectra"
 SOURCE = sources.get("vectra")
-UTC = timezone.utc
 
 
 def run(path, source=SOURCE, batch_lines=100_000):
-    batches = list(source.parse(str(path), batch_lines))
-    for b in batches:
-        assert b.table.num_rows + b.quarantine.num_rows + b.skipped == b.records
-    rows = pa.concat_tables([b.table for b in batches]) if batches else None
-    quarantine = pa.concat_tables([b.quarantine for b in batches]) if batches else None
-    return rows, quarantine, sum(b.skipped for b in batches), sum(b.records for b in batches)
-
-
-def tuple_of(r):
-    return (r["SrcIpAddr"], r["SrcPortNumber"], r["DstIpAddr"], r["DstPortNumber"])
+    return parse(path, source, batch_lines)
 
 
 def test_isession_fixture():
@@ -83,8 +71,7 @@ def test_zeek_and_vectra_do_not_overlap(tmp_path):
 
 
 def test_detect_does_not_claim_other_vendors():
-    if not SAMPLES.exists():
-        pytest.skip("samples not present")
+    sample_path(reason="samples not present")
     for path in sorted(SAMPLES.glob("*/**/*")):
         if not path.is_file() or path.name == "SOURCES.md":
             continue
@@ -106,14 +93,10 @@ record = st.dictionaries(st.sampled_from(list(json.loads(LINES[0]).keys()) + ["i
 @given(st.lists(st.one_of(record, st.sampled_from(LINES), st.text(max_size=30),
                           st.integers(0, 400).map(lambda i: LINES[0][:i])), max_size=12), st.sampled_from([3, 1000]))
 def test_property_hostile(tmp_path, lines, batch_lines):
-    path = tmp_path / "v.json"
-    path.write_text(LINES[0] + "\n" + "\n".join(lines), encoding="utf-8")
-    run(path, batch_lines=batch_lines)
+    parse_text(tmp_path, LINES[0] + "\n" + "\n".join(lines), SOURCE, "v.json", batch_lines)
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.binary(max_size=400))
 def test_property_bytes(tmp_path, data):
-    path = tmp_path / "v.bin"
-    path.write_bytes(LINES[0].encode() + b"\n" + data)
-    run(path, batch_lines=4)
+    parse_text(tmp_path, LINES[0].encode() + b"\n" + data, SOURCE, "v.bin", 4)

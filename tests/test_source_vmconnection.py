@@ -1,32 +1,21 @@
 import json
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
-import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from portlens import sources
 from portlens.sources import SourceError
+from sourcekit import parse, parse_text, reasons, sample_path, SAMPLES, UTC
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "vmconnection"
 SOURCE = sources.get("vmconnection")
-UTC = timezone.utc
 
 
 def run(path, source=SOURCE, batch_lines=100_000):
-    batches = list(source.parse(str(path), batch_lines))
-    for b in batches:
-        assert b.table.num_rows + b.quarantine.num_rows + b.skipped == b.records
-    rows = pa.concat_tables([b.table for b in batches]) if batches else None
-    quarantine = pa.concat_tables([b.quarantine for b in batches]) if batches else None
-    return rows, quarantine, sum(b.skipped for b in batches), sum(b.records for b in batches)
-
-
-def reasons(quarantine):
-    return dict(zip(quarantine["line"].to_pylist(), quarantine["reason"].to_pylist()))
+    return parse(path, source, batch_lines)
 
 
 def by_id(rows):
@@ -81,8 +70,7 @@ def test_detect():
 
 
 def test_detect_does_not_claim_other_vendors():
-    if not SAMPLES.exists():
-        pytest.skip("samples not present")
+    sample_path(reason="samples not present")
     for path in sorted(SAMPLES.glob("*/**/*")):
         if not path.is_file() or path.name == "SOURCES.md":
             continue
@@ -115,6 +103,4 @@ def test_property_hostile(tmp_path, kind, lines, batch_lines):
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.binary(max_size=400))
 def test_property_bytes(tmp_path, data):
-    path = tmp_path / "vm.bin"
-    path.write_bytes(CSV_LINES[0].encode() + b"\n" + data)
-    run(path, batch_lines=4)
+    parse_text(tmp_path, CSV_LINES[0].encode() + b"\n" + data, SOURCE, "vm.bin", 4)

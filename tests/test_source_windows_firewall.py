@@ -1,38 +1,23 @@
 import csv
 import io
 import json
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
-import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from portlens import sources
 from portlens.sources import SourceError
+from sourcekit import parse, parse_text, reasons, sample_path, SAMPLES, tuple_of, UTC
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "windows_firewall"
 SOURCE = sources.get("windows-firewall")
-UTC = timezone.utc
 
 
 def run(path, source=SOURCE, batch_lines=100_000):
-    batches = list(source.parse(str(path), batch_lines))
-    for b in batches:
-        assert b.table.num_rows + b.quarantine.num_rows + b.skipped == b.records
-    rows = pa.concat_tables([b.table for b in batches]) if batches else None
-    quarantine = pa.concat_tables([b.quarantine for b in batches]) if batches else None
-    return rows, quarantine, sum(b.skipped for b in batches), sum(b.records for b in batches)
-
-
-def reasons(quarantine):
-    return dict(zip(quarantine["line"].to_pylist(), quarantine["reason"].to_pylist()))
-
-
-def tuple_of(r):
-    return (r["SrcIpAddr"], r["SrcPortNumber"], r["DstIpAddr"], r["DstPortNumber"])
+    return parse(path, source, batch_lines)
 
 
 # ---------------------------------------------------------------- XML
@@ -144,8 +129,7 @@ def test_detect():
 
 
 def test_detect_does_not_claim_other_vendors():
-    if not SAMPLES.exists():
-        pytest.skip("samples not present")
+    sample_path(reason="samples not present")
     for path in sorted(SAMPLES.glob("*/**/*")):
         if not path.is_file() or path.name == "SOURCES.md":
             continue
@@ -174,16 +158,12 @@ hostile = st.lists(fragments, max_size=30).map("".join)
 def test_property_hostile(tmp_path, kind, lines, batch_lines):
     head = {"xml": '<?xml version="1.0"?>\n<Events>\n', "json": JSON_LINE + "\n",
             "csv": "TimeGenerated,Computer,EventID,EventData\n"}[kind]
-    path = tmp_path / f"f.{kind}"
-    path.write_text(head + "\n".join(lines), encoding="utf-8", newline="")
-    rows, quarantine, skipped, records = run(path, batch_lines=batch_lines)
-    if rows is not None:
-        assert rows.num_rows + quarantine.num_rows + skipped == records
+    text = head + "\n".join(lines)
+    rows, quarantine, skipped, records = parse_text(tmp_path, text, SOURCE, f"f.{kind}", batch_lines)
+    assert rows.num_rows + quarantine.num_rows + skipped == records
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.binary(max_size=500), st.sampled_from([b"", b"{", b"EventID,EventData\n", b"<Events>"]))
 def test_property_bytes(tmp_path, data, prefix):
-    path = tmp_path / "f.bin"
-    path.write_bytes(prefix + data)
-    run(path, batch_lines=3)
+    parse_text(tmp_path, prefix + data, SOURCE, "f.bin", 3)

@@ -1,5 +1,5 @@
 import json
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
 import pyarrow as pa
@@ -10,29 +10,14 @@ from hypothesis import strategies as st
 
 from portlens import sources
 from portlens.sources import SourceError
+from sourcekit import by_uid, parse, parse_text, sample_path, SAMPLES, UTC
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "zeek"
 SOURCE = sources.get("zeek")
-UTC = timezone.utc
 
 
 def run(path, source=SOURCE, batch_lines=100_000):
-    batches = list(source.parse(str(path), batch_lines))
-    rows = pa.concat_tables([b.table for b in batches]) if batches else None
-    quarantine = pa.concat_tables([b.quarantine for b in batches]) if batches else None
-    return rows, quarantine, sum(b.skipped for b in batches), sum(b.records for b in batches)
-
-
-def sample(rel):
-    path = SAMPLES / rel
-    if not path.exists():
-        pytest.skip(f"sample {rel} not present")
-    return path
-
-
-def by_uid(rows):
-    return {r["EventOriginalUid"]: r for r in rows.to_pylist()}
+    return parse(path, source, batch_lines)
 
 
 # ---------------------------------------------------------------- samples
@@ -51,7 +36,7 @@ SAMPLE_COUNTS = [
 
 @pytest.mark.parametrize("rel,n_rows,n_quarantined,n_skipped", SAMPLE_COUNTS)
 def test_sample_counts(rel, n_rows, n_quarantined, n_skipped):
-    path = sample(rel)
+    path = sample_path(rel)
     rows, quarantine, skipped, records = run(path)
     assert (rows.num_rows, quarantine.num_rows, skipped) == (n_rows, n_quarantined, n_skipped)
     assert records == n_rows + n_quarantined + n_skipped
@@ -61,7 +46,7 @@ def test_sample_counts(rel, n_rows, n_quarantined, n_skipped):
 
 
 def test_masked_sample_lines_and_parse_values():
-    path = sample("zeek/scripts.base.protocols.pop3.basic/conn.log")
+    path = sample_path("zeek/scripts.base.protocols.pop3.basic/conn.log")
     _, quarantine, _, _ = run(path)
     assert quarantine["line"].to_pylist() == list(range(10, 21))
     # the parsed (pre-conform) columns are right even though the time is masked
@@ -79,7 +64,7 @@ def test_masked_sample_lines_and_parse_values():
 
 
 def test_ppp_icmpv6_is_not_ports():
-    rows, _, _, _ = run(sample("zeek/core.ppp/conn.log"))
+    rows, _, _, _ = run(sample_path("zeek/core.ppp/conn.log"))
     r = by_uid(rows)
     ns = r["CHhAvVGS1DHFjwGM9"]
     assert ns["NetworkProtocol"] == "IPV6-ICMP"
@@ -99,7 +84,7 @@ def test_ppp_icmpv6_is_not_ports():
 
 
 def test_elastic_json_sample_values():
-    rows, _, _, _ = run(sample("zeek/elastic-integrations/test-conn.log"))
+    rows, _, _, _ = run(sample_path("zeek/elastic-integrations/test-conn.log"))
     r = by_uid(rows)
     dns = r["CAcJw21BbVedgFnYH3"]
     assert dns["TimeGenerated"] == datetime(2019, 1, 11, 6, 33, 35, 857497, tzinfo=UTC)
@@ -198,8 +183,7 @@ def test_detect_picks_zeek_for_zeek_files():
 
 
 def test_detect_does_not_claim_other_vendors():
-    if not SAMPLES.exists():
-        pytest.skip("samples not present")
+    sample_path(reason="samples not present")
     for path in sorted(SAMPLES.glob("*/*")):
         if path.parent.name == "zeek" or path.name == "SOURCES.md":
             continue
@@ -244,18 +228,11 @@ def _expected_records(text):
 @given(st.lists(any_line, max_size=25), st.booleans(), st.sampled_from(["\n", "\r\n", "\r"]))
 def test_property_text(tmp_path, lines, header, newline):
     text = (TSV_HEADER if header else "") + newline.join(lines)
-    path = tmp_path / "conn.log"
-    path.write_text(text, encoding="utf-8", newline="")
-    rows, quarantine, skipped, records = run(path, batch_lines=7)
-    n_rows = rows.num_rows if rows is not None else 0
-    n_q = quarantine.num_rows if quarantine is not None else 0
-    assert n_rows + n_q + skipped == records == _expected_records(text.removeprefix("\ufeff"))
+    rows, quarantine, skipped, records = parse_text(tmp_path, text, SOURCE, "conn.log", 7)
+    assert rows.num_rows + quarantine.num_rows + skipped == records == _expected_records(text.removeprefix("\ufeff"))
 
 
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.binary(max_size=600))
 def test_property_bytes(tmp_path, data):
-    path = tmp_path / "conn.log"
-    path.write_bytes(TSV_HEADER.encode() + data)
-    for batch in SOURCE.parse(str(path), 5):
-        assert batch.table.num_rows + batch.quarantine.num_rows + batch.skipped == batch.records
+    parse_text(tmp_path, TSV_HEADER.encode() + data, SOURCE, "conn.log", 5)  # every batch accounted for

@@ -5,27 +5,20 @@ and hostile input."""
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from portlens.sources import SourceError, base, detect, get
+from sourcekit import (assert_lines_accounted, checked_reasons as reasons, hostile_lines, one as row, parse,
+                       sample_path, SAMPLES, utc, write)
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "zscaler"
 SOURCE = get("zscaler")
 
 
 def run(path):
-    batches = list(SOURCE.parse(str(path)))
-    table = pa.concat_tables([b.table for b in batches])
-    quarantine = pa.concat_tables([b.quarantine for b in batches])
-    return table, quarantine, sum(b.skipped for b in batches), sum(b.records for b in batches)
-
-
-def utc(*args):
-    return datetime(*args, tzinfo=timezone.utc)
+    return parse(path, SOURCE)
 
 
 def header_year(month, day, *hms):
@@ -34,23 +27,10 @@ def header_year(month, day, *hms):
     return now.year if utc(now.year, month, day, *hms) <= now + timedelta(days=1) else now.year - 1
 
 
-def row(table, **match):
-    rows = [r for r in table.to_pylist() if all(r[k] == v for k, v in match.items())]
-    assert len(rows) == 1, (match, len(rows))
-    return rows[0]
-
-
-def reasons(quarantine):
-    assert not [r for r in quarantine.column("reason").to_pylist() if r.startswith("internal error")]
-    return dict(zip(quarantine.column("line").to_pylist(), quarantine.column("reason").to_pylist()))
-
-
 # ---- the public JSON sample (test-firewall.log) -------------------------------------------------
 
 def test_json_sample():
-    path = SAMPLES / "zscaler" / "test-firewall.log"
-    if not path.exists():
-        pytest.skip("shared Zscaler sample not present")
+    path = sample_path("zscaler", "test-firewall.log", reason="shared Zscaler sample not present")
     table, quarantine, skipped, records = run(path)
     assert (records, table.num_rows, skipped, quarantine.num_rows) == (1, 1, 0, 0)
     r = table.to_pylist()[0]
@@ -71,9 +51,7 @@ def test_json_sample():
 def test_commonsecuritylog_json_sample_is_not_claimed():
     # ZScaler.json is a CommonSecurityLog export (one FortiGate utm row, one NSSWeblog row, no
     # firewall row): no source reads it as Zscaler firewall data
-    path = SAMPLES / "zscaler" / "ZScaler.json"
-    if not path.exists():
-        pytest.skip("shared Zscaler sample not present")
+    path = sample_path("zscaler", "ZScaler.json", reason="shared Zscaler sample not present")
     assert not SOURCE.sniff(base.read_head(str(path)), str(path))
     try:
         assert detect(str(path)).name != "zscaler"
@@ -156,8 +134,7 @@ def test_detect_picks_zscaler():
 
 
 def test_detect_does_not_claim_other_vendors_samples():
-    if not SAMPLES.exists():
-        pytest.skip("shared samples not present")
+    sample_path(reason="shared samples not present")
     for path in sorted(SAMPLES.rglob("*")):
         if not path.is_file() or path.parent.name == "zscaler" or path.suffix == ".md":
             continue
@@ -171,26 +148,14 @@ def test_detect_does_not_claim_other_vendors_samples():
 # ---- hostile input ---------------------------------------------------------------------------------------------
 
 _GOOD = (FIXTURES / "cef.log").read_text().splitlines()
-_pieces = st.one_of(
-    st.sampled_from(_GOOD),
-    st.sampled_from(_GOOD).map(lambda s: s[: len(s) // 2]),
-    st.text(max_size=200),
-    st.binary(max_size=200).map(lambda b: b.decode("latin-1")),
-    st.sampled_from(['{"sourcetype":"zscalernss-fw","event":[1,2]}', '{"csip":"1.1.1.1","cdip":{}}', "{",
-                     '{"event":{"csip":"::1","cdip":"::2","datetime":"Feb 30 99:99:99 2021"}}',
-                     "Feb 29 01:00:00 h CEF:0|Zscaler|NSSFWlog|5.7|Allow|r|3| act=Allow src=1.1.1.1 dst=2.2.2.2",
-                     "%" * 50, "cn2=" * 40]),
-)
+_pieces = hostile_lines(_GOOD, [
+    '{"sourcetype":"zscalernss-fw","event":[1,2]}', '{"csip":"1.1.1.1","cdip":{}}', "{",
+    '{"event":{"csip":"::1","cdip":"::2","datetime":"Feb 30 99:99:99 2021"}}',
+    "Feb 29 01:00:00 h CEF:0|Zscaler|NSSFWlog|5.7|Allow|r|3| act=Allow src=1.1.1.1 dst=2.2.2.2",
+    "%" * 50, "cn2=" * 40])
 
 
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(lines=st.lists(_pieces, max_size=25), endings=st.sampled_from(["\n", "\r\n", "\r"]))
 def test_hostile_input_is_accounted_for(tmp_path, lines, endings):
-    path = tmp_path / "hostile.log"
-    path.write_bytes(endings.join(lines).encode("utf-8", errors="surrogatepass"))
-    read = sum(len(chunk) for chunk, _ in base.read_lines(str(path)))
-    batches = list(SOURCE.parse(str(path)))
-    assert sum(b.records for b in batches) == read
-    assert sum(b.table.num_rows + b.quarantine.num_rows + b.skipped for b in batches) == read
-    for b in batches:
-        reasons(b.quarantine)
+    assert_lines_accounted(write(tmp_path, endings.join(lines), "hostile.log"), SOURCE)
