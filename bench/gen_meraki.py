@@ -28,7 +28,7 @@ def lines(n: int, seed: int = 0) -> Iterator[str]:
         dst = f"{rng.randrange(1, 224)}.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
         proto = rng.choices(["tcp", "udp", "icmp"], [70, 25, 5])[0]
         sp, dp = rng.randrange(1024, 65536), rng.choice(_PORTS)
-        ports = f" type=8" if proto == "icmp" else f" sport={sp} dport={dp}"
+        ports = " type=8" if proto == "icmp" else f" sport={sp} dport={dp}"
         kind = rng.random()
         if kind < 0.30:
             yield f"{head} flows allow src={src} dst={dst} mac={_mac(rng)} protocol={proto}{ports}"

@@ -5,7 +5,7 @@ references (every helper returns one value per record and never raises)."""
 import csv
 import io
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 import pyarrow as pa
 import pytest

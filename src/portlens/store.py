@@ -177,7 +177,7 @@ class Store:
         """(Re)build one file's summary rows from its raw sessions (from `since` on)."""
         cut = "" if since is None else f" AND {summary.bin_sql()} >= ?::TIMESTAMPTZ"
         params = [file_id] if since is None else [file_id, since]
-        _run(self.con, f"DELETE FROM summaries WHERE file_id = ?"
+        _run(self.con, "DELETE FROM summaries WHERE file_id = ?"
                        + ("" if since is None else " AND EventTime >= ?::TIMESTAMPTZ"), params)
         _run(self.con, f"INSERT INTO summaries SELECT {file_id}, * FROM ("
                        + summary.aggregate_sql(f"(SELECT * FROM sessions WHERE file_id = ?{cut})") + ")",

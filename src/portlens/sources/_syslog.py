@@ -910,7 +910,7 @@ def cef_extension_map_sql(expr: str) -> str:
               f"chr(1) || '\\2' || chr(2), 'g')")
     parts = f"list_filter(string_split({marked}, chr(1)), lambda p: contains(p, chr(2)))"
     entries = (f"list_transform({parts}, lambda p: {{'k': split_part(p, chr(2), 1), "
-               f"'v': trim({unescape_sql(f'substr(p, strpos(p, chr(2)) + 1)', newlines=True)})}})")
+               f"'v': trim({unescape_sql('substr(p, strpos(p, chr(2)) + 1)', newlines=True)})}})")
     return _entries_to_map(entries)
 
 

@@ -67,7 +67,7 @@ import pyarrow.compute as pc
 
 from .. import asim
 from ._records import GuardedSource, json_records, tracked_lines
-from ._sql import bag_sql, col, iana_sql, looks_ip
+from ._sql import bag_sql, iana_sql, looks_ip
 from .base import Batch, read_head
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import gzip
 import zlib
 import io
-import os
 from dataclasses import dataclass, field
 from typing import Iterator
 
