@@ -137,7 +137,9 @@ PHASES = {"generate": phase_generate, "ingest": phase_ingest, "naive_jsonl": pha
 def child(name: str, **kw) -> dict:
     """Run one phase in a fresh interpreter; return its figures plus its peak RSS in MiB."""
     cmd = [sys.executable, __file__, "--phase", name] + [f"--{k.replace('_', '-')}={v}" for k, v in kw.items()]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode:
+        sys.exit(f"phase {name} failed:\n{proc.stderr}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
