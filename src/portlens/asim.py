@@ -263,11 +263,20 @@ def conform(columns: pa.Table | dict, *, defaults: dict | None = None) -> Confor
             return "NULL" if value is None else _literal(value)
         return None
 
-    select = []
+    # Only timestamps and integers need SQL (parsing, range checks); every other column is
+    # taken from Arrow as it is (text already cleaned, defaults as constants, absent as null).
+    select, from_arrow = [], {}
     for name, typ in COLUMNS.items():
         src = raw(name)
         if src is None:
-            select.append(f'CAST(NULL AS {_SQL_TYPES[typ]}) AS "{name}"')
+            from_arrow[name] = pa.nulls(n, typ)
+            continue
+        if typ != TIMESTAMP and not pa.types.is_integer(typ):
+            if name in present:
+                from_arrow[name] = table[name]
+            else:
+                value = defaults[name]
+                from_arrow[name] = pa.repeat(pa.scalar(None if value is None else str(value), typ), n)
             continue
         text = f"NULLIF(trim(CAST({src} AS VARCHAR)), '')"
         typed_in = name in present and table.schema.field(name).type
@@ -275,7 +284,7 @@ def conform(columns: pa.Table | dict, *, defaults: dict | None = None) -> Confor
             parsed = f"CAST({src} AS TIMESTAMPTZ)" if typed_in and pa.types.is_timestamp(typed_in) else time_sql(text)
             checks.append((f"{text} IS NOT NULL AND ({parsed}) IS NULL", f"{name}: not a timestamp"))
             select.append(f'{parsed} AS "{name}"')
-        elif pa.types.is_integer(typ):
+        else:
             if typed_in and pa.types.is_integer(typed_in):
                 parsed = f"CAST({src} AS BIGINT)"
             else:
@@ -284,16 +293,16 @@ def conform(columns: pa.Table | dict, *, defaults: dict | None = None) -> Confor
             low, high, what = _INT_RANGES.get(name, (0, 2**63 - 1, "negative"))
             checks.append((f"({parsed}) NOT BETWEEN {low} AND {high}", f"{name}: {what}"))
             select.append(f'TRY_CAST({parsed} AS {_SQL_TYPES[typ]}) AS "{name}"')  # range checked above
-        elif name in present:  # text, already clean
-            select.append(f'{src} AS "{name}"')
-        else:
-            select.append(f'{text} AS "{name}"')
 
     reason = "CASE " + " ".join(f"WHEN {c} THEN {_literal(r)}" for c, r in checks) + " END" if checks else "NULL"
-    table = table.append_column("_i", pa.array(np.arange(n, dtype=np.int64)))
-    typed = query(f"SELECT {', '.join(select)}, {reason} AS _reason, _i FROM _conform_in",
-                  _conform_in=table)
-    typed = _derive(typed)
+    # DuckDB keeps the input order for a plain projection (preserve_insertion_order), so the
+    # SQL columns line up with the Arrow ones.
+    parsed_cols = query(f"SELECT {', '.join(select + [f'{reason} AS _reason'])} FROM _conform_in",
+                        _conform_in=table)
+    columns = {name: (parsed_cols[name] if name in parsed_cols.column_names else from_arrow[name])
+               for name in COLUMNS}
+    typed = _derive(pa.table({**columns, "_reason": parsed_cols["_reason"],
+                              "_i": pa.array(np.arange(n, dtype=np.int64))}))
     no_time = pc.is_null(typed["TimeGenerated"])
     reasons = pc.if_else(pc.and_(pc.is_null(typed["_reason"]), no_time),
                          pa.scalar("TimeGenerated: missing"), typed["_reason"])
