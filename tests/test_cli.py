@@ -126,3 +126,24 @@ def test_open_formats_and_delivery_without_duplicates(tmp_path):
     assert len(sink.read_text().splitlines()) == 1
     r = portlens("deliver", "--db", db, "--to", "webhook=http://127.0.0.1:9/nothing", "--retries", "1")
     assert r.returncode == 1 and "failed 1" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_mixed_folder_gets_one_source_per_file(tmp_path, samples):
+    import shutil
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    picks = {"zeek": samples / "zeek" / "core.ppp" / "conn.log",
+             "cisco-asa": samples / "cisco_asa" / "sample.log",
+             "paloalto": samples / "paloalto" / "traffic.log",
+             "aws-vpc": samples / "aws_vpc" / "accept-reject-traffic.log"}
+    for name, path in picks.items():
+        shutil.copy(path, folder / f"{name}.log")
+    (folder / "notes.txt").write_text("not a log\n")
+    db = tmp_path / "s.duckdb"
+    r = portlens("ingest", folder, "--db", db)
+    assert r.returncode == 2  # notes.txt is not recognised: said, and the rest still lands
+    assert "notes.txt" in r.stderr and "not recognised" in r.stderr and "Traceback" not in r.stderr
+    for name in picks:
+        assert f"({name})" in r.stdout
+    status = json.loads(portlens("status", "--db", db, "--json").stdout)
+    assert set(status["sessions_by_source"]) == set(picks)
