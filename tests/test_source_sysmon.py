@@ -7,7 +7,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from portlens import sources
-from portlens.sources import SourceError
 from sourcekit import by_uid, parse, parse_text, reasons, sample_path, SAMPLES, UTC
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "sysmon"
@@ -109,18 +108,6 @@ def test_detect():
                  SAMPLES / "sysmon" / "03-NetworkConnect.xml"]:
         if path.exists():
             assert sources.detect(str(path)).name == "sysmon", path
-
-
-def test_detect_does_not_claim_other_vendors():
-    sample_path(reason="samples not present")
-    for path in sorted(SAMPLES.glob("*/**/*")):
-        if not path.is_file() or path.parent.name == "sysmon" or path.name == "SOURCES.md":
-            continue
-        try:
-            name = sources.detect(str(path)).name
-        except SourceError:
-            continue
-        assert name != "sysmon", path
 
 
 # ---------------------------------------------------------------- hostile input

@@ -6,8 +6,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from portlens import sources
-from portlens.sources import SourceError
-from sourcekit import parse, parse_text, sample_path, SAMPLES, tuple_of, UTC
+from sourcekit import parse, parse_text, tuple_of, UTC
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "vectra"
 SOURCE = sources.get("vectra")
@@ -68,18 +67,6 @@ def test_zeek_and_vectra_do_not_overlap(tmp_path):
                                 "conn_state": "SF", "ts": 1714557605000}) + "\n")
     assert sources.detect(str(path)).name == "vectra"
     assert not sources.get("zeek").sniff(path.read_bytes(), str(path))
-
-
-def test_detect_does_not_claim_other_vendors():
-    sample_path(reason="samples not present")
-    for path in sorted(SAMPLES.glob("*/**/*")):
-        if not path.is_file() or path.name == "SOURCES.md":
-            continue
-        try:
-            name = sources.detect(str(path)).name
-        except SourceError:
-            continue
-        assert name != "vectra", path
 
 
 LINES = (FIXTURES / "isession.json").read_text().splitlines() if (FIXTURES / "isession.json").exists() else ["{}"]

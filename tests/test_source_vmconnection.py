@@ -7,8 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from portlens import sources
-from portlens.sources import SourceError
-from sourcekit import parse, parse_text, reasons, sample_path, SAMPLES, UTC
+from sourcekit import parse, parse_text, reasons, UTC
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "vmconnection"
 SOURCE = sources.get("vmconnection")
@@ -67,18 +66,6 @@ def test_json_lines():
 def test_detect():
     for path in FIXTURES.iterdir():
         assert sources.detect(str(path)).name == "vmconnection", path
-
-
-def test_detect_does_not_claim_other_vendors():
-    sample_path(reason="samples not present")
-    for path in sorted(SAMPLES.glob("*/**/*")):
-        if not path.is_file() or path.name == "SOURCES.md":
-            continue
-        try:
-            name = sources.detect(str(path)).name
-        except SourceError:
-            continue
-        assert name != "vmconnection", path
 
 
 CSV_LINES = (FIXTURES / "vmconnection.csv").read_text().splitlines() \
