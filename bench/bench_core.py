@@ -12,17 +12,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import resource
-import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+
+from _phases import child, median_of, run_phase
 
 END = datetime(2024, 5, 15, 6, 0, tzinfo=timezone.utc)
 
@@ -134,29 +131,6 @@ PHASES = {"generate": phase_generate, "ingest": phase_ingest, "naive_jsonl": pha
           "detect": phase_detect, "naive_detect": phase_naive_detect}
 
 
-def child(name: str, **kw) -> dict:
-    """Run one phase in a fresh interpreter; return its figures plus its peak RSS in MiB."""
-    cmd = [sys.executable, __file__, "--phase", name] + [f"--{k.replace('_', '-')}={v}" for k, v in kw.items()]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode:
-        sys.exit(f"phase {name} failed:\n{proc.stderr}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
-def median_runs(repeat: int, name: str, fresh_db: bool = False, **kw) -> dict:
-    runs = []
-    for _ in range(repeat):
-        if fresh_db:
-            for p in (kw["db"], kw["db"] + ".wal"):
-                if os.path.exists(p):
-                    os.remove(p)
-        runs.append(child(name, **kw))
-    best = dict(runs[0])
-    best["seconds"] = statistics.median(r["seconds"] for r in runs)
-    best["peak_mib"] = max(r["peak_mib"] for r in runs)
-    return best
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--phase")
@@ -168,27 +142,25 @@ def main() -> None:
     ap.add_argument("--parquet"), ap.add_argument("--jsonl"), ap.add_argument("--db"), ap.add_argument("--input")
     args = ap.parse_args()
     if args.phase:
-        result = PHASES[args.phase](args)
-        result["peak_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-        print(json.dumps(result))
+        run_phase(PHASES, args.phase, args)
         return
     if args.quick:
         args.scale, args.json_rows, args.series, args.repeat = 1.0, 100_000, 10_000, 1
     with tempfile.TemporaryDirectory(prefix="portlens-bench-") as tmp:
         parquet, jsonl, db = f"{tmp}/sessions.parquet", f"{tmp}/sessions.jsonl", f"{tmp}/bench.duckdb"
-        gen = child("generate", scale=args.scale, json_rows=args.json_rows, parquet=parquet, jsonl=jsonl)
+        gen = child(__file__, "generate", scale=args.scale, json_rows=args.json_rows, parquet=parquet, jsonl=jsonl)
         print(f"workload: {gen['sessions']:,} sessions (Parquet), {gen['json_rows']:,} as JSON lines")
-        big = median_runs(1, "ingest", fresh_db=True, db=db, input=parquet)
+        big = median_of(__file__, 1, "ingest", fresh_db=True, db=db, input=parquet)
         print(f"ingest Parquet   {gen['sessions']:>12,} sessions  {big['seconds']:7.1f} s  "
               f"{big['sessions'] / big['seconds']:>10,.0f} sessions/s  peak {big['peak_mib']:,.0f} MiB")
-        ours = median_runs(args.repeat, "ingest", fresh_db=True, db=db, input=jsonl)
-        naive = median_runs(args.repeat, "naive_jsonl", fresh_db=True, db=db, input=jsonl)
+        ours = median_of(__file__, args.repeat, "ingest", fresh_db=True, db=db, input=jsonl)
+        naive = median_of(__file__, args.repeat, "naive_jsonl", fresh_db=True, db=db, input=jsonl)
         for label, r in (("ingest JSONL", ours), ("naive JSONL", naive)):
             print(f"{label:<16} {r['sessions']:>12,} sessions  {r['seconds']:7.1f} s  "
                   f"{r['sessions'] / r['seconds']:>10,.0f} sessions/s  peak {r['peak_mib']:,.0f} MiB")
         print(f"  ratio: portlens ingests JSON lines {naive['seconds'] / ours['seconds']:.1f}x faster than the per-line loop")
-        det = median_runs(args.repeat, "detect", series=args.series)
-        ref = median_runs(args.repeat, "naive_detect", series=args.series)
+        det = median_of(__file__, args.repeat, "detect", series=args.series)
+        ref = median_of(__file__, args.repeat, "naive_detect", series=args.series)
         for label, r in (("detect", det), ("pandas detect", ref)):
             print(f"{label:<16} {r['series']:>12,} series    {r['seconds']:7.3f} s  "
                   f"survivors {r['survivors']:,}  peak {r['peak_mib']:,.0f} MiB")

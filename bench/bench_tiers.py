@@ -11,14 +11,11 @@ Phases run in child processes so each peak RSS is its own; timings are medians o
 from __future__ import annotations
 
 import argparse
-import json
-import resource
-import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from datetime import datetime, timedelta, timezone
+
+from _phases import child, median_of, run_phase
 
 END = datetime(2024, 5, 15, 6, 0, tzinfo=timezone.utc)
 
@@ -65,22 +62,6 @@ def phase_detect(args) -> dict:
 PHASES = {"build": phase_build, "summarize": phase_summarize, "detect": phase_detect}
 
 
-def child(name: str, **kw) -> dict:
-    cmd = [sys.executable, __file__, "--phase", name] + [f"--{k}={v}" for k, v in kw.items()]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode:
-        sys.exit(f"phase {name} failed:\n{proc.stderr}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
-def median_of(repeat: int, name: str, **kw) -> dict:
-    runs = [child(name, **kw) for _ in range(repeat)]
-    out = dict(runs[0])
-    out["seconds"] = statistics.median(r["seconds"] for r in runs)
-    out["peak_mib"] = max(r["peak_mib"] for r in runs)
-    return out
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--phase")
@@ -89,20 +70,18 @@ def main() -> None:
     ap.add_argument("--db"), ap.add_argument("--dir"), ap.add_argument("--tier")
     args = ap.parse_args()
     if args.phase:
-        result = PHASES[args.phase](args)
-        result["peak_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(json.dumps(result))
+        run_phase(PHASES, args.phase, args)
         return
     with tempfile.TemporaryDirectory(prefix="portlens-tiers-") as tmp:
         db = f"{tmp}/tiers.duckdb"
-        built = child("build", scale=args.scale, db=db, dir=tmp)
+        built = child(__file__, "build", scale=args.scale, db=db, dir=tmp)
         print(f"ingest (with summaries) {built['sessions']:>12,} sessions  {built['seconds']:7.1f} s  "
               f"{built['sessions'] / built['seconds']:>10,.0f} sessions/s  peak {built['peak_mib']:,.0f} MiB")
-        s = median_of(args.repeat, "summarize", db=db)
+        s = median_of(__file__, args.repeat, "summarize", db=db)
         print(f"summary rebuild         {s['sessions']:>12,} sessions  {s['seconds']:7.1f} s  "
               f"{s['sessions'] / s['seconds']:>10,.0f} sessions/s  peak {s['peak_mib']:,.0f} MiB  "
               f"({s['summary_rows']:,} rows)")
-        tiers = {t: median_of(args.repeat, "detect", db=db, tier=t) for t in ("summaries", "raw")}
+        tiers = {t: median_of(__file__, args.repeat, "detect", db=db, tier=t) for t in ("summaries", "raw")}
         for t, r in tiers.items():
             print(f"detect from {t:<10}  {r['series']:>12,} series    {r['seconds']:7.3f} s  "
                   f"alerts {r['alerts']}  peak {r['peak_mib']:,.0f} MiB")
