@@ -1,0 +1,267 @@
+"""The `improved` profile: portlens' own detector over the same daily counts as the rule.
+
+The Sentinel rule fits a line through all 14 days with the day under test included and scores
+the residuals with ctukey, so one end spike scores about 5.9 however large it is, and quiet
+weekends widen the spread. This model scores the last day against what the days *before* it
+predict (KQL's `test_points` idea), with everything a count series needs:
+
+  expected  level x weekday factor.
+            weekday factor: each weekday's median over the history relative to the mean of
+            the seven medians, once every weekday has season_weeks values (else 1: no weekly
+            rhythm is assumed). level: the median of the de-seasonalised last level_days
+            days, moved to today by the growth since the oldest level_days (trend, capped).
+  noise     negative binomial: Var = mu + theta mu^2. On the square-root scale a Poisson
+            count has variance ~1 whatever its size (Anscombe), so what the history's
+            week-on-week differences (day-on-day without a weekly profile) show beyond 1 is
+            over-dispersion; read robustly (clipped mean of squares), never below Poisson.
+  score     the difference between today and expected on the negative binomial's variance-
+            stabilising scale, over its standard deviation (today's noise plus the
+            uncertainty of the expected value, a median of n values). The noise level is
+            itself measured from a limited history, so the score is a Student t, reported
+            as the normal score with the same tail: short histories score lower.
+  alert     score >= threshold, today's count >= min_volume, >= min_history usable days,
+            and the day is not an outage.
+
+Outage days (no data at all) and the days before a key was first seen are left out of the
+fit; so are collective dips (holidays, partial data loss: `collective_dips`) when the caller
+marks them. A few vectorised NumPy passes over an (n_series, days) array.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from statistics import NormalDist
+
+import numpy as np
+
+#: Median of a squared standard normal: median(Z^2) = 0.4549 * Var(Z).
+_MEDIAN_CHI2_1 = 0.454936
+#: Squared differences are clipped at this many (first, median-based) standard deviations;
+#: E[min(Z^2, c^2)] for a standard normal Z keeps the clipped mean consistent.
+_CLIP = 2.5
+_CLIPPED_CHI2_1 = ((1 - 2 * NormalDist().cdf(-_CLIP)) - 2 * _CLIP * NormalDist().pdf(_CLIP)
+                   + 2 * _CLIP ** 2 * NormalDist().cdf(-_CLIP))
+#: Growth per day is capped at 2% (x1.8 a month): beyond that it is a change, not a trend.
+_MAX_GROWTH = 0.02
+#: The variance of a median of n normal values is about pi/2 / n of one value's.
+_MEDIAN_EFFICIENCY = np.pi / 2
+
+# Why a series did or did not alert on its last day (Scores.reason).
+ALERT, WITHIN, LOW_VOLUME, SHORT_HISTORY, OUTAGE = 0, 1, 2, 3, 4
+REASONS = {
+    ALERT: "above the expected interval",
+    WITHIN: "within the expected interval",
+    LOW_VOLUME: "below the minimum volume",
+    SHORT_HISTORY: "too little history",
+    OUTAGE: "no data that day (outage)",
+}
+
+
+@dataclass(frozen=True)
+class Params:
+    history_days: int = 56      # days before the scored day the model may learn from
+    min_history: int = 7        # usable days (seen, not outage) needed to score at all
+    season_weeks: int = 3       # values per weekday needed for a weekly profile
+    level_days: int = 14        # the level is read from this many most recent days
+    threshold: float = 3.7      # score needed to alert (normal-equivalent)
+    min_volume: int = 10        # today's count needed to alert
+    smoothing: float = 1.0      # added to weekday medians so tiny counts give a flat profile
+    trend: bool = True          # carry the level by its growth over the history
+    df_per_pair: float = 0.5    # degrees of freedom per difference the noise is read from
+
+
+@dataclass
+class Scores:
+    """Per series (the last day of each row): score, expected count and its interval (the
+    counts whose score stays below the threshold), the alert flag and why."""
+    count: np.ndarray           # today's count
+    score: np.ndarray           # NaN where the model is silent for lack of history / outage
+    expected: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    alert: np.ndarray           # bool
+    reason: np.ndarray          # one of REASONS' keys
+    history: np.ndarray         # usable history days
+    seasonal: np.ndarray        # bool: a weekly profile was used
+    weekday_factor: np.ndarray  # the scored weekday's factor (1 without a profile)
+    variance: np.ndarray        # of the score's numerator, on the stabilised scale
+    theta: np.ndarray           # negative binomial over-dispersion: Var = mu + theta mu^2
+
+
+def score_last_day(counts, outage=None, params: Params = Params()) -> Scores:
+    """Score the last column of `counts` (n_series, days) against the columns before it.
+
+    `outage` marks days without data (True = left out): shape (days,) for all series or
+    (n_series, days). Only the last params.history_days days before the scored day are used.
+    """
+    x = np.asarray(counts, dtype=float)
+    if x.ndim != 2 or x.shape[1] < 2:
+        raise ValueError("counts must be (series, days) with at least one day of history")
+    if not np.isfinite(x).all() or (x < 0).any():
+        raise ValueError("counts must be finite and not negative")
+    out = np.zeros(x.shape, bool) if outage is None else np.broadcast_to(np.asarray(outage, bool), x.shape)
+    today, today_out = x[:, -1], out[:, -1]
+    hist, hist_out = x[:, :-1][:, -params.history_days:], out[:, :-1][:, -params.history_days:]
+    n, h = hist.shape
+    lag = h - np.arange(h)                                 # 1 = yesterday
+    usable = ~hist_out
+    usable &= np.logical_or.accumulate((hist > 0) & usable, axis=1)   # not before first seen
+    n_usable = usable.sum(axis=1)
+
+    # Weekly profile: each weekday's median over the weeks, relative to their mean.
+    weeks = h // 7 + 1
+    grid = np.arange(7)[:, None] + 7 * np.arange(weeks)[None, :]      # lag of (weekday, week)
+    grid[0] += 7                                                      # weekday 0 = today's
+    cols = h - grid
+    inside = cols >= 0
+    cols = np.where(inside, cols, 0)
+    by_ok = usable[:, cols] & inside                                  # (n, 7, weeks)
+    per_weekday = by_ok.sum(axis=2)
+    seasonal = per_weekday.min(axis=1) >= params.season_weeks
+    medians = _median(hist[:, cols], by_ok)
+    mean_median = np.where(seasonal, np.where(seasonal[:, None], medians, 0.0).mean(axis=1), 0.0)
+    profile = np.where(seasonal[:, None],
+                       (medians + params.smoothing) / (mean_median[:, None] + params.smoothing), 1.0)
+    flat = hist / profile[:, lag % 7]                                 # de-seasonalised
+
+    # Level: the de-seasonalised median of the most recent days (all usable days if few),
+    # moved to today by the growth since the oldest days of the history.
+    recent = usable & (lag <= params.level_days)
+    enough_recent = recent.sum(axis=1) >= min(params.min_history, params.level_days)
+    level = _median(flat, np.where(enough_recent[:, None], recent, usable))
+    distance = h - params.level_days
+    if params.trend and distance >= params.level_days:
+        oldest = usable & (lag > distance)
+        older = _median(flat, oldest)
+        ok = (oldest.sum(axis=1) >= params.min_history) & (older > 0) & (level > 0)
+        growth = np.log(np.where(ok, level, 1.0) / np.where(ok, older, 1.0)) / distance
+        level = level * np.exp(np.clip(growth, -_MAX_GROWTH, _MAX_GROWTH) * (params.level_days + 1) / 2)
+    expected = level * profile[:, 0]
+
+    # Noise. On the square-root scale a Poisson count has variance ~1 whatever its size
+    # (Anscombe); what the history's differences show beyond that is over-dispersion, the
+    # negative binomial's theta in Var = mu + theta mu^2. Differences are week-on-week on the
+    # same weekday with a weekly profile, day-on-day without.
+    gap = np.where(seasonal, 7, 1)
+    root_var, pairs = _pair_variance(2 * np.sqrt(hist + 0.375), usable, gap)
+    theta = np.maximum(np.nan_to_num(root_var, nan=1.0) - 1.0, 0.0) / np.maximum(level, 1.0)
+    theta = np.maximum(theta, 1e-9)                                 # 0: Poisson
+    # The expected value is itself a median of n_behind values (~pi/2 / n of one's variance);
+    # theta is an estimate from `pairs` differences, so the score is a Student t with
+    # df_per_pair * pairs degrees of freedom (neighbouring differences share a day), given as
+    # the normal score with the same tail (Wallace's approximation).
+    n_behind = np.where(seasonal, per_weekday[:, 0], np.where(enough_recent, recent.sum(axis=1), n_usable))
+    variance = 1.0 + _MEDIAN_EFFICIENCY / np.maximum(n_behind, 1)
+    df = np.maximum(params.df_per_pair * pairs, 1.0)
+
+    enough = (n_usable >= params.min_history) & np.isfinite(expected) & ~today_out
+    sd = np.sqrt(variance)
+    centre = _stabilise(np.where(enough, expected, 0.0), theta)
+    t = (_stabilise(today, theta) - centre) / sd
+    score = np.where(enough, np.sign(t) * np.sqrt((df - 0.5) * np.log1p(t * t / df)), np.nan)
+    width = np.sqrt(df * np.expm1(params.threshold ** 2 / (df - 0.5))) * sd
+    upper = np.where(enough, _unstabilise(centre + width, theta), np.nan)
+    lower = np.where(enough, _unstabilise(np.maximum(centre - width, 0.0), theta), np.nan)
+    scores = Scores(count=today, score=score, expected=np.where(enough, expected, np.nan),
+                    lower=np.maximum(lower, 0.0), upper=upper, alert=np.zeros(n, bool),
+                    reason=np.zeros(n, np.int8), history=n_usable, seasonal=seasonal,
+                    weekday_factor=profile[:, 0], variance=variance, theta=theta)
+    scores.alert, scores.reason = _decide(scores, params.threshold, params.min_volume,
+                                          n_usable >= params.min_history, today_out)
+    return scores
+
+
+def collective_dips(counts, outage=None, *, ratio: float = 0.6, share: float = 0.2,
+                    min_typical: float = 20.0) -> np.ndarray:
+    """Days (of a (series, days) matrix) on which many series dip together: a holiday, or a
+    day of partial data loss. A series dips when it has under `ratio` of its median for that
+    weekday over the four weeks before; a day is a collective dip when at least `share` of
+    the series with a typical day of min_typical or more dip on it. Only earlier days are
+    read, so a backtest sees what a run on that day saw. Such days are best left out of the
+    fit like outages (they would drag a weekday's profile down), but still scored."""
+    x = np.asarray(counts, dtype=float)
+    out = np.zeros(x.shape[1], bool) if outage is None else np.asarray(outage, bool)
+    days = x.shape[1]
+    lags = np.stack([np.pad(x, ((0, 0), (7 * w, 0)), constant_values=np.nan)[:, :days]
+                     for w in range(1, 5)], axis=-1)                 # (series, days, 4)
+    ok = np.isfinite(lags) & ~np.stack([np.pad(out, (7 * w, 0), constant_values=True)[:days]
+                                        for w in range(1, 5)], axis=-1)[None]
+    typical = _median(np.nan_to_num(lags), ok)
+    counted = typical >= min_typical
+    dipped = counted & (x < ratio * typical)
+    voters = counted.sum(axis=0)
+    return ~out & (voters > 0) & (dipped.sum(axis=0) >= share * np.maximum(voters, 1))
+
+
+def alerts(scores: Scores, threshold: float, min_volume: int) -> np.ndarray:
+    """The alert flags of already computed scores at another threshold / minimum volume
+    (a threshold sweep costs no second fit)."""
+    return (np.nan_to_num(scores.score, nan=-np.inf) >= threshold) & (scores.count >= min_volume)
+
+
+def _decide(s: Scores, threshold: float, min_volume: int, enough: np.ndarray,
+            today_out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    above = np.nan_to_num(s.score, nan=-np.inf) >= threshold
+    loud = s.count >= min_volume
+    reason = np.select([today_out, ~enough, above & ~loud, above], [OUTAGE, SHORT_HISTORY, LOW_VOLUME, ALERT],
+                       WITHIN).astype(np.int8)
+    return above & loud & enough & ~today_out, reason
+
+
+def explain(s: Scores, i: int) -> str:
+    """One line saying why series i did or did not alert."""
+    reason = REASONS[int(s.reason[i])]
+    if not np.isfinite(s.expected[i]):
+        return f"{int(s.count[i])} sessions: silent, {reason} ({int(s.history[i])} usable days)"
+    basis = (f"weekly profile, this weekday x{s.weekday_factor[i]:.2f}" if s.seasonal[i]
+             else "no weekly profile")
+    return (f"{int(s.count[i])} sessions vs {s.expected[i]:.1f} expected "
+            f"(interval {s.lower[i]:.1f}-{s.upper[i]:.1f}, score {s.score[i]:.1f}; "
+            f"{int(s.history[i])} days of history, {basis}): {reason}")
+
+
+def _median(values: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """Median along the last axis over the entries where ok is True (NaN where none)."""
+    v = np.where(ok, values, np.inf)
+    v.sort(axis=-1)
+    k = ok.sum(axis=-1)
+    lo = np.maximum((k - 1) // 2, 0)[..., None]
+    hi = np.maximum(k // 2, 0)[..., None]
+    med = (np.take_along_axis(v, lo, -1) + np.take_along_axis(v, hi, -1))[..., 0] / 2
+    return np.where(k > 0, med, np.nan)
+
+
+def _pair_variance(values: np.ndarray, usable: np.ndarray,
+                          gap: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One day's variance from the differences of days `gap` (per row: 7 or 1) apart:
+    Var(a - b) = 2 Var. Read robustly: the median of the squared differences gives a first
+    scale, then squares beyond (_CLIP x that scale)^2 are clipped (a surge or an outage edge
+    in the history counts as a large difference, not as a huge one) and averaged, which uses
+    the data about twice as well as the median alone."""
+    out = np.full(values.shape[0], np.nan)
+    count = np.zeros(values.shape[0], np.int64)
+    for g in np.unique(gap):
+        rows = gap == g
+        if values.shape[1] > g:
+            diff = values[rows, g:] - values[rows, :-g]
+            ok = usable[rows, g:] & usable[rows, :-g]
+            square = diff * diff
+            first = _median(square, ok) / _MEDIAN_CHI2_1
+            clipped = np.minimum(square, _CLIP ** 2 * first[:, None])
+            pairs = ok.sum(axis=1)
+            mean = np.where(ok, clipped, 0.0).sum(axis=1) / np.maximum(pairs, 1)
+            out[rows] = np.where(pairs > 0, mean / _CLIPPED_CHI2_1 / 2, np.nan)
+            count[rows] = pairs
+    return out, count
+
+
+def _stabilise(x, theta):
+    """The negative binomial's variance-stabilising transform (unit variance whatever the
+    mean): 2 sqrt(x + 3/8) for small counts, sqrt(1/theta) log(x) for large ones."""
+    return 2 / np.sqrt(theta) * np.arcsinh(np.sqrt(theta * (x + 0.375)))
+
+
+def _unstabilise(t, theta):
+    """The count whose stabilised value is t (inf where that is beyond any count)."""
+    with np.errstate(over="ignore"):
+        return np.maximum(np.sinh(t * np.sqrt(theta) / 2) ** 2 / theta - 0.375, 0.0)

@@ -1,0 +1,216 @@
+"""The `improved` profile's model (portlens.rules.improved): small exact cases, properties,
+and a small run of the labeled benchmark (bench/quality.py)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from portlens.rules import improved
+from portlens.rules.improved import ALERT, LOW_VOLUME, OUTAGE, SHORT_HISTORY, WITHIN, Params
+
+prop = settings(max_examples=60, deadline=None)
+
+
+def score(history, today, outage=None, **params):
+    """Score one series: history days then today."""
+    counts = np.array([list(history) + [today]], dtype=float)
+    return improved.score_last_day(counts, outage, Params(**params))
+
+
+def steady(days=56, level=200, seed=0):
+    """A steady series with Poisson noise."""
+    return np.random.default_rng(seed).poisson(level, days).tolist()
+
+
+# ---- small exact cases ----------------------------------------------------------------------
+
+def test_constant_series_expects_itself_and_stays_silent():
+    s = score([100] * 56, 100)
+    assert s.expected[0] == 100 and s.score[0] == 0 and not s.alert[0]
+    assert s.reason[0] == WITHIN and s.lower[0] < 100 < s.upper[0]
+
+
+def test_a_tenfold_day_alerts_and_says_why():
+    s = score(steady(), 2000)
+    assert s.alert[0] and s.reason[0] == ALERT
+    assert 180 < s.expected[0] < 220 and s.upper[0] < 2000
+    text = improved.explain(s, 0)
+    assert "2000 sessions vs" in text and "above the expected interval" in text
+
+
+def test_poisson_noise_floor_a_steady_key_is_not_overconfident():
+    # An exactly regular key (variance 0) is still given Poisson's noise: +10% is not news.
+    s = score([1000] * 56, 1100)
+    assert not s.alert[0] and s.theta[0] < 1e-6
+
+
+def test_weekly_profile_weekend_surge_alerts_weekday_level_does_not():
+    week = [1000, 1000, 1000, 1000, 1000, 100, 100]  # today (index 56) is a Monday-like day 0
+    history = (week * 9)[:56]
+    weekday = score(history, 1000)                     # history[56 % 7] = week[0]
+    assert weekday.seasonal[0] and abs(weekday.expected[0] - 1000) < 20 and not weekday.alert[0]
+    seq = week * 9
+    assert seq[61] == 100                              # day 61 is a weekend day
+    weekend = score(seq[5:61], 400)
+    assert weekend.seasonal[0] and abs(weekend.expected[0] - 100) < 3
+    assert weekend.weekday_factor[0] < 0.2 and weekend.alert[0]
+    # the same 400 on a key without weekly rhythm and a ~740 level is nothing
+    assert not score([743] * 56, 400).alert[0]
+
+
+def test_silent_below_minimum_volume():
+    s = score([1] * 56, 9, threshold=2.5)
+    assert s.score[0] > 2.5 and not s.alert[0] and s.reason[0] == LOW_VOLUME
+    assert score([1] * 56, 9, threshold=2.5, min_volume=5).alert[0]
+
+
+def test_outage_today_is_silent():
+    outage = np.zeros(57, bool)
+    outage[-1] = True
+    s = score(steady(), 0, outage)
+    assert not s.alert[0] and s.reason[0] == OUTAGE and np.isnan(s.score[0])
+
+
+def test_short_history_is_silent_and_leading_zeros_are_not_history():
+    s = score([0] * 50 + [100] * 6, 5000)
+    assert s.history[0] == 6 and s.reason[0] == SHORT_HISTORY and not s.alert[0]
+    assert "too little history" in improved.explain(s, 0)
+    s = score([0] * 49 + [100] * 7, 5000)
+    assert s.history[0] == 7 and s.alert[0]
+
+
+def test_only_history_days_count_and_older_days_are_ignored():
+    history = steady(80)
+    history[:24] = [10**6] * 24                      # beyond the 56-day history
+    assert score(history, 200).expected[0] == score(history[24:], 200).expected[0]
+
+
+def test_growth_carries_the_level_forward():
+    grow = [round(100 * 1.01 ** d) for d in range(56)]
+    with_trend, without = score(grow, 175), score(grow, 175, trend=False)
+    assert with_trend.expected[0] > without.expected[0]
+    assert abs(with_trend.expected[0] - 100 * 1.01 ** 56) / (100 * 1.01 ** 56) < 0.05
+
+
+def test_shorter_history_scores_lower_for_the_same_day():
+    long, short = score(steady(56), 320), score(steady(56)[-14:], 320)
+    assert long.score[0] > short.score[0] > 0
+
+
+def test_bad_counts_are_refused():
+    with pytest.raises(ValueError, match="not negative"):
+        improved.score_last_day(np.array([[1.0, -1.0, 2.0]]))
+    with pytest.raises(ValueError, match="series, days"):
+        improved.score_last_day(np.array([1.0, 2.0]))
+
+
+def test_alerts_at_another_threshold_reuses_the_scores():
+    counts = np.array([steady(56, seed=i) + [v] for i, v in enumerate((200, 280, 400, 3000))], float)
+    s = improved.score_last_day(counts)
+    assert s.alert.tolist() == improved.alerts(s, Params().threshold, Params().min_volume).tolist()
+    assert improved.alerts(s, 100.0, 10).sum() <= improved.alerts(s, 3.0, 10).sum()
+
+
+def test_collective_dips_find_a_holiday_and_partial_loss_but_not_one_key():
+    rng = np.random.default_rng(1)
+    counts = rng.poisson(500, (40, 70)).astype(float)
+    counts[:20, 50] *= 0.3                            # half the keys: a holiday
+    counts[:, 60] *= 0.5                              # every key: partial loss
+    counts[0, 65] = 0                                 # one key quiet: not collective
+    dips = improved.collective_dips(counts)
+    assert np.flatnonzero(dips).tolist() == [50, 60]
+    outage = np.zeros(70, bool)
+    outage[60] = True
+    assert np.flatnonzero(improved.collective_dips(counts, outage)).tolist() == [50]
+
+
+# ---- properties -----------------------------------------------------------------------------
+
+histories = st.builds(lambda level, days, seed: np.random.default_rng(seed).poisson(level, days).tolist(),
+                      st.integers(1, 5000), st.integers(8, 70), st.integers(0, 2**32 - 1))
+
+
+@prop
+@given(st.integers(0, 10**7), st.integers(2, 80))
+def test_no_alert_on_a_constant_series(level, days):
+    s = score([level] * (days - 1), level)
+    assert not s.alert[0]
+    assert (s.score[0] == 0) if level and days > 7 else np.isnan(s.score[0])
+
+
+@prop
+@given(histories, st.integers(0, 10**6), st.integers(0, 10**6))
+def test_monotone_in_surge_size(history, a, b):
+    lo, hi = sorted((a, b))
+    counts = np.array([history + [lo], history + [hi]], dtype=float)
+    s = improved.score_last_day(counts)
+    if np.isfinite(s.score[0]):
+        assert s.score[0] <= s.score[1] + 1e-9
+    assert s.alert[1] or not s.alert[0]
+
+
+@prop
+@given(histories, st.integers(0, 9))
+def test_silent_below_the_minimum_volume(history, today):
+    assert not score(history, today, min_volume=10).alert[0]
+
+
+@prop
+@given(histories, st.integers(0, 2**32 - 1), st.integers(0, 10**6))
+def test_outage_days_are_ignored(history, seed, today):
+    rng = np.random.default_rng(seed)
+    outage = rng.random(len(history) + 1) < 0.2
+    outage[-1] = False
+    other = np.array(history, dtype=float)
+    other[outage[:-1]] = rng.integers(0, 10**6, outage[:-1].sum())
+    a, b = score(history, today, outage), score(other.tolist(), today, outage)
+    for name in ("score", "expected", "lower", "upper", "alert", "reason", "history"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+
+
+@prop
+@given(st.lists(histories, min_size=2, max_size=6), st.integers(0, 10**5))
+def test_each_row_scores_as_if_alone(rows, today):
+    days = min(len(r) for r in rows)
+    counts = np.array([r[-days:] + [today] for r in rows], dtype=float)
+    together = improved.score_last_day(counts)
+    for i in range(len(rows)):
+        alone = improved.score_last_day(counts[i:i + 1])
+        np.testing.assert_array_equal(together.score[i:i + 1], alone.score)
+        np.testing.assert_array_equal(together.expected[i:i + 1], alone.expected)
+
+
+# ---- the labeled benchmark, small ----------------------------------------------------------
+
+def _quality():
+    path = Path(__file__).resolve().parents[1] / "bench" / "quality.py"
+    spec = importlib.util.spec_from_file_location("bench_quality", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module                  # its dataclasses look themselves up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_benchmark_labels_and_both_profiles_score_it(tmp_path):
+    q = _quality()
+    bench = q.generate(200, 100, seed=3)
+    kinds = {i["kind"] for i in bench.incidents}
+    assert kinds == {"surge", "ramp", "quiet-burst"}
+    outage = q.outage_days(bench.counts)
+    assert outage.sum() == 2
+    assert not any(outage[i["days"]].any() for i in bench.incidents)
+    sentinel = q.evaluate(bench, q.sentinel_alerts(q.sentinel(bench.counts, q.EVAL_START)))
+    mine = q.evaluate(bench, q.run_improved(bench.counts, q.EVAL_START, Params()).alert)
+    assert mine["surge_2x_plus"][1] == sentinel["surge_2x_plus"][1] > 0
+    assert mine["surge_2x_plus"][0] > sentinel["surge_2x_plus"][0]
+    assert mine["normal_key_days"] == sentinel["normal_key_days"] > 0
+    q.main(["--keys", "120", "--days", "80", "--seeds", "1", "--out", str(tmp_path / "q")])
+    assert (tmp_path / "q.md").read_text().count("| surge x") == 5
+    assert (tmp_path / "q.png").stat().st_size > 0
