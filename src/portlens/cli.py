@@ -92,12 +92,32 @@ def _as_of(value: Optional[str], option: str = "--as-of") -> Optional[datetime]:
 
 DbOption = typer.Option(DEFAULT_DB, "--db", help="The DuckDB store file.")
 SourceOption = typer.Option("auto", "--source", help="Source name (see 'portlens sources') or auto.")
+TimezoneOption = typer.Option(None, "--timezone", help="IANA zone (e.g. Europe/Paris) to read Sentinel "
+                              "exports' [Local Time] columns in (default: UTC, with a warning).")
+
+
+def _timezone(value: Optional[str]):
+    """Validate --timezone and make it the zone `[Local Time]` export columns are read in."""
+    from .sources.sentinel import LOCAL_TIMEZONE
+    if value is not None:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise UsageError(f"--timezone {value!r}: not an IANA time zone (e.g. Europe/Paris, UTC)") from None
+    LOCAL_TIMEZONE.set(value)
+
+
+def _print_skipped(skipped_by: dict) -> None:
+    for reason, n in sorted(skipped_by.items(), key=lambda kv: -kv[1]):
+        err.print(f"  skipped {n:,}: {reason}", markup=False, highlight=False)
 
 
 @app.command()
 def ingest(paths: List[Path] = typer.Argument(..., help="Files or folders."),
-           source: str = SourceOption, db: str = DbOption) -> None:
+           source: str = SourceOption, db: str = DbOption, tz: Optional[str] = TimezoneOption) -> None:
     """Normalize files to ASIM and store them (atomic and idempotent per file)."""
+    _timezone(tz)
     files = _files(paths)
     failed = 0
     with Store(db) as store:
@@ -115,6 +135,9 @@ def ingest(paths: List[Path] = typer.Argument(..., help="Files or folders."),
                 out.print(f"{escape(path)}: [bold]{r.sessions:,}[/] sessions ({r.source})"
                           + (f", [yellow]{r.quarantined:,} quarantined[/]" if r.quarantined else "")
                           + (f", {r.skipped:,} skipped (not sessions)" if r.skipped else ""))
+                for note in getattr(r, "notes", ()):
+                    err.print(f"warning: {note}", markup=False, highlight=False)
+                _print_skipped(getattr(r, "skipped_by", {}))
     if failed:
         raise typer.Exit(2)
 
@@ -122,10 +145,14 @@ def ingest(paths: List[Path] = typer.Argument(..., help="Files or folders."),
 @app.command()
 def normalize(path: Path = typer.Argument(..., help="A raw log file."),
               source: str = SourceOption,
-              output: str = typer.Option("-", "--output", "-o", help="'-' for JSON lines on stdout, *.parquet for Parquet, else a JSON-lines file.")) -> None:
+              output: str = typer.Option("-", "--output", "-o", help="'-' for JSON lines on stdout, *.parquet for Parquet, else a JSON-lines file."),
+              tz: Optional[str] = TimezoneOption) -> None:
     """Print or write a file's ASIM rows without storing them."""
     if not path.is_file():
         raise UsageError(f"{path}: no such file")
+    _timezone(tz)
+    vendors: dict[str, int] = {}
+    skipped_by: dict[str, int] = {}
     parser = detect(str(path)) if source == "auto" else get(source)
     sink = _RowSink(output)
     quarantined = skipped = rows = 0
@@ -137,10 +164,22 @@ def normalize(path: Path = typer.Argument(..., help="A raw log file."),
             for q in batch.quarantine.to_pylist() if batch.quarantine.num_rows else ():
                 err.print(f"{q['file']}:{q['line']}: quarantined: {q['reason']}", markup=False, highlight=False)
             quarantined += batch.quarantine.num_rows
+            for note in batch.notes:
+                err.print(f"warning: {note}", markup=False, highlight=False)
+            for reason, n in batch.skipped_by.items():
+                skipped_by[reason] = skipped_by.get(reason, 0) + n
+            if batch.table.num_rows:
+                for r in batch.table.group_by(["EventVendor", "EventProduct"]).aggregate([([], "count_all")]).to_pylist():
+                    key = " ".join(v for v in (r["EventVendor"], r["EventProduct"]) if v)
+                    vendors[key] = vendors.get(key, 0) + r["count_all"]
     finally:
         sink.close()
     err.print(f"{path}: {rows:,} rows ({parser.name}), {quarantined:,} quarantined, {skipped:,} skipped",
               markup=False, highlight=False)
+    if len(vendors) > 1 or skipped_by:
+        for name, n in sorted(vendors.items(), key=lambda kv: -kv[1]):
+            err.print(f"  rows {n:,}: {name}", markup=False, highlight=False)
+    _print_skipped(skipped_by)
 
 
 class _RowSink:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Callable
 
@@ -69,6 +69,8 @@ class IngestResult:
     skipped: int = 0
     records: int = 0
     duplicate_of: str | None = None  # set when the same content was ingested before
+    skipped_by: dict = field(default_factory=dict)  # why records were skipped (when the source says)
+    notes: list = field(default_factory=list)  # one-line warnings from the source (e.g. a zone assumed)
 
 
 def file_sha256(path: str) -> str:
@@ -153,6 +155,9 @@ class Store:
                 result.quarantined += batch.quarantine.num_rows
                 result.skipped += batch.skipped
                 result.records += batch.records
+                result.notes.extend(batch.notes)
+                for reason, n in batch.skipped_by.items():
+                    result.skipped_by[reason] = result.skipped_by.get(reason, 0) + n
                 if progress:
                     progress(batch.records)
             # The file's summaries and its visibility flip in one transaction.

@@ -62,6 +62,7 @@ import pyarrow.compute as pc
 from .. import asim
 from ._records import GuardedSource, json_records
 from ._sql import bag_sql, iana_sql, looks_ip
+from ._tables import is_table_export
 from .base import Batch
 
 _STRUCTURED = ("AZFWNetworkRule", "AZFWNatRule", "AZFWIdpsSignature", "AZFWThreatIntel")
@@ -241,13 +242,19 @@ _SNIFF = re.compile(rb'"(category|Category|Type|operationName|OperationName)"\s*
 
 class AzureFirewall(GuardedSource):
     def sniff(self, head: bytes, path: str) -> bool:
+        if is_table_export(head):  # the `sentinel` source reads exports and routes them here
+            return False
         text = head.lstrip(b"\xef\xbb\xbf").lstrip()
         return text[:1] in (b"{", b"[") and bool(_SNIFF.search(head))
 
-    def _parse(self, path: str, batch_lines: int, progress: dict) -> Iterator[Batch]:
+    def map_records(self, recs: pa.Table) -> pa.Table:
+        """JSON records (`_line`, `_raw`, `rec`) -> parsed columns (also fed by `sentinel`)."""
         global _SQL
         if _SQL is None:
             _SQL = _sql()
+        return asim.query(_SQL, g=recs.select(["_line", "_raw", "rec"]))
+
+    def _parse(self, path: str, batch_lines: int, progress: dict) -> Iterator[Batch]:
         for recs in json_records(path, batch_lines, ("records",), progress):
             ok = pc.is_null(recs["_error"])
             bad = recs.filter(pc.invert(ok)).select(["_line", "_raw", "_error"])
@@ -255,7 +262,7 @@ class AzureFirewall(GuardedSource):
             if good.num_rows == 0:
                 yield self.finish(bad, path)
                 continue
-            rows = asim.query(_SQL, g=good)
+            rows = self.map_records(good)
             yield self.finish(pa.concat_tables([rows, bad], promote_options="default"), path)
 
 

@@ -64,6 +64,8 @@ class Batch:
     quarantine: pa.Table
     skipped: int = 0
     records: int = 0  # records read (rows + quarantined + skipped)
+    skipped_by: dict = field(default_factory=dict)  # why records were skipped -> count (when known)
+    notes: list = field(default_factory=list)  # one-line notes for the user (e.g. a time zone assumed)
 
 
 @dataclass

@@ -54,6 +54,7 @@ import pyarrow.compute as pc
 from .. import asim
 from . import _syslog
 from ._records import extract_groups, split_large
+from ._tables import is_table_export
 from .base import Source
 
 _NULL = pa.scalar(None, pa.string())
@@ -253,9 +254,15 @@ _SNIFF = re.compile(rb"%(?:ASA|FTD)-(?:[A-Za-z_]+-)?[0-7]-\d{6}\b|CEF:\s?\d+\|Ci
                     re.IGNORECASE)
 
 
+FTD_EVENTS = re.compile(rb"%FTD-(?:[A-Za-z_]+-)?[0-7]-4300\d\d\b")
+
+
 class CiscoAsa(Source):
     def sniff(self, head: bytes, path: str) -> bool:
-        return bool(_SNIFF.search(head))
+        # a Sentinel export is the `sentinel` source's (it routes the ASA rows here); FTD
+        # connection / intrusion / file events (4300xx) are `cisco-ftd`'s, which hands the
+        # ASA-form lines of its files back to this parser
+        return bool(_SNIFF.search(head)) and not is_table_export(head) and not FTD_EVENTS.search(head)
 
     def start(self, path: str) -> dict:
         return {"built": None}

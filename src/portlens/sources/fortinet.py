@@ -6,17 +6,14 @@ Raw forms accepted (one record per line; an optional syslog header `<PRI>`, RFC 
   CEF               `CEF:0|Fortinet|Fortigate|v7.2.0|00013|traffic:forward accept|3|src= ... act= ...`
                      with the FortiGate keys prefixed `FTNTFGT` (FortiOS), unprefixed (FortiAnalyzer)
                      or prefixed `FortinetFortiGate`
-  CommonSecurityLog CSV export (a Sentinel query export with a header row: DeviceVendor,
-                     DeviceProduct, SourceIP, ..., AdditionalExtensions `k=v;k=v`). Rows of other
-                     vendors are skipped. A quoted field holding a line break is not supported
-                     (the halves are quarantined).
+  (CommonSecurityLog exports are read by the `sentinel` source, which rebuilds each Fortinet
+   row's CEF record and hands it to this parser.)
 Only traffic logs are sessions: other types (event, utm, ...) and DNS rows (action `dns`, as
 the Sentinel parser) are skipped (counted). A line that is not a FortiGate record is quarantined.
 
 Decisions
 - Time: `eventtime` (epoch s/ms/us/ns, UTC) first; else `date`+`time` with `tz` when present
-  (otherwise taken as UTC); CEF `rt`; the export's EventTime / TimeGenerated; the syslog
-  header. EventStartTime = `start` when given, else TimeGenerated minus `duration`;
+  (otherwise taken as UTC); CEF `rt`; the syslog header. EventStartTime = `start` when given, else TimeGenerated minus `duration`;
   EventEndTime = TimeGenerated.
 - NetworkDuration: `duration` is seconds -> x1000 (spec part 3, item 3).
 - Bytes: sentbyte (CEF `out`) -> SrcBytes, rcvdbyte (CEF `in`) -> DstBytes, sums for
@@ -50,7 +47,7 @@ import pyarrow.compute as pc
 from .. import asim
 from . import _syslog as S
 from ._sql import map_sql
-from .base import read_head
+from ._tables import is_table_export
 
 NATIVE_KEYS = (
     "date", "time", "tz", "eventtime", "devname", "devid", "logid", "type", "subtype", "level",
@@ -142,7 +139,6 @@ def _derived_sql() -> str:
         "NetworkProtocolNumber": "CASE WHEN proto_kw IS NULL THEN proto END",
     })
     recognised = ("CASE WHEN form = 'kv' THEN (type IS NOT NULL OR logid IS NOT NULL) "
-                  "WHEN form = 'csl' THEN NULLIF(trim(vendor), '') IS NOT NULL "
                   "ELSE coalesce(lower(trim(vendor)) = 'fortinet' AND lower(trim(product)) LIKE 'forti%', false) END")
     is_session = "coalesce(type_l = 'traffic', false) AND coalesce(act_l, '') <> 'dns'"
     error = (f"CASE WHEN NOT recognised THEN 'not a FortiGate log record' "
@@ -150,9 +146,7 @@ def _derived_sql() -> str:
              f"WHEN src_t IS NULL OR dst_t IS NULL THEN 'missing source or destination address' "
              f"WHEN NOT {S.valid_ip_sql('src_t')} THEN 'invalid source address' "
              f"WHEN NOT {S.valid_ip_sql('dst_t')} THEN 'invalid destination address' END")
-    skip = (f"CASE WHEN NOT recognised THEN false WHEN form = 'csl' AND "
-            f"NOT coalesce(lower(trim(vendor)) = 'fortinet', false) THEN true "
-            f"ELSE NOT ({is_session}) END")
+    skip = f"CASE WHEN NOT recognised THEN false ELSE NOT ({is_session}) END"
     return f"""
 SELECT
   time_gen AS TimeGenerated,
@@ -230,28 +224,14 @@ def _cef_unified(cef: dict, n: int) -> dict:
 
 class Fortinet(S.BatchedSource):
     def sniff(self, head: bytes, path: str) -> bool:
+        if is_table_export(head):  # a Sentinel export: the `sentinel` source routes its rows here
+            return False
         cef = S.first_cef_vendor(head)
         if cef is not None:
             return cef[0] == "Fortinet" and cef[1].lower().startswith("forti")
-        if _SNIFF.search(head):
-            return True
-        first = re.split(rb"\r\n|\r|\n", head, maxsplit=1)[0].decode("utf-8", errors="replace")
-        return S.csl_header(first) is not None and b",Fortinet," in head
-
-    def start(self, path: str) -> dict:
-        try:
-            first = re.split(rb"\r\n|\r|\n", read_head(path), maxsplit=1)[0].decode("utf-8", errors="replace")
-        except OSError:
-            return {"csl": None}
-        return {"csl": S.csl_header(first)}
+        return bool(_SNIFF.search(head))
 
     def _parse(self, lines: pa.Array, numbers: pa.Array, state: dict) -> pa.Table:
-        header = state.get("csl")
-        if header:
-            keep = pc.not_equal(numbers, 1)  # the header line is not a record
-            if not pc.all(keep).as_py():
-                lines, numbers = lines.filter(keep), numbers.filter(keep)
-            return self._parse_csl(lines, numbers, header)
         n = len(lines)
         head = S.arrays(S.syslog_header(lines, parse_time=False))
         msg = head["message"]
@@ -277,33 +257,6 @@ class Fortinet(S.BatchedSource):
                "version": cef["version"], "severity": cef["severity"], "hostname": head["hostname"]}
         return self._finish(raw, ctx, times, numbers, lines)
 
-    def _parse_csl(self, lines: pa.Array, numbers: pa.Array, header: list[str]) -> pa.Table:
-        n = len(lines)
-        wanted = {i: S.COMMON_SECURITY_LOG[c] for i, c in enumerate(header) if c in S.COMMON_SECURITY_LOG}
-        f = S.arrays(S.split_fields(lines, wanted.keys()))
-        cols = {name: f[f"f{i}"] for i, name in wanted.items()}
-        nulls = pa.nulls(n, pa.string())
-        ext_keys = [k for k in CEF_KEYS if k not in cols]
-        ext = S.arrays(S.extract_pairs(cols.get("_extensions", nulls), ext_keys, S.SEMICOLON))
-        cef = {**ext, **cols}
-        for k in ("vendor", "product", "version", "name", "severity", "_computer", "_eventtime",
-                  "_timegenerated", "cat", "rt"):
-            cef.setdefault(k, nulls)
-        uni = _cef_unified(cef, n)
-        times = [uni["eventtime"], cef["_eventtime"], cef["rt"], cef["_timegenerated"]]
-        ctx = {"form": pa.repeat(pa.scalar("csl", pa.string()), n),
-               "vendor": cef["vendor"], "product": cef["product"], "version": cef["version"],
-               "severity": cef["severity"], "hostname": cef["_computer"]}
-        # a row with too few fields for the header is malformed
-        short = pc.less(f["_nfields"], len(header))
-        out = self._finish(uni, ctx, times, numbers, lines)
-        if pc.any(short).as_py():
-            err = pc.if_else(short, pa.scalar(f"expected {len(header)} CSV fields"), out["_error"])
-            out = out.set_column(out.schema.get_field_index("_error"), "_error", err)
-            out = out.set_column(out.schema.get_field_index("_skip"), "_skip",
-                                 pc.and_(out["_skip"], pc.invert(short)))
-        return out
-
     def _finish(self, raw: dict, ctx: dict, times: list, numbers, lines) -> pa.Table:
         parsed = S.parse_timestamps_many(times + [raw["start"]])
         inputs = {k: raw[k] for k in _SQL_INPUTS}
@@ -319,6 +272,5 @@ class Fortinet(S.BatchedSource):
 SOURCE = Fortinet(
     name="fortinet", vendor="Fortinet", product="FortiGate", priority=10,
     forms=("FortiOS key=value syslog, type=traffic (other types and DNS rows skipped)",
-           "FortiGate CEF (FTNTFGT-prefixed, unprefixed FortiAnalyzer, FortinetFortiGate-prefixed keys)",
-           "CommonSecurityLog CSV export with a header row (Fortinet rows; other vendors skipped)"),
+           "FortiGate CEF (FTNTFGT-prefixed, unprefixed FortiAnalyzer, FortinetFortiGate-prefixed keys)"),
 )

@@ -35,6 +35,7 @@ import pyarrow as pa
 from .. import asim
 from ._records import event_fields, head_text, xml_records
 from ._sql import bag_sql, col, fqdn_sql, short_host_sql
+from ._tables import is_table_export
 from .base import BATCH_LINES, Batch, Source
 
 
@@ -48,6 +49,8 @@ _FIELDS = ("UtcTime", "ProcessGuid", "ProcessId", "Image", "User", "Protocol", "
 
 class Sysmon(Source):
     def sniff(self, head: bytes, path: str) -> bool:
+        if is_table_export(head):  # an Event-table export: the `sentinel` source routes it here
+            return False
         text = head_text(head)
         return ("<Event" in text and ("Microsoft-Windows-Sysmon" in text or "Linux-Sysmon" in text
                                       or "sysmon: <Event" in text.lower()))

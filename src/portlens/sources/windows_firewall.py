@@ -39,6 +39,7 @@ import pyarrow.compute as pc
 from .. import asim
 from ._records import csv_records, event_fields, file_kind, head_text, header_name, json_columns, xml_records
 from ._sql import bag_sql, col, export_time_sql, lit, short_host_sql
+from ._tables import is_table_export
 from .base import BATCH_LINES, Batch, Source
 
 
@@ -75,6 +76,8 @@ _CSV_NAMES = ("EventID", "TimeGenerated", "TimeCreated", "Timestamp", "Computer"
 
 class WindowsFirewall(Source):
     def sniff(self, head: bytes, path: str) -> bool:
+        if is_table_export(head):  # CommonSecurityLog/Event exports are the `sentinel` source's
+            return False
         text = head_text(head)
         if "Sysmon" in text:
             return False

@@ -1,0 +1,482 @@
+"""Sentinel table exports (source `sentinel`): CSV or JSON exports of the Log Analytics tables
+the rule reads, each row handed to the mapping of the vendor that wrote it.
+
+Forms accepted (framing in `_tables`): portal CSV exports (`TimeGenerated [UTC]` or
+`[Local Time]` in the header, US or day-first times, `null` literals, with or without custom-log
+type suffixes), JSON arrays, JSON lines and query API responses `{"tables": [...]}`.
+
+Rows are dispatched by table (the `Type` column; without it, by the columns a row fills) and,
+for the tables that mix vendors, by vendor:
+* CommonSecurityLog -- by DeviceVendor / DeviceProduct (`CSL_ROUTES`). The row is turned back
+  into the CEF record it was stored from (the CEF key of each column, AdditionalExtensions
+  pairs, Message as `msg`) and parsed by the vendor's own CEF parser: one mapping per vendor,
+  fed from raw lines or from table columns.
+* Syslog -- by the shape of SyslogMessage (`SYSLOG_ROUTES`); the message is the raw line.
+* Event -- Sysmon events (Source Microsoft-Windows-Sysmon): the EventData XML with the row's
+  System fields is the event record the Sysmon parser reads.
+* vendor tables (`TABLE_ROUTES`): each row becomes the JSON object the vendor's API or
+  connector wrote, parsed by the vendor's JSON reader.
+Rows of a vendor, product or table that holds no network sessions are counted as skipped, with
+the reason (`Batch.skipped_by`): e.g. Zscaler NSSWeblog rows (web requests: ASIM WebSession).
+The Traffic Analytics tables (NTANetAnalytics, AzureNetworkAnalytics_CL) stay with `azure-nsg`,
+which reads their exports itself.
+
+Decisions
+- TimeGenerated is the table's TimeGenerated, as in every ASIM parser (the rule bins on it);
+  the vendor's own event time stays in EventStartTime / EventEndTime. A row whose export time
+  cannot be read keeps the vendor's time.
+- `[Local Time]` columns are read in the zone given with `--timezone` (IANA name); without it
+  they are read as UTC and the batch carries a one-line note saying so. US-locale times
+  (AM/PM) are month first; other layouts without AM/PM are day first (every other portal
+  locale writes the day first).
+- A row routed to a vendor is accounted by that vendor's parser (row, quarantine with the
+  export's line and record text, or skip); a table or vendor portlens does not map is skipped
+  with its name in the reason, never quarantined (it is not malformed).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import re
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .. import asim
+from ._records import guard_ints
+from ._sql import col, lit
+from ._syslog import COMMON_SECURITY_LOG
+from ._tables import MIXED_TABLES, SIGNATURES, Export, is_table_export, parse_times
+from .base import BATCH_LINES, Batch, Source, finish
+
+# `--timezone`: the IANA zone `[Local Time]` columns are read in (None: UTC, with a note).
+LOCAL_TIMEZONE: contextvars.ContextVar[str | None] = contextvars.ContextVar("portlens_local_timezone",
+                                                                            default=None)
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where rows go: the vendor source `source` fed as `feed` ('cef': the CEF line rebuilt
+    from CommonSecurityLog columns; 'line': the text of column `column`; 'json': the row as a
+    JSON object; 'event': Event-table XML), or, with `skip`, nowhere (the reason)."""
+    source: str = ""
+    feed: str = "cef"
+    column: str = "SyslogMessage"
+    skip: str = ""
+
+
+# CommonSecurityLog: (DeviceVendor, DeviceProduct regex, route); first match wins.
+CSL_ROUTES: tuple[tuple[str, str, Route], ...] = (
+    ("Fortinet", r"(?i)forti", Route("fortinet")),
+    ("Cisco", r"(?i)^asa$", Route("cisco-asa")),
+    ("Cisco", r"(?i)^ftd$", Route("cisco-ftd", feed="line", column="Message")),
+    ("Cisco", r"(?i)firepower", Route("cisco-firepower")),
+    ("Zscaler", r"(?i)^NSSFWlog$", Route("zscaler")),
+    ("Zscaler", r"(?i)^NSS", Route(skip="Zscaler web/DNS log (NSS feed other than NSSFWlog): not a network session")),
+    ("SonicWall", r"", Route("sonicwall")),
+    ("CrowdStrike", r"(?i)falcon", Route("crowdstrike")),
+    ("Forcepoint", r"(?i)ngfw|firewall", Route("forcepoint")),
+    ("Barracuda", r"", Route("barracuda")),
+    ("WatchGuard", r"", Route("watchguard")),
+    ("Palo Alto Networks", r"", Route("paloalto")),
+    ("Check Point", r"", Route("checkpoint")),
+    ("Checkpoint", r"", Route("checkpoint")),
+)
+
+# Syslog: (SyslogMessage regex, route); first match wins.
+SYSLOG_ROUTES: tuple[tuple[str, Route], ...] = (
+    (r"^\s*(<\d{1,3}>)?\s*1\s+\d{9,10}(\.\d+)?\s+\S+\s+(flows|firewall|cellular_firewall|vpn_firewall|"
+     r"bridge_anyconnect_client_vpn_firewall|ip_flow_start|ip_flow_end|events|urls|ids-alerts|"
+     r"security_event|airmarshal_events)\s", Route("meraki", feed="line")),
+    (r"%FTD-\d-43000[2-5]", Route("cisco-ftd", feed="line")),
+    (r"%(ASA|FTD|PIX|FWSM)-", Route("cisco-asa", feed="line")),
+    (r"CEF:\s?\d+\|", Route("", feed="cef-text")),
+    (r"\blogid=\"?\d{10}", Route("fortinet", feed="line")),
+    (r"(?i)\bdisp=\"?(allow|deny|drop)|msg_id=\"?3000-", Route("watchguard", feed="line")),
+    (r"sysmon: <Event", Route("sysmon", feed="line")),
+)
+
+# Vendor tables: table -> route. Tables not listed (and not NTA, which azure-nsg reads) are
+# skipped with their name in the reason.
+TABLE_ROUTES: dict[str, Route] = {
+    "Illumio_Flow_Events_CL": Route("illumio", feed="json"),
+    "Illumio_Flow_Events2_CL": Route("illumio", feed="json"),
+    "CarbonBlackEvents_CL": Route("carbonblack", feed="json"),
+    "CarbonBlackNotifications_CL": Route(skip="CarbonBlackNotifications_CL: alerts, not network sessions"),
+    "CarbonBlackAuditLogs_CL": Route(skip="CarbonBlackAuditLogs_CL: audit log, not network sessions"),
+    "SentinelOne_CL": Route("sentinelone", feed="json"),
+    "barracuda_CL": Route("barracuda", feed="json"),
+    "SecurityIoTRawEvent": Route("defender-iot", feed="json"),
+    "AZFWNetworkRule": Route("azure-firewall", feed="json"),
+    "AZFWNatRule": Route("azure-firewall", feed="json"),
+    "AZFWThreatIntel": Route("azure-firewall", feed="json"),
+    "AZFWIdpsSignature": Route("azure-firewall", feed="json"),
+}
+# CommonSecurityLog columns with a CEF key, beyond `_syslog.COMMON_SECURITY_LOG`.
+CSL_MORE = {
+    **{f"FieldDeviceCustomNumber{i}": f"cn{i}" for i in range(1, 4)},
+    **{f"DeviceCustomFloatingPoint{i}": f"cfp{i}" for i in range(1, 5)},
+    **{f"DeviceCustomFloatingPoint{i}Label": f"cfp{i}Label" for i in range(1, 5)},
+    **{f"DeviceCustomIPv6Address{i}": f"c6a{i}" for i in range(1, 5)},
+    **{f"DeviceCustomIPv6Address{i}Label": f"c6a{i}Label" for i in range(1, 5)},
+    "DeviceCustomDate1": "deviceCustomDate1", "DeviceCustomDate1Label": "deviceCustomDate1Label",
+    "DeviceCustomDate2": "deviceCustomDate2", "DeviceCustomDate2Label": "deviceCustomDate2Label",
+    "SourceHostName": "shost", "DestinationHostName": "dhost", "SourceUserID": "suid",
+    "DestinationUserID": "duid", "SourceProcessName": "sproc", "DestinationProcessName": "dproc",
+    "SourceProcessId": "spid", "DestinationProcessId": "dpid", "DeviceEventCategory": "cat",
+    "EventOutcome": "outcome", "Reason": "reason", "RequestMethod": "requestMethod",
+    "RequestClientApplication": "requestClientApplication", "FileName": "fname",
+    "DestinationServiceName": "destinationServiceName", "SourceNTDomain": "sntdom",
+    "DestinationNTDomain": "dntdom", "DeviceFacility": "deviceFacility", "DeviceTimeZone": "dtz",
+    "DeviceMacAddress": "dvcmac", "DeviceTranslatedAddress": "deviceTranslatedAddress",
+    "DeviceDnsDomain": "deviceDnsDomain", "DeviceNtDomain": "deviceNtDomain",
+    "DevicePayloadId": "devicePayloadId", "ProcessName": "deviceProcessName",
+    "ProcessID": "dvcpid", "DestinationDnsDomain": "destinationDnsDomain",
+    "SourceDnsDomain": "sourceDnsDomain", "FileHash": "fileHash", "FilePath": "filePath",
+    "FileSize": "fsize", "FileType": "fileType", "FileID": "fileId", "RequestContext": "requestContext",
+    "RequestCookies": "requestCookies", "SourceUserPrivileges": "spriv",
+    "DestinationUserPrivileges": "dpriv", "SourceServiceName": "sourceServiceName",
+    "FlexNumber1": "flexNumber1", "FlexNumber1Label": "flexNumber1Label",
+    "FlexNumber2": "flexNumber2", "FlexNumber2Label": "flexNumber2Label",
+    "FlexDate1": "flexDate1", "FlexDate1Label": "flexDate1Label", "ExtID": "extId",
+}
+CSL_HEADER = ("DeviceVendor", "DeviceProduct", "DeviceVersion", "DeviceEventClassID", "Activity", "LogSeverity")
+_KEY = r"[A-Za-z0-9_.\-]+"
+
+
+def csl_extension_columns() -> dict[str, str]:
+    """CommonSecurityLog column -> CEF extension key, for every column that has one."""
+    out = {c: k for c, k in {**COMMON_SECURITY_LOG, **CSL_MORE}.items()
+           if not k.startswith("_") and c not in CSL_HEADER}
+    return out
+
+
+# ---- the source --------------------------------------------------------------------------------
+
+class Sentinel(Source):
+    def sniff(self, head: bytes, path: str) -> bool:
+        return is_table_export(head)
+
+    def parse(self, path: str, batch_lines: int = BATCH_LINES) -> Iterator[Batch]:
+        export = Export(path, batch_lines)
+        zone = LOCAL_TIMEZONE.get()
+        noted = False
+        for recs in export.records():
+            batch = self._batch(recs, export, path, zone)
+            if not noted and export.zones.get("TimeGenerated", "UTC").lower().startswith("local") and zone is None:
+                batch.notes.append(f"{path}: TimeGenerated [Local Time] read as UTC; "
+                                   "give --timezone ZONE (e.g. Europe/Paris) to read it in your zone")
+                noted = True
+            yield batch
+
+    def _batch(self, recs: pa.Table, export: Export, path: str, zone: str | None) -> Batch:
+        local = export.zones.get("TimeGenerated", "UTC").lower().startswith("local")
+        n = recs.num_rows
+        names = set(recs.column_names)
+        text = {c: recs[c].combine_chunks() if isinstance(recs[c], pa.ChunkedArray) else recs[c]
+                for c in recs.column_names}
+        times = parse_times(text["TimeGenerated"], zone if local else None) if "TimeGenerated" in names \
+            else pa.nulls(n, asim.TIMESTAMP)
+        table = _tables_per_row(text, n)
+        error = pc.is_valid(text["_error"])
+        parts: list[Batch] = []
+        unread = np.flatnonzero(error.to_numpy(zero_copy_only=False))
+        if len(unread):
+            parts.append(finish(recs.take(pa.array(unread)).select(["_line", "_raw", "_error"]), path, self.name))
+        ok = ~error.to_numpy(zero_copy_only=False)
+        groups: dict[tuple[str, Route], list[int]] = {}
+        skipped: dict[str, list[int]] = {}
+        for key, idx in _group(table, ok).items():
+            for route, rows in self._routes(key, idx, text).items():
+                if route.skip:
+                    skipped.setdefault(route.skip, []).extend(rows)
+                else:
+                    groups.setdefault((key, route), []).extend(rows)
+        for (tname, route), rows in groups.items():
+            idx = np.array(sorted(rows), np.int64)
+            parts.append(self._run(route, tname, idx, text, times, path, export.zones, zone))
+        for reason, rows in skipped.items():
+            parts.append(Batch(asim.empty_table(), asim.QUARANTINE_SCHEMA.empty_table(), len(rows), len(rows),
+                               skipped_by={reason: len(rows)}))
+        return _merge(parts)
+
+    # routing ------------------------------------------------------------------------------------
+    def _routes(self, tname: str, idx: np.ndarray, text: dict) -> dict[Route, list[int]]:
+        if tname == "CommonSecurityLog":
+            return _route_by(idx, [(_csl_match(text, v, p), r) for v, p, r in CSL_ROUTES],
+                             lambda i: _unrouted_vendor(text, i))
+        if tname == "Syslog":
+            msg = text.get("SyslogMessage")
+            rules = [(_regex(msg, rx), r) for rx, r in SYSLOG_ROUTES] if msg is not None else []
+            return _route_by(idx, rules, lambda i: "Syslog: message of no known network-session vendor")
+        if tname == "Event":
+            source = text.get("Source")
+            sysmon = _regex(source, r"(?i)sysmon") if source is not None else None
+            return _route_by(idx, [(sysmon, Route("sysmon", feed="event"))] if sysmon is not None else [],
+                             lambda i: f"Event: {_value(text, 'Source', i) or 'unknown'} events are not network sessions")
+        if tname in TABLE_ROUTES:
+            return {TABLE_ROUTES[tname]: list(idx)}
+        what = tname or "rows of no recognised table"
+        return {Route(skip=f"{what}: not a table of network sessions portlens reads"): list(idx)}
+
+    # running a vendor parser --------------------------------------------------------------------
+    def _run(self, route: Route, tname: str, idx: np.ndarray, text: dict, times: pa.Array, path: str,
+             zones: dict | None = None, zone: str | None = None) -> Batch:
+        from . import all_sources
+        take = pa.array(idx)
+        lines_no = pc.take(text["_line"], take)
+        raws = pc.take(text["_raw"], take)
+        sub = {k: pc.take(v, take) for k, v in text.items() if not k.startswith("_")}
+        feed = route.feed
+        if feed == "cef-text":  # a CEF record inside a Syslog message: its vendor decides
+            msg = sub["SyslogMessage"]
+            out = []
+            vendor = pc.extract_regex(msg, r"CEF:\s?\d+\|(?P<v>(?:[^|\\]|\\.)*)\|(?P<p>(?:[^|\\]|\\.)*)\|")
+            v, p = pc.struct_field(vendor, "v"), pc.struct_field(vendor, "p")
+            text2 = {"DeviceVendor": v, "DeviceProduct": p}
+            local = np.arange(len(idx))
+            for r, rows in _route_by(local, [(_csl_match(text2, a, b), r) for a, b, r in CSL_ROUTES],
+                                     lambda i: _unrouted_vendor(text2, i)).items():
+                sel = np.array(sorted(rows), np.int64)
+                if r.skip:
+                    out.append(Batch(asim.empty_table(), asim.QUARANTINE_SCHEMA.empty_table(), len(sel), len(sel),
+                                     skipped_by={r.skip: len(sel)}))
+                else:
+                    out.append(self._run(Route(r.source, feed="line"), tname, idx[sel], text, times, path, zones, zone))
+            return _merge(out)
+        source = all_sources().get(route.source)
+        if source is None:  # pragma: no cover - a route names a source that does not exist
+            return Batch(asim.empty_table(), asim.QUARANTINE_SCHEMA.empty_table(), len(idx), len(idx),
+                         skipped_by={f"{route.source}: no such source": len(idx)})
+        if feed == "cef":
+            parsed = source.parse_lines(_cef_lines(sub, len(idx), route), lines_no, source.start(path))
+        elif feed == "line":
+            parsed = source.parse_lines(_nonnull(sub.get(route.column), len(idx)), lines_no, source.start(path))
+        elif feed == "json":
+            # the record carries the table's times already read (zone applied), as ISO text
+            for name, named in (zones or {}).items():
+                if name in sub and name != "TimeGenerated":
+                    local = named.lower().startswith("local")
+                    sub[name] = pc.strftime(parse_times(sub[name], zone if local else None), "%Y-%m-%dT%H:%M:%SZ")
+            sub["TimeGenerated"] = pc.strftime(pc.take(times, take), "%Y-%m-%dT%H:%M:%SZ")
+            parsed = source.map_records(pa.table({"_line": lines_no, "_raw": raws, "_error": pa.nulls(len(idx), pa.string()),
+                                                  "rec": _json_objects(sub, tname)}))
+        elif feed == "event":
+            parsed = source.map_records(pa.table({"_line": lines_no, "_raw": _event_xml(sub, len(idx)),
+                                                  "_error": pa.nulls(len(idx), pa.string()),
+                                                  "_skip": pa.repeat(pa.scalar(False), len(idx))}))
+        else:  # pragma: no cover
+            raise ValueError(f"unknown feed {feed}")
+        parsed = _with_export(parsed, lines_no, raws, pc.take(times, take))
+        batch = finish(guard_ints(parsed), path, self.name,
+                       {"EventVendor": source.vendor, "EventProduct": source.product, **source.defaults})
+        if batch.skipped:
+            batch.skipped_by[f"{source.vendor} {source.product}: records that are not network sessions".strip()] = batch.skipped
+        return batch
+
+
+# ---- per-row table and routes ----------------------------------------------------------------
+
+def _tables_per_row(text: dict, n: int) -> pa.Array:
+    typ = text.get("Type", pa.nulls(n, pa.string()))
+    inferred = pa.nulls(n, pa.string())
+    for table, needed in reversed(SIGNATURES):
+        if all(c in text for c in needed):
+            has = pc.is_valid(text[needed[0]])
+            for c in needed[1:]:
+                has = pc.and_(has, pc.is_valid(text[c]))
+            inferred = pc.if_else(has, pa.scalar(table), inferred)
+    return pc.fill_null(pc.coalesce(typ, inferred), "")
+
+
+def _group(table: pa.Array, ok: np.ndarray) -> dict[str, np.ndarray]:
+    values = np.array(table.to_pylist(), dtype=object)
+    out = {}
+    for name in dict.fromkeys(values[ok].tolist()):
+        out[name] = np.flatnonzero(ok & (values == name))
+    return out
+
+
+def _regex(values: pa.Array | None, pattern: str) -> np.ndarray | None:
+    if values is None:
+        return None
+    return pc.fill_null(pc.match_substring_regex(values, pattern), False).to_numpy(zero_copy_only=False)
+
+
+def _csl_match(text: dict, vendor: str, product: str) -> np.ndarray | None:
+    v, p = text.get("DeviceVendor"), text.get("DeviceProduct")
+    if v is None:
+        return None
+    hit = pc.fill_null(pc.equal(pc.utf8_lower(pc.utf8_trim_whitespace(v)), vendor.lower()), False)
+    if product and p is not None:
+        hit = pc.and_(hit, pc.fill_null(pc.match_substring_regex(pc.utf8_trim_whitespace(p), product), False))
+    return hit.to_numpy(zero_copy_only=False)
+
+
+def _route_by(idx, rules, unrouted) -> dict[Route, list[int]]:
+    out: dict[Route, list[int]] = {}
+    for i in idx:
+        for mask, route in rules:
+            if mask is not None and mask[i]:
+                out.setdefault(route, []).append(int(i))
+                break
+        else:
+            out.setdefault(Route(skip=unrouted(int(i))), []).append(int(i))
+    return out
+
+
+def _value(text: dict, name: str, i: int):
+    return text[name][i].as_py() if name in text else None
+
+
+def _unrouted_vendor(text: dict, i: int) -> str:
+    v, p = _value(text, "DeviceVendor", i), _value(text, "DeviceProduct", i)
+    return f"CommonSecurityLog: {v or '?'} {p or '?'} is not a network-session vendor portlens maps"
+
+
+def _nonnull(values: pa.Array | None, n: int) -> pa.Array:
+    return pa.repeat(pa.scalar("", pa.string()), n) if values is None else pc.fill_null(values, "")
+
+
+def _merge(parts: list[Batch]) -> Batch:
+    parts = [p for p in parts if p.records or p.table.num_rows or p.quarantine.num_rows]
+    if not parts:
+        return Batch(asim.empty_table(), asim.QUARANTINE_SCHEMA.empty_table(), 0, 0)
+    skipped_by: dict[str, int] = {}
+    notes: list[str] = []
+    for p in parts:
+        for k, v in p.skipped_by.items():
+            skipped_by[k] = skipped_by.get(k, 0) + v
+        notes.extend(p.notes)
+    return Batch(pa.concat_tables([p.table for p in parts]), pa.concat_tables([p.quarantine for p in parts]),
+                 sum(p.skipped for p in parts), sum(p.records for p in parts), skipped_by=skipped_by, notes=notes)
+
+
+def _with_export(parsed: pa.Table, lines_no: pa.Array, raws: pa.Array, times: pa.Array) -> pa.Table:
+    """The vendor's parsed rows with the export's record text in `_raw` and the table's
+    TimeGenerated (where readable) in TimeGenerated; rows are matched by `_line`."""
+    if parsed.num_rows == 0:
+        return parsed
+    keys = lines_no.to_numpy(zero_copy_only=False)
+    order = np.argsort(keys, kind="stable")
+    at = np.searchsorted(keys[order], parsed["_line"].to_numpy(), side="left")
+    at = np.minimum(at, len(order) - 1)
+    pos = pa.array(order[at])
+    parsed = parsed.set_column(parsed.schema.get_field_index("_raw"), "_raw", pc.take(raws, pos))
+    export_time = pc.take(times, pos)
+    iso = pc.strftime(export_time, "%Y-%m-%dT%H:%M:%SZ") if len(export_time) else pa.array([], pa.string())
+    if "TimeGenerated" in parsed.column_names:
+        own = parsed["TimeGenerated"]
+        own = own.cast(pa.string()) if not pa.types.is_string(own.type) else own
+        value = pc.coalesce(iso, own)
+        for name in ("EventStartTime", "EventEndTime"):  # the vendor's own time stays the event's
+            if name not in parsed.column_names:
+                parsed = parsed.append_column(name, own)
+        parsed = parsed.set_column(parsed.schema.get_field_index("TimeGenerated"), "TimeGenerated", value)
+    else:
+        parsed = parsed.append_column("TimeGenerated", iso)
+    return parsed
+
+
+# ---- feeds: the record each vendor parser reads -------------------------------------------------
+
+def _cef_escape_header(expr: str) -> str:
+    return f"replace(replace(coalesce({expr}, ''), '\\', '\\\\'), '|', '\\|')"
+
+
+def _cef_escape_value(expr: str) -> str:
+    return (f"replace(replace(replace(replace({expr}, '\\', '\\\\'), '=', '\\='), chr(10), '\\n'), "
+            f"chr(13), '\\r')")
+
+
+def _cef_lines(sub: dict, n: int, route: Route) -> pa.Array:
+    """The CEF record a CommonSecurityLog row was stored from: header from the Device* columns,
+    one `key=value` per filled column with a CEF key, then the AdditionalExtensions pairs."""
+    header = [f"coalesce({col(c)}, '')" if c in sub else "''" for c in CSL_HEADER]
+    header = [_cef_escape_header(h) for h in header]
+    pairs = []
+    for column, key in csl_extension_columns().items():
+        if column in sub and column != "Message":
+            pairs.append(f"CASE WHEN {col(column)} IS NOT NULL THEN {lit(key + '=')} || "
+                         f"{_cef_escape_value(col(column))} END")
+    if "Message" in sub:
+        message = col("Message")
+        if route.source == "cisco-asa":
+            message = _asa_message(sub)
+        pairs.append(f"CASE WHEN {message} IS NOT NULL THEN 'msg=' || {_cef_escape_value(message)} END")
+    if "AdditionalExtensions" in sub:
+        pairs.append(_extensions_sql(col("AdditionalExtensions")))
+    ext = f"concat_ws(' ', {', '.join(pairs)})" if pairs else "''"
+    joined = " || '|' || ".join(header)
+    # the row's Computer (the host that sent the record) as a nil-time RFC 5424 header
+    host = (f"CASE WHEN regexp_full_match({col('Computer')}, '[!-~]{{1,255}}') "
+            f"THEN '<13>1 - ' || {col('Computer')} || ' - - - - ' ELSE '' END || ") if "Computer" in sub else ""
+    sql = f"SELECT {host}'CEF:0|' || {joined} || '|' || {ext} AS line FROM t"
+    t = pa.table({k: v for k, v in sub.items()}) if sub else pa.table({"_": pa.nulls(n)})
+    return asim.query(sql, t=t)["line"].combine_chunks()
+
+
+def _extensions_sql(expr: str) -> str:
+    """AdditionalExtensions `k=v;k=v` -> CEF `k=v k=v` (values escaped). A `;` starts a new
+    pair only when a `key=` follows it."""
+    marked = (f"regexp_replace(regexp_replace({expr}, '^\\s*({_KEY})=', '\\1' || chr(2)), "
+              f"';\\s*({_KEY})=', chr(1) || '\\1' || chr(2), 'g')")
+    pieces = f"list_filter(string_split({marked}, chr(1)), lambda p: contains(p, chr(2)))"
+    return (f"CASE WHEN {expr} IS NOT NULL THEN array_to_string(list_transform({pieces}, lambda p: "
+            f"split_part(p, chr(2), 1) || '=' || "
+            f"{_cef_escape_value('trim(substr(p, strpos(p, chr(2)) + 1))')}), ' ') END")
+
+
+def _asa_message(sub: dict) -> str:
+    """The ASA syslog text of a CommonSecurityLog row: Message, with the `%ASA-<sev>-<id>:`
+    prefix the connector strips put back (severity from OriginalLogSeverity when numeric)."""
+    sev = "coalesce(TRY_CAST(OriginalLogSeverity AS INTEGER), TRY_CAST(LogSeverity AS INTEGER), 6)" \
+        if "OriginalLogSeverity" in sub and "LogSeverity" in sub else "6"
+    cid = col("DeviceEventClassID") if "DeviceEventClassID" in sub else "NULL"
+    msg = col("Message")
+    return (f"CASE WHEN regexp_matches({msg}, '%(ASA|FTD|PIX|FWSM)-') THEN {msg} "
+            f"WHEN {cid} IS NOT NULL THEN '%ASA-' || least(greatest({sev}, 0), 7) || '-' || {cid} || ': ' || "
+            f"regexp_replace({msg}, '^\\s*[0-9]{{6}}:\\s*', '') ELSE {msg} END")
+
+
+def _json_objects(sub: dict, tname: str) -> pa.Array:
+    """Each row as a JSON object of its non-null columns (text values), with `Type`."""
+    names = [c for c in sub if c != "Type"]
+    if not names:
+        return pa.repeat(pa.scalar(f'{{"Type": "{tname}"}}'), len(next(iter(sub.values()), [])))
+    args = ", ".join(f"{lit(c)}, {col(c)}" for c in names)
+    sql = (f"SELECT CAST(json_merge_patch(json_object('Type', {lit(tname)}), json_object({args})) AS VARCHAR) "
+           f"AS rec FROM t")
+    return asim.query(sql, t=pa.table(sub))["rec"].combine_chunks()
+
+
+def _xml_text(expr: str) -> str:
+    return f"replace(replace(replace(coalesce({expr}, ''), '&', '&amp;'), '<', '&lt;'), '>', '&gt;')"
+
+
+def _event_xml(sub: dict, n: int) -> pa.Array:
+    """The event record of an Event-table row: its System fields around the EventData XML."""
+    def c(name: str) -> str:
+        return col(name) if name in sub else "NULL"
+    sql = (f"SELECT '<Event><System><Provider Name=\"' || {_xml_text(c('Source'))} || '\"/>' || "
+           f"'<EventID>' || {_xml_text(c('EventID'))} || '</EventID>' || "
+           f"'<Computer>' || {_xml_text(c('Computer'))} || '</Computer>' || "
+           f"'</System>' || coalesce({c('EventData')}, '') || '</Event>' AS x FROM t")
+    return asim.query(sql, t=pa.table(sub))["x"].combine_chunks()
+
+
+SOURCE = Sentinel(
+    name="sentinel", vendor="", product="", priority=20,
+    forms=("Sentinel table exports, CSV (portal: `TimeGenerated [UTC]`/`[Local Time]`, `null`, with or "
+           "without _s/_d/_b/_g/_t suffixes) or JSON (array, JSON lines, query API {\"tables\":[...]})",
+           "CommonSecurityLog rows by DeviceVendor/DeviceProduct: Fortinet, Cisco ASA/FTD/Firepower, "
+           "Zscaler NSSFWlog, SonicWall, CrowdStrike FalconHost, Forcepoint NGFW, Barracuda, WatchGuard, "
+           "Palo Alto, Check Point (other vendors skipped, named)",
+           "Syslog rows by message: Cisco Meraki, Cisco ASA/FTD, FortiGate, WatchGuard, CEF; "
+           "Event rows of Sysmon (EventID 3)",
+           "vendor tables: Illumio_Flow_Events(2)_CL, CarbonBlackEvents_CL, SentinelOne_CL, barracuda_CL, "
+           "SecurityIoTRawEvent, AZFWNetworkRule/NatRule/ThreatIntel/IdpsSignature"),
+)
