@@ -40,6 +40,7 @@ def paths(*names: str) -> tuple[str, ...]:
 class JsonSource(GuardedSource):
     FIELDS: dict[str, tuple[str, ...]] = {}
     MARKERS: re.Pattern | None = None
+    ARRAYS: tuple[str, ...] = ("records",)  # wrapper keys whose array holds the records
     SQL = ""
 
     def sniff(self, head: bytes, path: str) -> bool:
