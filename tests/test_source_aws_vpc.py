@@ -266,3 +266,19 @@ def test_random_bytes_never_raise(data):
     min_size=1, max_size=10))
 def test_hostile_json_never_raises(lines):
     _write_and_parse(("\n".join(lines)).encode(), suffix=".json")
+
+
+def test_default_fields_followed_by_unheaded_extra_fields():
+    # held-out real logs: the default format with v3 / ECS fields appended and no header line
+    path = FIXTURES / "default_plus_extra_fields.log"
+    assert sources.detect(str(path)).name == "aws-vpc"
+    assert infer_format([path.read_text().splitlines()[0]])[0] == "v2 default + unnamed extra fields"
+    rows, quarantine, skipped, records = parse(path, SOURCE)
+    assert (records, rows.num_rows, quarantine.num_rows) == (3, 2, 1)
+    assert quarantine.column("reason").to_pylist() == [
+        "expected at least 14 fields (v2 default + unnamed extra fields), got 5"]
+    r = rows.to_pylist()
+    assert (r[0]["SrcIpAddr"], r[0]["DstPortNumber"], r[0]["DvcAction"], r[0]["NetworkBytes"]) == \
+        ("10.0.0.5", 443, "Allow", 8400)
+    assert r[0]["TimeGenerated"] == utc(2024, 5, 1, 10)
+    assert (r[1]["DstPortNumber"], r[1]["DvcAction"]) == (22, "Deny")

@@ -42,6 +42,12 @@ def detect(path: str) -> Source:
     if not head.strip():
         raise SourceError(f"{path}: file is empty")
     candidates = [s for s in all_sources().values() if s.sniff(head, path)]
+    if not candidates:  # a pretty-printed JSON document: sniff its records as JSON lines
+        from ._documents import head_lines
+        lines = head_lines(head, path)
+        if lines is not None:
+            candidates = [s for s in all_sources().values()
+                          if not s.reads_json_documents and s.sniff(lines, path)]
     if not candidates:
         tried = ", ".join(all_sources())
         raise SourceError(f"{path}: format not recognised (tried {tried}); use --source NAME")

@@ -56,6 +56,8 @@ class GuardedSource(Source):
     (`safe_parse`) and whose 32-bit columns are range-checked before conform (`guard_ints`).
     Subclasses implement `_parse(path, batch_lines, progress)`."""
 
+    reads_json_documents = True  # the JSON ones read documents through `json_records`
+
     def finish(self, parsed: pa.Table, path: str) -> Batch:
         return super().finish(guard_ints(parsed), path)
 

@@ -10,8 +10,10 @@ Raw forms accepted (gzip or not):
     `PORTLENS_AWS_VPC_FORMAT` (an AWS format string), else recognition among known layouts
     by checking every field's shape on the first lines: the v2 default (14 fields), "all
     fields" of v3/v4/v5/v7/v8 in AWS's table order, and the custom formats of AWS's own
-    examples (tcp-flags, transit gateway, traffic path, NAT gateway). If no layout fits, the
-    lines are quarantined with a reason asking for a header or the variable.
+    examples (tcp-flags, transit gateway, traffic path, NAT gateway). Records longer than
+    every layout (fields appended to the default format, ECS fields, ...) are read by the
+    longest default / "all fields" layout they start with; the extra fields are ignored. If no
+    layout fits, the lines are quarantined with a reason asking for a header or the variable.
 * **CloudWatch Logs JSON**: JSON lines with the record in `message` (and `timestamp` in ms,
   used when the format has no `start`), a subscription `{"logEvents": [...]}` document (one
   per line, concatenated `}{` or pretty-printed), or `aws logs filter-log-events` output
@@ -86,6 +88,9 @@ CATALOGUE: list[tuple[str, list[str]]] = [
     ("AWS example: NAT gateway", "instance-id interface-id srcaddr dstaddr pkt-srcaddr pkt-dstaddr".split()),
 ]
 
+# A layout read as the prefix of longer records (the fields after it have no header).
+PREFIX = " + unnamed extra fields"
+
 _IP = IP_RE
 _NUM = r"[0-9]+"
 _SHAPES = {
@@ -136,6 +141,12 @@ def infer_format(samples: list[str]) -> tuple[str, list[str]] | None:
     best = max(CATALOGUE, key=lambda c: sum(_fits(c[1], t) for t in token_lists))
     if sum(_fits(best[1], t) for t in token_lists) * 2 > len(token_lists):
         return best
+    # extra fields after a known layout (v3-v8 fields, ECS fields appended to the default
+    # format) without a header: read the longest "all fields" layout the records start with
+    for name, fields in sorted(CATALOGUE[:6], key=lambda c: -len(c[1])):
+        fit = sum(len(t) > len(fields) and _fits(fields, t[:len(fields)]) for t in token_lists)
+        if fit * 2 > len(token_lists):
+            return name + PREFIX, fields
     return None
 
 
@@ -234,7 +245,9 @@ def _text_sql(fields: list[str], fmt_name: str) -> str:
         index.setdefault(name, i)
     value = {name: f"NULLIF(f[{i}], '-')" for name, i in index.items()}
     n = len(fields)
-    select = _mapping_sql(value, f"len(f) <> {n}", f"{lit(f'expected {n} fields ({fmt_name}), got ')} || len(f)")
+    short = f"len(f) < {n}" if fmt_name.endswith(PREFIX) else f"len(f) <> {n}"
+    want = f"at least {n}" if fmt_name.endswith(PREFIX) else str(n)
+    select = _mapping_sql(value, short, f"{lit(f'expected {want} fields ({fmt_name}), got ')} || len(f)")
     return f"SELECT _line, _raw, {select} FROM seg"
 
 

@@ -48,7 +48,25 @@ _READ_ERRORS = (TruncatedInput, EOFError, zlib.error, gzip.BadGzipFile)
 
 def parse_file(source: "Source", path: str, batch_lines: int = BATCH_LINES) -> Iterator["Batch"]:
     """`source.parse(path)`, with a file that breaks off (a cut or corrupt gzip) ending in one
-    quarantine record after the last readable line, so what was readable still lands."""
+    quarantine record after the last readable line, so what was readable still lands. A JSON
+    document (pretty-printed object, array) given to a source that reads JSON lines is read as
+    the JSON lines of its records (`_documents`)."""
+    if not source.reads_json_documents:
+        from ._documents import as_json_lines
+        with as_json_lines(path) as lines_path:
+            if lines_path is not None:
+                for batch in _parse_file(source, lines_path, batch_lines):
+                    if batch.quarantine.num_rows:  # quarantine names the user's file
+                        q = batch.quarantine
+                        batch.quarantine = q.set_column(q.schema.get_field_index("file"), "file",
+                                                        pa.repeat(pa.scalar(path, q.schema.field("file").type),
+                                                                  q.num_rows))
+                    yield batch
+                return
+    yield from _parse_file(source, path, batch_lines)
+
+
+def _parse_file(source: "Source", path: str, batch_lines: int) -> Iterator["Batch"]:
     try:
         yield from source.parse(path, batch_lines)
     except _READ_ERRORS as e:
@@ -78,6 +96,7 @@ class Source:
     product: str = ""
     priority: int = 0
     defaults: dict = field(default_factory=dict)
+    reads_json_documents = False  # (not a field) True: parse() reads pretty JSON documents itself
 
     def sniff(self, head: bytes, path: str) -> bool:  # pragma: no cover - interface
         raise NotImplementedError

@@ -157,6 +157,8 @@ def csl_extension_columns() -> dict[str, str]:
 # ---- the source --------------------------------------------------------------------------------
 
 class Sentinel(Source):
+    reads_json_documents = True  # `_tables.Export` reads JSON documents itself
+
     def sniff(self, head: bytes, path: str) -> bool:
         return is_table_export(head)
 
