@@ -213,7 +213,8 @@ def empty_table() -> pa.Table:
     return SCHEMA.empty_table()
 
 
-def conform(columns: pa.Table | dict, *, defaults: dict | None = None) -> Conformed:
+def conform(columns: pa.Table | dict, *, defaults: dict | None = None,
+            strict_vocabulary: bool = True) -> Conformed:
     """Turn a batch of parsed columns (any subset of COLUMNS, already of the right type or text)
     into valid ASIM rows.
 
@@ -224,6 +225,12 @@ def conform(columns: pa.Table | dict, *, defaults: dict | None = None) -> Confor
       EventCount to 1, EventResult from DvcAction, EventSeverity from the result;
     - a row that breaks the schema (no time, unparseable value, port outside 0-65535, a value
       outside a vocabulary) is rejected with the first reason found.
+
+    strict_vocabulary=False is for rows that are already ASIM (the native source): vocabulary
+    columns are kept verbatim (only an empty value becomes null) and never reject a row,
+    because the KQL rule counts whatever the table holds ("tcp" and "TCP" are two series,
+    "Allowed" is a series of its own). `portlens status` lists such values as schema
+    warnings.
     """
     table = columns if isinstance(columns, pa.Table) else pa.table(columns)
     defaults = defaults or {}
@@ -235,7 +242,9 @@ def conform(columns: pa.Table | dict, *, defaults: dict | None = None) -> Confor
     # Vocabulary columns are mapped per distinct value (few) on the dictionary-encoded column,
     # not per row; a value outside the vocabulary marks its row in a `_bad_<name>` column.
     checks = []
-    for name, canonical in _VALUE_MAPS.items():
+    if not strict_vocabulary:
+        table = _verbatim_vocabulary(table, present)
+    for name, canonical in _VALUE_MAPS.items() if strict_vocabulary else ():
         if name in present:
             mapped, bad = _map_distinct(table[name], canonical)
             table = table.set_column(table.schema.get_field_index(name), name, mapped)
@@ -330,6 +339,19 @@ _VALUE_ERRORS = {"NetworkProtocol": "NetworkProtocol: unknown protocol",
                  **{name: f"{name}: not one of {', '.join(vocab.values())}" for name, vocab in _VOCABULARIES.items()}}
 _INT_RANGES = {**{name: (0, 65535, "port outside 0-65535") for name in PORT_COLUMNS},
                "NetworkIcmpCode": (0, 255, "ICMP code outside 0-255")}
+
+
+def _verbatim_vocabulary(table: pa.Table, present: set) -> pa.Table:
+    """Vocabulary columns as text, unmapped and untrimmed; only "" becomes null (KQL has no
+    null string: empty is its missing value)."""
+    for name in _VALUE_MAPS:
+        if name in present:
+            values = table[name]
+            if not pa.types.is_string(values.type):
+                values = pc.cast(values, pa.string())
+            values = pc.if_else(pc.equal(values, ""), pa.scalar(None, pa.string()), values)
+            table = table.set_column(table.schema.get_field_index(name), name, values)
+    return table
 
 
 def _map_distinct(column, canonical) -> tuple[pa.Array, pa.Array]:

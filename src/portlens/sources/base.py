@@ -119,9 +119,11 @@ class Source:
                                                 "EventProduct": self.product, **self.defaults})
 
 
-def finish(parsed: pa.Table, path: str, source: str, defaults: dict | None = None) -> Batch:
+def finish(parsed: pa.Table, path: str, source: str, defaults: dict | None = None, *,
+           strict_vocabulary: bool = True) -> Batch:
     """Route a parsed batch: skipped records are counted, records with a parser `_error` or a
-    schema violation go to quarantine with their line, the rest become ASIM rows."""
+    schema violation go to quarantine with their line, the rest become ASIM rows.
+    strict_vocabulary: see asim.conform (False only for rows that are already ASIM)."""
     records = parsed.num_rows
     names = parsed.column_names
     skipped = 0
@@ -137,7 +139,7 @@ def finish(parsed: pa.Table, path: str, source: str, defaults: dict | None = Non
             quarantined.append(asim.quarantine_rows(path, source, bad["_line"], bad["_error"], bad["_raw"]))
         parsed = parsed.filter(pc.invert(err))
     columns = parsed.drop_columns([c for c in parsed.column_names if c.startswith("_")])
-    result = asim.conform(columns, defaults=defaults)
+    result = asim.conform(columns, defaults=defaults, strict_vocabulary=strict_vocabulary)
     if len(result.rejected_index):
         lines = pc.take(parsed["_line"], result.rejected_index)
         raws = pc.take(parsed["_raw"], result.rejected_index)

@@ -2,6 +2,10 @@
 example an export of Sentinel's ASimNetworkSessionLogs table) and Parquet.
 
 Columns that are not ASIM are ignored (listed in `state["ignored"]`), never an error.
+Vocabulary columns (NetworkProtocol, NetworkDirection, DvcAction, ...) are kept verbatim, as
+the Sentinel rule counts them: a workspace's ASIM table can hold "tcp" or "Allowed", and the
+KQL makes a series of each (conform's strict_vocabulary=False). Only rows with no usable time
+or an impossible number (a port outside 0-65535) are quarantined.
 """
 
 from __future__ import annotations
@@ -63,7 +67,7 @@ class NativeAsim(Source):
                                 f"line AS _raw FROM good", good=good)
             malformed = pa.table({"_line": bad["n"], "_raw": bad["line"],
                                   "_error": pa.repeat(pa.scalar("not a JSON object"), bad.num_rows)})
-            yield finish(pa.concat_tables([parsed, malformed], promote_options="default"), path, self.name)
+            yield _finish(pa.concat_tables([parsed, malformed], promote_options="default"), path, self.name)
 
     def _csv(self, path: str, batch_lines: int) -> Iterator[Batch]:
         invalid: list[tuple[int, str]] = []
@@ -99,7 +103,7 @@ class NativeAsim(Source):
             raw = pc.binary_join_element_wise(*[pc.fill_null(table[c], "") for c in wanted], ",") \
                 if wanted else pa.nulls(table.num_rows, pa.string())
             table = table.append_column("_raw", raw)
-            batch = finish(table, path, self.name)
+            batch = _finish(table, path, self.name)
             yield self._with_invalid(batch, path, invalid, names)
             invalid.clear()
         if invalid:
@@ -125,7 +129,11 @@ class NativeAsim(Source):
             table = table.append_column("_line", pa.array(range(offset + 1, offset + n + 1), pa.int64()))
             table = table.append_column("_raw", pa.nulls(n, pa.string()))
             offset += n
-            yield finish(table, path, self.name)
+            yield _finish(table, path, self.name)
+
+
+def _finish(parsed: pa.Table, path: str, source: str) -> Batch:
+    return finish(parsed, path, source, strict_vocabulary=False)
 
 
 def _any_valid(table: pa.Table, columns: list[str]) -> pa.Array:
