@@ -214,3 +214,61 @@ def test_benchmark_labels_and_both_profiles_score_it(tmp_path):
     q.main(["--keys", "120", "--days", "80", "--seeds", "1", "--out", str(tmp_path / "q")])
     assert (tmp_path / "q.md").read_text().count("| surge x") == 5
     assert (tmp_path / "q.png").stat().st_size > 0
+
+
+# ---- the profile over a store's daily counts (the summary tier alone) -----------------------
+
+def _summary_export(path, end, days=90, surge=None):
+    """A NetworkSummary_Protocol_CL-shaped CSV: one row per key and day. Port 3389 follows
+    office hours (quiet weekends); port 445 is flat. `surge` multiplies 3389's last day."""
+    from datetime import timedelta
+    rng = np.random.default_rng(5)
+    lines = ["NetworkProtocol,DstPortNumber,DstAppName,NetworkDirection,DvcAction,EventTime,count_"]
+    for d in range(days):
+        day = end - timedelta(days=days - d)
+        weekend = day.weekday() >= 5
+        rdp = rng.poisson(60 if weekend else 900) * (surge if surge and d == days - 1 else 1)
+        lines.append(f"tcp,3389,,Inbound,Allow,{day.isoformat()},{int(rdp)}")
+        lines.append(f"tcp,445,,Inbound,Allow,{day.isoformat()},{rng.poisson(400)}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _profile_run(tmp_path, surge, days=1):
+    from datetime import datetime, timedelta, timezone
+
+    from portlens.rules import port_anomaly
+    from portlens.store import Store
+    end = datetime(2024, 6, 5, tzinfo=timezone.utc)          # a Wednesday: the last day is a Tuesday
+    store = Store(str(tmp_path / "s.duckdb"))
+    store.import_summaries(str(_summary_export(tmp_path / "export.csv", end, surge=surge)))
+    first = end - timedelta(days=days - 1)
+    n = improved.span_days(days)
+    span = port_anomaly.Window(end, days=n)
+    whole = port_anomaly.daily_series(store.daily_counts(span.start, n, port_anomaly.KEYS), span)
+    store.close()
+    return improved.score_windows(whole, first, days)
+
+
+def test_profile_scores_the_store_summaries_and_explains(tmp_path):
+    [(series, fit)] = _profile_run(tmp_path, surge=2)
+    assert series.totals.shape[1] == Params().history_days + 1
+    found = improved.survivors(series, fit).to_pylist()
+    assert [r["DstPortNumber"] for r in found] == [3389]
+    extra = improved.extras(fit, found[0]["_row"])
+    assert 800 < extra["expected"] < 1000 and extra["upper"] < series.totals[found[0]["_row"], -1]
+    assert extra["weekly_profile"] and extra["reason"] == "above the expected interval"
+    assert "sessions vs" in extra["explanation"]
+    # the rule's arrays are there too: the baseline is the expected value, NaN before the day
+    assert np.isnan(fit["baselines"][0, :-1]).all() and fit["baselines"][found[0]["_row"], -1] > 0
+
+
+def test_profile_backtest_days_match_single_runs(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    three, one = _profile_run(tmp_path / "a", surge=None, days=3), _profile_run(tmp_path / "b", surge=None)
+    (last_series, last_fit), (only_series, only_fit) = three[-1], one[0]
+    assert last_series.window.as_of == only_series.window.as_of
+    np.testing.assert_array_equal(last_series.totals, only_series.totals)
+    np.testing.assert_array_equal(last_fit["score"], only_fit["score"])
+    assert not any(f["alert"].any() for _, f in three)

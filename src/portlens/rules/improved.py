@@ -30,9 +30,13 @@ marks them. A few vectorised NumPy passes over an (n_series, days) array.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from statistics import NormalDist
 
 import numpy as np
+import pyarrow as pa
+
+from .port_anomaly import Series, Window, outage_days
 
 #: Median of a squared standard normal: median(Z^2) = 0.4549 * Var(Z).
 _MEDIAN_CHI2_1 = 0.454936
@@ -265,3 +269,80 @@ def _unstabilise(t, theta):
     """The count whose stabilised value is t (inf where that is beyond any count)."""
     with np.errstate(over="ignore"):
         return np.maximum(np.sinh(t * np.sqrt(theta) / 2) ** 2 / theta - 0.375, 0.0)
+
+
+# ---- the profile over the rule's daily series ------------------------------------------------
+# The rule's pipeline (counts -> daily Series -> score -> filter -> watchlist join -> alerts)
+# stays the same; `improved` needs a longer span of daily counts and replaces the scoring and
+# the filter. Each as-of gets a Series of history_days + 1 days (the scored day last) and a
+# fit with the same "scores"/"baselines" arrays as the rule's (NaN before the last day;
+# baseline = the expected count) plus the model's per-series results.
+
+#: collective_dips reads the four weeks before each day it judges.
+_DIP_LOOKBACK = 28
+#: Backtests score this many series per call at most (memory: rows x (history + 1) floats).
+_ROWS_PER_CALL = 200_000
+
+
+def span_days(days: int, params: Params = Params()) -> int:
+    """Daily bins to read for `days` consecutive as-of times: every scored day's history and
+    the weeks collective_dips reads before it."""
+    return days + params.history_days + _DIP_LOOKBACK
+
+
+def score_windows(whole, first_as_of, days: int, params: Params = Params()) -> list[tuple]:
+    """(Series, fit) for each of `days` as-of times from first_as_of, from `whole`: a
+    port_anomaly.Series over span_days(days) days ending at the last as-of. All scored days
+    of all keys go through score_last_day in one call."""
+    n, total = whole.totals.shape
+    length = params.history_days + 1
+    first = total - days                                   # column of the first scored day
+    if first < length - 1:
+        raise ValueError(f"a span of {total} days is too short for {days} scored days")
+    outage = outage_days(whole)
+    left_out = outage | collective_dips(whole.totals, outage)
+    cols = np.arange(first, total)[:, None] + np.arange(1 - length, 1)[None, :]   # (days, length)
+    mask = left_out[cols]
+    mask[:, -1] = outage[first:]                           # the scored day: silent only on an outage
+    out = []
+    step = max(1, _ROWS_PER_CALL // max(n, 1))            # as-of times scored per call
+    for d0 in range(0, days, step):
+        chunk = cols[d0:d0 + step]
+        scored = score_last_day(whole.totals[:, chunk].transpose(1, 0, 2).reshape(-1, length),
+                                np.repeat(mask[d0:d0 + step], n, axis=0), params) if n else None
+        for i, part in enumerate(chunk):
+            series = Series(Window(first_as_of + timedelta(days=d0 + i), days=length), whole.keys,
+                            whole.totals[:, part], {t: [v[c] for c in part] for t, v in whole.tiers.items()})
+            out.append((series, None if scored is None else _fit(scored, slice(i * n, (i + 1) * n), length)))
+    return out
+
+
+def _fit(s: Scores, rows: slice, length: int) -> dict:
+    """One as-of's results, with the rule's fit arrays (scores and baselines per day)."""
+    part = {name: getattr(s, name)[rows] for name in Scores.__dataclass_fields__}
+    scores = np.full((len(part["score"]), length), np.nan)
+    baselines = scores.copy()
+    scores[:, -1], baselines[:, -1] = part["score"], part["expected"]
+    return {"scores": scores, "baselines": baselines, **part}
+
+
+def survivors(series, fit: dict | None):
+    """The filter: keys whose last day alerts (`_row` = the key's row), as the rule's
+    port_anomaly.survivors gives them."""
+    keep = np.flatnonzero(fit["alert"]) if fit is not None else np.zeros(0, np.int64)
+    return series.keys.take(pa.array(keep, pa.int64())).append_column("_row", pa.array(keep, pa.int64()))
+
+
+def extras(fit: dict, row: int) -> dict:
+    """What an alert's series carries beyond the rule's numbers: the expected count for the
+    day, the interval that would not have alerted, and why, in words."""
+    s = Scores(**{name: fit[name][row:row + 1] for name in Scores.__dataclass_fields__})
+    return {"expected": _number(s.expected[0]), "lower": _number(s.lower[0]), "upper": _number(s.upper[0]),
+            "history_days": int(s.history[0]), "weekly_profile": bool(s.seasonal[0]),
+            "weekday_factor": _number(s.weekday_factor[0]), "reason": REASONS[int(s.reason[0])],
+            "explanation": explain(s, 0)}
+
+
+def _number(v) -> float | None:
+    """Rounded for JSON; NaN and inf (no bound) become None."""
+    return round(float(v), 3) if np.isfinite(v) else None
