@@ -225,8 +225,9 @@ class ZeroSpread(str, Enum):
 
 class Tier(str, Enum):
     auto = "auto"
-    summaries = "summaries"
+    sentinel_raw = "sentinel-raw"
     raw = "raw"
+    summaries = "summaries"
 
 
 class MissingDays(str, Enum):
@@ -247,7 +248,7 @@ def detect_cmd(db: str = DbOption,
                output: str = typer.Option("-", "--output", "-o", help="File to write, '-' for stdout."),
                zero_spread: ZeroSpread = typer.Option(ZeroSpread.inf, "--zero-spread", help="Score when the residual spread is zero (spec §8): inf or zero."),
                summaries: Optional[List[str]] = typer.Option(None, "--summaries", help="Read summary Parquet/CSV files (path, folder or glob) instead of a store."),
-               tier: Tier = typer.Option(Tier.auto, "--tier", help="Where counts come from: auto (summaries, raw where none), summaries or raw."),
+               tier: Tier = typer.Option(Tier.auto, "--tier", help="Where counts come from (docs/kql.md, Data selection). Sentinel's: auto (the rule's allData union: summaries; the legacy table only without recent summaries; raw sessions only without either) or sentinel-raw (a workspace without summaries: raw sessions of the last 3-4 days). portlens' own: raw (every raw session of the 14 days) or summaries (auto without its raw branch)."),
                missing_days: MissingDays = typer.Option(MissingDays.zero, "--missing-days", help="zero: an empty day is 0, as in KQL; skip: leave days with no data at all (outages) out of the trend."),
                date_from: Optional[str] = typer.Option(None, "--from", help="Backtest: run as of every day from this date ..."),
                date_to: Optional[str] = typer.Option(None, "--to", help="... to this date (inclusive), in one pass over the data."),

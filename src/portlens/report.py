@@ -32,8 +32,9 @@ OUTAGE = "#e4e4e4"
 
 TIER_NOTES = {
     "summary": "20-minute summaries built when log files were ingested",
-    "raw": "raw sessions (files without summaries)",
-    "imported": "summaries imported from Sentinel exports",
+    "raw": "raw sessions (the rule's raw fallback, or --tier raw)",
+    "imported": "NetworkSummary_Protocol_CL rows imported from Sentinel exports",
+    "legacy": "NetworkCustomAnalytics_protocol_CL rows (counted only without recent summaries)",
 }
 TALKER_FIELDS = (("SrcIpAddr", "Top sources"), ("DstIpAddr", "Top destinations"),
                  ("Dvc", "Reporting devices"))

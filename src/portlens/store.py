@@ -22,7 +22,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import asim, summary
+from . import asim, selection, summary
 from .sources import Source, SourceError, detect, get
 from .sources.base import parse_file
 
@@ -204,11 +204,14 @@ class Store:
             file_id = _one(con, "SELECT nextval('file_ids')")[0]
             _append(con, "summaries", rows, file_id, first=True)
             total = int(pc.sum(rows["count_"]).as_py() or 0)
+            # kind: 'summaries' (NetworkSummary_Protocol_CL, portlens/Spark Parquet) or
+            # 'legacy-summaries' (NetworkCustomAnalytics_protocol_CL): the rule gates them apart.
+            kind = "legacy-summaries" if summary.table_name(rows) == summary.LEGACY_TABLE else "summaries"
             _run(con, "INSERT INTO files (file_id, path, sha256, bytes, source, ingested_at, records, "
                       "sessions, quarantined, skipped, state, kind, summarized) "
-                      "VALUES (?, ?, ?, ?, 'summaries', ?, ?, ?, 0, 0, 'done', 'summaries', true)",
+                      "VALUES (?, ?, ?, ?, 'summaries', ?, ?, ?, 0, 0, 'done', ?, true)",
                  [file_id, os.path.abspath(path), digest, os.path.getsize(path),
-                  datetime.now(timezone.utc), rows.num_rows, total])
+                  datetime.now(timezone.utc), rows.num_rows, total, kind])
             _run(con, "COMMIT")
         except BaseException:
             _run(con, "ROLLBACK")
@@ -235,10 +238,13 @@ class Store:
                               "(SELECT file_id FROM files WHERE kind = 'sessions')")[0]
 
     def export_summaries(self, path: str) -> int:
-        """Write the store's summaries in the NetworkSummary_Protocol_CL shape (Parquet for
-        *.parquet, else CSV); summed over files. Returns rows written."""
-        rows = self.query("SELECT * FROM (" + _summed("summaries s JOIN files f USING (file_id) "
-                                                      "WHERE f.state = 'done'") + ") ORDER BY EventTime")
+        """Write the store's NetworkSummary_Protocol_CL rows (Parquet for *.parquet, else CSV)
+        exactly as detect counts them: summed over files, each 20-minute bin from one side
+        where imported summaries overlap local ones. Imported legacy
+        NetworkCustomAnalytics_protocol_CL rows are a different table for the rule (counted
+        only without recent summaries) and are not written. Returns rows written."""
+        rows = self.query("SELECT * FROM (" + _summed(f"({selection.summary_rows(self.relations())})")
+                          + ") ORDER BY EventTime")
         summary.write(rows, path)
         return rows.num_rows
 
@@ -303,55 +309,29 @@ class Store:
     def query(self, text: str, params: list | None = None) -> pa.Table:
         return self.con.sql(text, params=params or None).to_arrow_table()
 
+    def relations(self) -> selection.Relations:
+        """The store as the rule's data selection reads it (see selection.py): summary rows
+        tagged by origin, and the retained raw sessions."""
+        origin = ("CASE f.kind WHEN 'sessions' THEN 'summary' WHEN 'legacy-summaries' THEN 'legacy' "
+                  "ELSE 'imported' END")
+        return selection.Relations(
+            self.con, f"SELECT s.*, {origin} AS origin FROM summaries s JOIN files f USING (file_id) "
+                      "WHERE f.state = 'done'", "SELECT * FROM ingested")
+
+    def window_counts(self, first_as_of: datetime, windows: int, keys: tuple[str, ...],
+                      tier: str = "auto") -> selection.Selected:
+        """The counts the rule reads as of first_as_of and each of the next windows-1 days
+        (selection.select: the KQL's allData union by default)."""
+        return selection.select(self.relations(), first_as_of, windows, keys, tier)
+
     def daily_counts(self, start: datetime, days: int, keys: tuple[str, ...],
                      tier: str = "auto") -> pa.Table:
-        """Session counts (KQL count()) per key and per daily bin anchored at `start`.
-
-        Rows without a destination port are left out (the rule's isnotempty(DstPortNumber)).
-        Local data is the summaries of ingested files plus the raw sessions of ingested files
-        that have no summaries. Imported summaries (Sentinel exports) describe the same traffic
-        from elsewhere, so each 20-minute bin is counted from one side only: the imported rows
-        when they counted more sessions in that bin than the local data (they are the more
-        complete view, e.g. the bin where local logs begin), the local data otherwise.
-        Summary rows fall in the day of their bin start (EventTime), as in KQL; raw rows by
-        their exact time. With as-of on a 20-minute boundary the two agree exactly.
-        tier="raw" counts raw sessions only, tier="summaries" summaries only.
-        The result has a `tier` column: 'summary', 'raw' or 'imported'.
-        """
-        if tier not in ("auto", "raw", "summaries"):
-            raise ValueError(f"unknown tier {tier!r}")
-        cols = ", ".join(f'"{k}"' for k in keys)
-        end = start + timedelta(days=days)
-        day = f"CAST(floor(epoch_us(t - TIMESTAMPTZ '{start.isoformat()}') / 86400e6) AS INTEGER)"
-        window = f"BETWEEN TIMESTAMPTZ '{start.isoformat()}' AND TIMESTAMPTZ '{end.isoformat()}'"
-        local = f"""SELECT s.*, f.kind FROM summaries s JOIN files f USING (file_id)
-                    WHERE f.state = 'done' AND s.EventTime {window} AND s.EventTime < TIMESTAMPTZ '{end.isoformat()}'"""
-        raw_files = "(SELECT file_id FROM files WHERE state = 'done' AND kind = 'sessions'" + \
-            ("" if tier == "raw" else " AND NOT summarized") + ")"
-        raw = f"""SELECT {cols}, TimeGenerated AS t, 1 AS c, 'raw' AS tier FROM sessions
-                  WHERE file_id IN {raw_files} AND TimeGenerated {window}
-                  AND TimeGenerated < TIMESTAMPTZ '{end.isoformat()}'"""
-        parts = {
-            "raw": raw,
-            "summaries": f"SELECT {cols}, EventTime AS t, count_ AS c, CASE kind WHEN 'sessions' THEN "
-                         f"'summary' ELSE 'imported' END AS tier FROM ({local})",
-            "auto": f"""WITH loc AS (SELECT {cols}, EventTime AS t, count_ AS c, 'summary' AS tier
-                                     FROM ({local}) WHERE kind = 'sessions'),
-                             r AS ({raw}),
-                             imp AS (SELECT {cols}, EventTime AS t, count_ AS c, 'imported' AS tier
-                                     FROM ({local}) WHERE kind = 'summaries'),
-                             local_bins AS (SELECT b, sum(c) AS total FROM (
-                                 SELECT t AS b, c FROM loc UNION ALL SELECT {summary.bin_sql('t')}, c FROM r)
-                                 GROUP BY b),
-                             imported_bins AS (SELECT i.b FROM (SELECT t AS b, sum(c) AS total FROM imp GROUP BY b) i
-                                 LEFT JOIN local_bins l USING (b) WHERE l.total IS NULL OR i.total > l.total)
-                        SELECT * FROM loc WHERE t NOT IN (SELECT b FROM imported_bins)
-                        UNION ALL SELECT * FROM r WHERE {summary.bin_sql('t')} NOT IN (SELECT b FROM imported_bins)
-                        UNION ALL SELECT * FROM imp WHERE t IN (SELECT b FROM imported_bins)""",
-        }
-        return self.query(
-            f"SELECT {cols}, {day} AS bin, tier, sum(c)::BIGINT AS n FROM ({parts[tier]}) "
-            f"WHERE DstPortNumber IS NOT NULL AND t >= TIMESTAMPTZ '{start.isoformat()}' GROUP BY ALL")
+        """Session counts per key and per daily bin of the window [start, start + days), as
+        the rule run at start + days reads them (selection.py). Rows without a destination
+        port are left out (isnotempty(DstPortNumber)). Columns: keys..., bin, tier, n; tier
+        is 'summary' (ingested files), 'imported', 'legacy' or 'raw'."""
+        return selection.one_window(selection.select(self.relations(), start + timedelta(days=days),
+                                                     1, keys, tier, days))
 
     def bin_counts(self, start: datetime, end: datetime, keys: tuple[str, ...],
                    per_bin: bool = False) -> tuple[pa.Table, str]:

@@ -26,6 +26,8 @@ from . import asim
 from .sources.base import SourceError, parse_file, read_head
 
 BIN_MINUTES = 20
+TABLE = "NetworkSummary_Protocol_CL"
+LEGACY_TABLE = "NetworkCustomAnalytics_protocol_CL"
 KEYS = ("NetworkProtocol", "DstPortNumber", "DstAppName", "NetworkDirection", "DvcAction")
 
 SCHEMA = pa.schema([
@@ -113,7 +115,15 @@ def read(path: str) -> pa.Table:
     if bad.num_rows:
         row, why = bad["_row"][0].as_py(), bad["why"][0].as_py()
         raise SourceError(f"{path}: summary row {row}: {why}")
-    return rows.select(SCHEMA.names).cast(SCHEMA)
+    # Which Sentinel table the rows are matters to the rule (the legacy one is counted only
+    # without recent NetworkSummary_Protocol_CL rows): recorded in the schema metadata.
+    table = LEGACY_TABLE if any(n in LEGACY_COLUMNS for n in names) else TABLE
+    return rows.select(SCHEMA.names).cast(SCHEMA).replace_schema_metadata({b"table": table.encode()})
+
+
+def table_name(rows: pa.Table) -> str:
+    """The Sentinel table that summary rows read by `read` came from."""
+    return ((rows.schema.metadata or {}).get(b"table") or TABLE.encode()).decode()
 
 
 def write(rows: pa.Table, path: str) -> None:
@@ -163,23 +173,39 @@ def from_raw_files(paths: list[str], source: str = "auto") -> tuple[pa.Table, di
 
 
 class SummaryFiles:
-    """Summary rows read straight from files, for `detect --summaries` without a store."""
+    """Summary rows read straight from files, for `detect --summaries` without a store; the
+    rule reads them through the same data selection as a store's imported summaries."""
 
     def __init__(self, patterns: list[str]):
+        import duckdb
         self.paths = expand(patterns)
-        self.rows = combine(pa.concat_tables([read(p) for p in self.paths]))
+        parts = []
+        for p in self.paths:
+            rows = read(p)
+            origin = "legacy" if table_name(rows) == LEGACY_TABLE else "imported"
+            parts.append(rows.append_column("origin", pa.repeat(pa.scalar(origin), rows.num_rows)))
+        self.rows = pa.concat_tables([t.replace_schema_metadata(None) for t in parts])
+        self.con = duckdb.connect()
+        self.con.execute("SET TimeZone = 'UTC'")
+        self.con.register("summary_rows", self.rows)
 
     def newest_time(self):
         newest = pc.max(self.rows["EventTime"]).as_py()
         return None if newest is None else newest + timedelta(minutes=BIN_MINUTES) - timedelta(microseconds=1)
 
+    def relations(self):
+        from . import selection
+        return selection.Relations(self.con, "SELECT * FROM summary_rows", None)
+
+    def window_counts(self, first_as_of: datetime, windows: int, keys: tuple[str, ...], tier: str = "auto"):
+        from . import selection
+        if tier in ("raw", "sentinel-raw"):
+            raise SourceError(f"--tier {tier} needs a store; summary files hold no raw sessions")
+        return selection.select(self.relations(), first_as_of, windows, keys, tier)
+
     def daily_counts(self, start: datetime, days: int, keys: tuple[str, ...], tier: str = "auto") -> pa.Table:
-        if tier == "raw":
-            raise SourceError("--tier raw needs a store; summary files hold no raw sessions")
-        cols = ", ".join(f'"{k}"' for k in keys)
-        end = start + timedelta(days=days)
-        return asim.query(
-            f"SELECT {cols}, CAST(floor(epoch_us(EventTime - TIMESTAMPTZ '{start.isoformat()}') / 86400e6) "
-            f"AS INTEGER) AS bin, 'imported' AS tier, sum(count_)::BIGINT AS n FROM r "
-            f"WHERE DstPortNumber IS NOT NULL AND EventTime >= TIMESTAMPTZ '{start.isoformat()}' "
-            f"AND EventTime < TIMESTAMPTZ '{end.isoformat()}' GROUP BY ALL", r=self.rows)
+        from . import selection
+        if tier in ("raw", "sentinel-raw"):
+            raise SourceError(f"--tier {tier} needs a store; summary files hold no raw sessions")
+        return selection.one_window(selection.select(self.relations(), start + timedelta(days=days),
+                                                     1, keys, tier, days))

@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .. import asim, kql, summary
+from .. import asim, kql, selection, summary
 from ..alerts import alert_id, iso, split_tactics
 from ..monitor import MonitorConfig, expanded, match_mask
 
@@ -84,7 +84,7 @@ def default_as_of(newest: datetime) -> datetime:
 
 def run(store, config: MonitorConfig, as_of: datetime, *, zero_spread: str = "inf",
         tier: str = "auto", missing_days: str = "zero") -> Detection:
-    """The rule over a store (or anything with daily_counts) as of one time."""
+    """The rule over a store (or anything with window_counts) as of one time."""
     return backtest(store, config, as_of, 1, zero_spread=zero_spread, tier=tier,
                     missing_days=missing_days)[0]
 
@@ -201,21 +201,22 @@ def detect(series: Series, config: MonitorConfig, *, zero_spread: str = "inf",
 def backtest(store, config: MonitorConfig, first_as_of: datetime, days: int, *,
              zero_spread: str = "inf", tier: str = "auto", missing_days: str = "zero") -> list[Detection]:
     """The rule as of first_as_of and each of the following days-1 days, from one pass over
-    the data: the daily counts of the whole span are read once, every day's 14-day window is
-    a slice of that matrix, and all windows are decomposed in one vectorized call."""
+    the data: the daily counts of the whole span are read once (selection.py: the KQL's data
+    selection for each run time), every day's 14-day window is a slice of that matrix, and
+    all windows are decomposed in one vectorized call."""
     if days < 1:
         raise ValueError("a backtest needs at least one day")
     span = Window(first_as_of + timedelta(days=days - 1), days=LOOKBACK_DAYS + days - 1)
-    whole = daily_series(store.daily_counts(span.start, span.days, KEYS, tier=tier), span)
-    windows = [Series(Window(first_as_of + timedelta(days=d)), whole.keys,
-                      whole.totals[:, d:d + LOOKBACK_DAYS],
-                      {t: v[d:d + LOOKBACK_DAYS] for t, v in whole.tiers.items()}) for d in range(days)]
-    if whole.totals.shape[0] == 0:
+    keys, totals, tiers = selection.window_matrices(
+        store.window_counts(first_as_of, days, KEYS, tier=tier), KEYS)
+    windows = [Series(Window(first_as_of + timedelta(days=d)), keys, totals[d], tiers[d])
+               for d in range(days)]
+    if totals.shape[1] == 0:
         return [detect(w, config) for w in windows]
-    stacked = Series(span, whole.keys, np.concatenate([w.totals for w in windows]))
+    stacked = Series(span, keys, np.concatenate([w.totals for w in windows]))
     outage = np.concatenate([np.broadcast_to(outage_days(w), w.totals.shape) for w in windows])
     fit = score_series(stacked, zero_spread=zero_spread, missing_days=missing_days, outage=outage)
-    n = whole.totals.shape[0]
+    n = totals.shape[1]
     return [detect(w, config, missing_days=missing_days,
                    fit={k: v[d * n:(d + 1) * n] for k, v in fit.items()})
             for d, w in enumerate(windows)]
