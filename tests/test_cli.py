@@ -78,18 +78,18 @@ def test_normalize_writes_json_lines_and_parquet(tmp_path):
     (["detect", "--db", "missing.duckdb"], ["missing.duckdb", "no such store"]),
     (["normalize", "garbage.bin"], ["garbage.bin", "not recognised"]),
     (["ingest", "garbage.bin", "--source", "warp"], ["unknown source 'warp'"]),
-    (["config", "check", "bad.csv"], ["bad.csv", "line 2", "Ports"]),
+    (["config", "check", "bad.csv"], ["bad.csv", "line 1", "Ports"]),
     (["detect", "--db", "data.duckdb", "--as-of", "yesterday"], ["--as-of", "ISO-8601"]),
-    (["detect", "--db", "data.duckdb", "--config", "bad.csv"], ["bad.csv", "line 2"]),
+    (["detect", "--db", "data.duckdb", "--config", "bad.csv"], ["bad.csv", "line 1"]),
     (["detect", "--db", "data.duckdb", "--format", "xml"], ["--format", "xml"]),
     (["ingest"], ["Missing argument"]),
     (["frobnicate"], ["No such command"]),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, args, words):
     (tmp_path / "garbage.bin").write_bytes(b"\x00\x01 this is nothing portlens knows\n")
-    (tmp_path / "bad.csv").write_text(
-        "Ports,App,Protocol,Direction,Action,Type,ThresholdType,Threshold,Severity,Tactic,Name,Description\n"
-        "33x,*,*,*,*,Detection,Anomaly,,High,Execution,x,y\n")
+    (tmp_path / "bad.csv").write_text(  # no Ports column: not a watchlist at all
+        "Port,App,Protocol,Direction,Action,Type,ThresholdType,Threshold,Severity,Tactic,Name,Description\n"
+        "3389,*,*,*,*,Detection,Anomaly,,High,Execution,x,y\n")
     rdp_history(tmp_path / "rdp.jsonl", datetime(2024, 5, 15, tzinfo=timezone.utc))
     assert portlens("ingest", "rdp.jsonl", "--db", "data.duckdb", cwd=tmp_path).returncode == 0
     assert_user_error(portlens(*args, cwd=tmp_path), *words)

@@ -104,10 +104,11 @@ def test_bom_quotes_extra_columns_and_multiline(tmp_path):
     assert config.path == str(path)
     assert [r.line for r in config.rows] == [2, 3, 5]
     ssh = config.rows[1]
-    assert ssh.protocols == ("TCP", "UDP") and ssh.actions == ("Allow", "Drop ICMP")
+    assert ssh.protocols == (" TCP ", "UDP") and ssh.actions == ("Allow", "Drop ICMP")  # as split() gives them
     assert ssh.description == "a, b\nc" and not ssh.enabled
     assert [r.line for r in config.select("Detection", "Anomaly")] == [2, 5]
-    assert any("line 3, column Protocol: whitespace around 'TCP'" in w for w in config.warnings)
+    # " TCP " still has "TCP" (a whole-term match): nothing to warn about.
+    assert not any("column Protocol" in w for w in config.warnings)
 
 
 def test_expanded_cross_product_and_wildcard_ports(tmp_path):
@@ -122,7 +123,7 @@ def test_expanded_cross_product_and_wildcard_ports(tmp_path):
     assert config.rows[1].ports is None
     text = "\n".join(config.warnings)
     assert "line 3, column Ports: '*' matches no port" in text
-    assert "line 4, column Ports: '25' is listed twice" in text
+    assert "line 4, column Ports: ' 25' is not written as '25' (the KQL compares the text): Sentinel never matches it" in text
 
 
 @pytest.mark.parametrize("row, line_col, msg", [
@@ -134,25 +135,23 @@ def test_expanded_cross_product_and_wildcard_ports(tmp_path):
     ("1,*,*,*,*,Detection,Dynamic,,High,,N,D", "line 3, column ThresholdType", "'Dynamic'"),
     ("1,*,*,*,*,Detection,Anomaly,,Critical,,N,D", "line 3, column Severity", "'Critical'"),
     ("1,*,*,*,*,Detection,Static,ten,High,,N,D", "line 3, column Threshold", "'ten' is not"),
-    ("1,*,*,*,*,Detection,Static,,High,,N,D", "line 3, column Threshold", "needs a Threshold"),
+    ("1,*,*,*,*,Detection,Static,,High,,N,D", "line 3, column Threshold", "without a Threshold never fires"),
     ("1,*,*,*,*,Detection,Anomaly,,High,, ,D", "line 3, column Name", "Name is empty"),
     ("1,*,*,*,*,Detection,Anomaly", "line 3, column Threshold", "row has 7 fields"),
 ])
-def test_bad_row(tmp_path, row, line_col, msg):
+def test_bad_row_is_a_warning_and_the_rest_loads(tmp_path, row, line_col, msg):
+    # Issue 10 item 6: Sentinel's filter reads such a row (or skips it); the run goes on.
     path = write(tmp_path, HEADER, GOOD, row)
-    with pytest.raises(ConfigError) as exc:
-        load_config(path)
-    text = str(exc.value)
-    assert text.startswith(f"{path} {line_col}: ")
-    assert msg in text and "\n" not in text
-    assert isinstance(exc.value, ValueError) and exc.value.line == 3
+    config = load_config(path)
+    [warning] = [w for w in config.warnings if w.startswith(f"{path} {line_col}: ")]
+    assert msg in warning and "\n" not in warning
+    assert config.rows[0].line == 2
 
 
 def test_line_numbers_count_blank_and_multiline(tmp_path):
     path = write(tmp_path, HEADER, "", '1,*,*,*,*,Detection,Anomaly,,High,,N,"two\nlines"',
                  "x,*,*,*,*,Detection,Anomaly,,High,,N,D")
-    with pytest.raises(ConfigError, match=r"line 5, column Ports"):
-        load_config(path)
+    assert any("line 5, column Ports: 'x'" in w for w in load_config(path).warnings)
 
 
 def test_missing_column(tmp_path):

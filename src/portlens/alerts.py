@@ -48,6 +48,13 @@ def write_jsonl(alerts: Iterable[dict], out: IO[str], fmt: str = "jsonl") -> Non
 _SEVERITY_STYLE = {"High": "bold red", "Medium": "yellow", "Low": "cyan", "Informational": "dim"}
 
 
+def _severity(value: str) -> str:
+    # A watchlist may carry any Severity (Sentinel runs every row but "Disabled").
+    from rich.markup import escape
+    style = _SEVERITY_STYLE.get(value)
+    return f"[{style}]{escape(value)}[/]" if style else escape(value)
+
+
 def render_table(alerts: list[dict], console: Console, *, as_of: str, series_count: int) -> None:
     if not alerts:
         console.print(f"No alerts as of {as_of} ({series_count} series scored).")
@@ -60,7 +67,7 @@ def render_table(alerts: list[dict], console: Console, *, as_of: str, series_cou
     for a in alerts:
         top = a["series"][0]
         table.add_row(
-            f"[{_SEVERITY_STYLE.get(a['Severity'], '')}]{a['Severity']}[/]",
+            _severity(a["Severity"]),
             f"{a['title']}\n[dim]{a['Tactic']}[/]",
             a["DstPortNumber"],
             " / ".join(", ".join(a[k]) or "-" for k in ("NetworkProtocols", "NetworkDirections", "DvcActions")),

@@ -256,6 +256,9 @@ def detect_cmd(db: str = DbOption,
                retries: int = typer.Option(3, "--retries", help="Delivery attempts per alert and sink in this run.")) -> None:
     """Run the port-anomaly rule on the store (or on summary files); --from/--to backtests."""
     cfg = monitor.load_config(config)
+    if config is not None and cfg.warnings:  # read as Sentinel reads it; say so, go on
+        err.print(f"warning: {cfg.path}: {len(cfg.warnings)} watchlist warning(s); "
+                  f"'portlens config check {cfg.path}' lists them", markup=False, highlight=False)
     sinks = _sinks(deliver)
     if sinks and summaries:
         raise UsageError("--deliver needs a store (it keeps the outbox); not with --summaries")

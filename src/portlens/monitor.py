@@ -11,15 +11,25 @@ This module loads and validates that CSV (:func:`load_config`), produces the
 mv-expand result (:func:`expanded`) and implements the ``== "*" or has``
 test (:func:`matches`, :func:`match_mask`).
 
-Documented choices where Sentinel's behaviour is silent or accidental:
+Items are compared as the KQL compares them (docs/kql.md, "The watchlist"):
 
-* ``Ports`` ``*`` matches *no* port: the rule joins on port equality, so a
-  wildcard row never reaches an alert. Such rows load (``ports is None``), are
-  warned about, and expand to nothing.
-* List items are stripped of surrounding whitespace (with a warning), empty
-  items are dropped (with a warning; in KQL they could never match) and
-  repeated items are collapsed (KQL would emit duplicate alerts).
-* A ``*`` item in a list makes the whole column a wildcard.
+* ``split`` does not trim. ``Ports == tostring(DstPortNumber)`` is text equality,
+  so a port item matches only the plain decimal text of a port: ``0443``,
+  ``" 445"`` or ``*`` never match. Such items are left out of ``ports`` with a
+  warning that Sentinel never matches them (``ports is None`` for a cell that is
+  exactly ``*``).
+* Protocol/Direction/Action items are kept as written. An item is a wildcard
+  only when it is exactly ``*`` (a ``*`` item makes the whole column one); any
+  other item goes through KQL's case-insensitive whole-term ``has``, so an empty
+  item (an empty cell) or one without a letter or digit never matches and is
+  warned about. Repeated items are collapsed (KQL would join twice; the alert's
+  sets are the same).
+* A row the KQL filter would read differently is not an error: an unknown Type
+  or ThresholdType is a row the rule skips, an unknown Severity a row it runs
+  (only ``Disabled`` turns a row off), a Static row without an integer
+  Threshold never fires; each is warned about. A record that cannot be read as a
+  row (wrong number of fields) is skipped with a warning. Only a file that cannot
+  be read as a watchlist at all raises :class:`ConfigError`.
 * An empty or missing event value never ``has``-matches; only ``*`` accepts it.
 """
 
@@ -36,6 +46,8 @@ from importlib import resources
 
 import numpy as np
 import pyarrow as pa
+
+from .asim import DVC_ACTIONS, NETWORK_DIRECTIONS
 
 __all__ = [
     "ConfigError",
@@ -73,11 +85,11 @@ _TACTICS = {
     )
 }
 
-# ASIM values of NetworkDirection and DvcAction. Other values are allowed
-# (``has`` may still match) but are warned about: "Allowed" never has "Allow".
-_DIRECTIONS = {"Inbound", "Outbound", "Local", "External", "NA"}
-_ACTIONS = {"Allow", "Deny", "Drop", "Drop ICMP", "Reset", "Reset Source",
-            "Reset Destination", "Encrypt", "Decrypt", "VPNroute"}
+# ASIM values of NetworkDirection and DvcAction (asim.py is their one home). Other
+# values are allowed (``has`` may still match) but are warned about: "Allowed" never
+# has "Allow".
+_DIRECTIONS = frozenset(NETWORK_DIRECTIONS)
+_ACTIONS = frozenset(DVC_ACTIONS)
 
 # Misspellings seen in Sentinel's shipped watchlists; not a spell checker.
 _TYPOS = {"earch": "search", "teh": "the", "recieve": "receive",
@@ -98,7 +110,7 @@ class ConfigError(ValueError):
 @dataclass(frozen=True)
 class MonitorRow:
     line: int                               # CSV line where the record starts (header = 1)
-    ports: tuple[int, ...] | None           # None: "*"
+    ports: tuple[int, ...] | None           # the ports Sentinel can match; None: "*"
     apps: tuple[str, ...] | None
     protocols: tuple[str, ...] | None
     directions: tuple[str, ...] | None
@@ -187,12 +199,13 @@ class _Parser:
                 raise self.error(start, None, f"bad CSV: {e}") from None
             if record:  # csv yields [] for a blank line
                 if len(record) < len(header):
-                    raise self.error(start, header[len(record)],
-                                     f"row has {len(record)} fields, header has {len(header)}")
-                if len(record) > len(header):
-                    raise self.error(start, None, f"row has {len(record)} fields, header has "
-                                     f"{len(header)} (an unquoted comma?)")
-                rows.append(self.row(start, {c: record[i] for c, i in index.items()}))
+                    self.warn(start, header[len(record)], f"row has {len(record)} fields, header has "
+                              f"{len(header)}: skipped")
+                elif len(record) > len(header):
+                    self.warn(start, None, f"row has {len(record)} fields, header has "
+                              f"{len(header)} (an unquoted comma?): skipped")
+                else:
+                    rows.append(self.row(start, {c: record[i] for c, i in index.items()}))
             start = reader.line_num + 1
 
         self.check_rows(rows)
@@ -202,25 +215,28 @@ class _Parser:
     # -- one row
 
     def row(self, line: int, f: dict[str, str]) -> MonitorRow:
-        ports = self.items(line, "Ports", f["Ports"])
-        if ports is not None:
-            ports = tuple(self.port(line, p) for p in ports)
-        else:
+        if f["Ports"] == "*":
+            ports = None
             self.warn(line, "Ports", "'*' matches no port: the rule joins on port equality")
+        else:
+            ports = tuple(p for p in (self.port(line, item) for item in self.items(line, "Ports", f["Ports"]))
+                          if p is not None)
         lists = {c: self.items(line, c, f[c]) for c in _LIST_COLUMNS}
 
-        type_ = self.choice(line, "Type", f["Type"], TYPES)
-        threshold_type = self.choice(line, "ThresholdType", f["ThresholdType"], THRESHOLD_TYPES)
-        threshold = None
-        if f["Threshold"].strip():
-            threshold = _uint(f["Threshold"].strip())
-            if threshold is None:
-                raise self.error(line, "Threshold", f"{f['Threshold']!r} is not a non-negative integer")
-        elif threshold_type == "Static":
-            raise self.error(line, "Threshold", "a Static row needs a Threshold")
-        severity = self.choice(line, "Severity", f["Severity"], SEVERITIES)
+        type_ = self.choice(line, "Type", f["Type"], TYPES, "the rule's filter skips this row")
+        threshold_type = self.choice(line, "ThresholdType", f["ThresholdType"], THRESHOLD_TYPES,
+                                     "the rule's filter skips this row")
+        severity = self.choice(line, "Severity", f["Severity"], SEVERITIES,
+                               "Sentinel still runs this row (only 'Disabled' turns a row off)")
+        threshold = _uint(f["Threshold"].strip())  # toint(Threshold)
+        if threshold is None:
+            if threshold_type == "Static" and f["Threshold"]:
+                self.warn(line, "Threshold", f"{f['Threshold']!r} is not a non-negative integer: "
+                          "the row never fires")
+            elif threshold_type == "Static":
+                self.warn(line, "Threshold", "a Static row without a Threshold never fires")
         if not f["Name"].strip():
-            raise self.error(line, "Name", "Name is empty")
+            self.warn(line, "Name", "Name is empty (the alert's title is 'Detected ')")
 
         if threshold_type == "Anomaly":
             if threshold is not None:
@@ -228,10 +244,10 @@ class _Parser:
             if lists["App"] is not None:
                 self.warn(line, "App", "is ignored by the anomaly rule (only '*' has effect)")
         for value in lists["Direction"] or ():
-            if value not in _DIRECTIONS:
+            if _terms(value) and value.strip() not in _DIRECTIONS:
                 self.warn(line, "Direction", f"{value!r} is not an ASIM NetworkDirection")
         for value in lists["Action"] or ():
-            if value not in _ACTIONS:
+            if _terms(value) and value.strip() not in _ACTIONS:
                 self.warn(line, "Action", f"{value!r} is not an ASIM DvcAction")
         for column in ("Name", "Description", "Tactic"):
             for word in re.findall(r"[A-Za-z]+", f[column]):
@@ -247,42 +263,45 @@ class _Parser:
         )
 
     def items(self, line: int, column: str, raw: str) -> tuple[str, ...] | None:
-        """split(raw, ",") with stripped, de-duplicated items; None for a wildcard."""
+        """split(raw, ",") as the KQL does it (items as written), de-duplicated; None for a
+        wildcard. Ports items are checked by port()."""
         out: list[str] = []
-        for item in raw.split(","):
-            value = item.strip()
-            if value != item:
-                self.warn(line, column, f"whitespace around {value!r} removed "
-                          "(Sentinel compares it as written)")
-            if not value:
-                if column != "Ports":  # an empty port is an error, reported by port()
-                    self.warn(line, column, "empty item ignored (it can never match)")
-                    continue
+        for value in raw.split(","):
+            if column != "Ports" and value != "*" and not _terms(value):
+                what = "an empty item" if not value else f"{value!r}"
+                self.warn(line, column, f"{what} never matches: Sentinel never matches it"
+                          + (" (only an exact '*' is a wildcard)" if "*" in value else ""))
             if value in out:
                 self.warn(line, column, f"{value!r} is listed twice")
                 continue
             out.append(value)
-        if "*" in out:
+        if "*" in out and column != "Ports":
             if len(out) > 1:
                 self.warn(line, column, "'*' makes the other items redundant")
             return None
         return tuple(out)
 
-    def port(self, line: int, value: str) -> int:
-        port = _uint(value)
-        if port is None or port > 65535:
-            raise self.error(line, "Ports", f"{value!r} is not a port number (0-65535)")
-        return port
+    def port(self, line: int, value: str) -> int | None:
+        """The port an item matches: Ports == tostring(DstPortNumber) is text equality, so
+        only the plain decimal text of a port (no sign, no leading zero, no space)."""
+        port = _uint(value.strip())
+        if port is not None and port <= 65535 and str(port) == value:
+            return port
+        why = ("is not a port number (0-65535)" if port is None or port > 65535
+               else f"is not written as {str(port)!r} (the KQL compares the text)")
+        self.warn(line, "Ports", f"{value!r} {why}: Sentinel never matches it")
+        return None
 
-    def choice(self, line: int, column: str, value: str, allowed: tuple[str, ...]) -> str:
-        # Exact match, because the rule compares with ==: a row with
-        # "detection" would silently never run in Sentinel.
-        if value in allowed:
-            return value
-        hint = [a for a in allowed if a.lower() == value.strip().lower()]
-        hint_text = f"; did you mean {hint[0]!r}?" if hint else ""
-        raise self.error(line, column, f"unknown {column} {value!r} (expected one of "
-                         f"{', '.join(allowed)}){hint_text}")
+    def choice(self, line: int, column: str, value: str, allowed: tuple[str, ...],
+               effect: str) -> str:
+        # Exact match, because the rule compares with ==: a row with "detection" never runs
+        # in Sentinel. Not an error: the run goes on as Sentinel's would.
+        if value not in allowed:
+            hint = [a for a in allowed if a.lower() == value.strip().lower()]
+            hint_text = f"; did you mean {hint[0]!r}?" if hint else ""
+            self.warn(line, column, f"unknown {column} {value!r} (expected one of "
+                      f"{', '.join(allowed)}){hint_text}: {effect}")
+        return value
 
     def tactics(self, line: int, raw: str) -> tuple[str, ...]:
         out = []

@@ -47,7 +47,7 @@ def crossings(counts: pa.Table, rows: list, *, per_bin: bool = False) -> pa.Tabl
     joined = asim.query(
         "SELECT c.*, m.line, m.Name, m.Severity, m.Tactic, m.Description, m.Protocol, m.Direction, "
         "m.Action, m.Threshold FROM c JOIN m ON c.DstPortNumber = m.DstPortNumber "
-        "WHERE c.n > coalesce(m.Threshold, 0) ORDER BY " + ("c.bin_start, " if per_bin else "") +
+        "WHERE m.Threshold IS NOT NULL AND c.n > m.Threshold ORDER BY " + ("c.bin_start, " if per_bin else "") +
         "c.DstPortNumber, m.line", c=counts, m=table)
     if joined.num_rows:
         ok = (match_mask(joined["Protocol"], joined["NetworkProtocol"])
