@@ -68,3 +68,25 @@ def test_vendor_sources_still_emit_canonical_values():
     assert lenient.table["DvcAction"].to_pylist() == ["allow", "Allowed", "DENY"]
     assert lenient.table["NetworkProtocol"].to_pylist() == ["tcp", "6", "udp"]
     assert len(lenient.rejected_index) == 0
+
+
+def test_status_reports_values_outside_the_vocabulary(tmp_path):
+    import json
+    import subprocess
+    import sys
+    rows = daily([3] * 14, port=3389, action="Allowed") + daily([1] * 14, port=22, protocol="tcp") \
+        + daily(SURGE, port=22)
+    path = write_jsonl(tmp_path / "asim.jsonl", rows)
+    with Store(str(tmp_path / "s.duckdb")) as store:
+        store.ingest(path)
+        warnings = {w["column"]: w for w in store.status()["schema_warnings"]}
+    assert set(warnings) == {"DvcAction", "NetworkProtocol"}
+    assert warnings["DvcAction"]["sessions"] == 42 and warnings["DvcAction"]["values"] == 1
+    assert warnings["DvcAction"]["examples"] == [{"value": "Allowed", "sessions": 42, "file": path}]
+    assert warnings["NetworkProtocol"]["examples"][0]["value"] == "tcp"
+    r = subprocess.run([sys.executable, "-m", "portlens", "status", "--db", str(tmp_path / "s.duckdb")],
+                       capture_output=True, text=True)
+    assert r.returncode == 0 and "42 sessions with 1 DvcAction value(s)" in r.stderr and "'Allowed'" in r.stderr
+    r = subprocess.run([sys.executable, "-m", "portlens", "status", "--db", str(tmp_path / "s.duckdb"), "--json"],
+                       capture_output=True, text=True)
+    assert len(json.loads(r.stdout)["schema_warnings"]) == 2

@@ -553,6 +553,11 @@ def status(db: str = DbOption, as_json: bool = typer.Option(False, "--json", hel
     out.print(f"quarantined {info['quarantined']:,}")
     for name, n in info["sessions_by_source"].items():
         out.print(f"  {name:<18} {n:,} sessions")
+    for w in info.get("schema_warnings", []):  # counted by the rule as series of their own
+        shown = ", ".join(f"{e['value']!r} ({e['sessions']:,}, e.g. {e['file']})" for e in w["examples"])
+        err.print(f"schema warning: {w['sessions']:,} sessions with {w['values']} {w['column']} value(s) "
+                  f"outside ASIM's vocabulary, counted as their own series: {shown}",
+                  markup=False, highlight=False)
 
 
 @app.command()

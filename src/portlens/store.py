@@ -380,7 +380,35 @@ class Store:
             "first": first.isoformat() if first else None,
             "last": last.isoformat() if last else None,
             "sessions_by_source": {k: int(v) for k, v in by_source.items()},
+            "schema_warnings": self.schema_warnings(),
         }
+
+    def schema_warnings(self, examples: int = 5) -> list[dict]:
+        """Values of the rule's key columns outside ASIM's vocabulary (kept verbatim from
+        files that are already ASIM, and from imported summaries; the rule counts each as a
+        series of its own): per column, the sessions concerned and the commonest values with
+        their count and one file that holds them. Read from the summaries (every counted
+        session is in one), so it stays cheap on a large store."""
+        vocab = {"NetworkProtocol": asim.PROTOCOLS, "NetworkDirection": asim.NETWORK_DIRECTIONS,
+                 "DvcAction": asim.DVC_ACTIONS}
+        parts = " UNION ALL ".join(
+            f"SELECT '{c}' AS col, s.\"{c}\" AS value, s.count_ AS n, f.path FROM summaries s "
+            f"JOIN files f USING (file_id) WHERE f.state = 'done' AND s.\"{c}\" IS NOT NULL AND s.\"{c}\" "
+            f"NOT IN ({', '.join(_quote(v) for v in values)})" for c, values in vocab.items())
+        rows = _run(self.con, f"SELECT col, value, sum(n)::BIGINT AS n, min(path) FROM ({parts}) "
+                              "GROUP BY col, value ORDER BY col, n DESC, value")
+        out: dict[str, dict] = {}
+        for col, value, n, path in rows:
+            entry = out.setdefault(col, {"column": col, "sessions": 0, "values": 0, "examples": []})
+            entry["sessions"] += n
+            entry["values"] += 1
+            if len(entry["examples"]) < examples:
+                entry["examples"].append({"value": value, "sessions": n, "file": path})
+        return list(out.values())
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
 def _bin_floor(t: datetime) -> datetime:
