@@ -223,6 +223,11 @@ class ZeroSpread(str, Enum):
     zero = "zero"
 
 
+class Seasonality(str, Enum):
+    auto = "auto"
+    none = "none"
+
+
 class Tier(str, Enum):
     auto = "auto"
     sentinel_raw = "sentinel-raw"
@@ -247,6 +252,7 @@ def detect_cmd(db: str = DbOption,
                fmt: Format = typer.Option(Format.table, "--format", help="table, jsonl (KQL columns + extras), ocsf (Detection Finding), sentinel (the rule's alert shape) or cef."),
                output: str = typer.Option("-", "--output", "-o", help="File to write, '-' for stdout."),
                zero_spread: ZeroSpread = typer.Option(ZeroSpread.inf, "--zero-spread", help="Score when the residual spread is zero (spec §8): inf or zero."),
+               seasonality: Seasonality = typer.Option(Seasonality.auto, "--seasonality", help="A guess (docs/kql.md): auto = portlens' period detector (can find period 4 in 14 days), none = never a seasonal component. How Kusto decides is unpublished."),
                summaries: Optional[List[str]] = typer.Option(None, "--summaries", help="Read summary Parquet/CSV files (path, folder or glob) instead of a store."),
                tier: Tier = typer.Option(Tier.auto, "--tier", help="Where counts come from (docs/kql.md, Data selection). Sentinel's: auto (the rule's allData union: summaries; the legacy table only without recent summaries; raw sessions only without either) or sentinel-raw (a workspace without summaries: raw sessions of the last 3-4 days). portlens' own: raw (every raw session of the 14 days) or summaries (auto without its raw branch)."),
                missing_days: MissingDays = typer.Option(MissingDays.zero, "--missing-days", help="zero: an empty day is 0, as in KQL; skip: leave days with no data at all (outages) out of the trend."),
@@ -272,7 +278,8 @@ def detect_cmd(db: str = DbOption,
         days = (last - first).days + 1
         if days < 1:
             raise UsageError(f"--to {date_to} is before --from {date_from}")
-    options = dict(zero_spread=zero_spread.value, tier=tier.value, missing_days=missing_days.value)
+    options = dict(zero_spread=zero_spread.value, tier=tier.value, missing_days=missing_days.value,
+                   seasonality=seasonality.value)
     if summaries:
         data = summary.SummaryFiles(summaries)
         results = port_anomaly.backtest(data, cfg, first or _default_as_of(data, " ".join(summaries)), days, **options)

@@ -83,10 +83,10 @@ def default_as_of(newest: datetime) -> datetime:
 
 
 def run(store, config: MonitorConfig, as_of: datetime, *, zero_spread: str = "inf",
-        tier: str = "auto", missing_days: str = "zero") -> Detection:
+        tier: str = "auto", missing_days: str = "zero", seasonality: str = "auto") -> Detection:
     """The rule over a store (or anything with window_counts) as of one time."""
     return backtest(store, config, as_of, 1, zero_spread=zero_spread, tier=tier,
-                    missing_days=missing_days)[0]
+                    missing_days=missing_days, seasonality=seasonality)[0]
 
 
 def daily_series(counts: pa.Table, window: Window) -> Series:
@@ -125,8 +125,15 @@ def outage_days(series: Series) -> np.ndarray:
     return series.totals.sum(axis=0) == 0 if series.totals.size else np.zeros(series.window.days, bool)
 
 
+# series_decompose_anomalies(..., -1, ...) asks Kusto to detect a period; how Kusto scores
+# periods is unpublished (docs/kql.md). "auto" is portlens' detector (it can find period 4
+# in 14 daily points); "none" never uses a seasonal component (spec 4.1's expectation for
+# 14 daily points). Which one Kusto matches there is unknown: a named guess.
+SEASONALITY = {"auto": -1, "none": 0}
+
+
 def score_series(series: Series, *, zero_spread: str = "inf", missing_days: str = "zero",
-                 outage: np.ndarray | None = None) -> dict[str, np.ndarray]:
+                 outage: np.ndarray | None = None, seasonality: str = "auto") -> dict[str, np.ndarray]:
     """series_decompose_anomalies(Total, 2.5, -1, 'linefit') on every row at once.
 
     missing_days="zero" is KQL's make-series: an empty day is 0. "skip" leaves outage days
@@ -134,11 +141,12 @@ def score_series(series: Series, *, zero_spread: str = "inf", missing_days: str 
     not bend the trend; their baseline and score are NaN. Rows are grouped by outage pattern,
     so each group is still one vectorized call."""
     totals = series.totals
+    period = SEASONALITY[seasonality]
     if missing_days not in MISSING_DAYS:
         raise ValueError(f"missing_days must be one of {MISSING_DAYS}")
     if missing_days == "zero" or outage is None or not np.any(outage):
         flags, scores, baselines = kql.series_decompose_anomalies(
-            totals, ANOMALY_THRESHOLD, -1, "linefit", zero_spread=zero_spread)
+            totals, ANOMALY_THRESHOLD, period, "linefit", zero_spread=zero_spread)
         return {"flags": flags, "scores": scores, "baselines": baselines}
     masks = np.broadcast_to(outage, totals.shape)
     scores = np.full(totals.shape, np.nan)
@@ -149,7 +157,7 @@ def score_series(series: Series, *, zero_spread: str = "inf", missing_days: str 
         rows, keep = np.flatnonzero(group.ravel() == g), ~pattern
         if keep.sum() < 2:
             continue
-        f, sc, b = kql.series_decompose_anomalies(totals[np.ix_(rows, keep)], ANOMALY_THRESHOLD, -1,
+        f, sc, b = kql.series_decompose_anomalies(totals[np.ix_(rows, keep)], ANOMALY_THRESHOLD, period,
                                                   "linefit", zero_spread=zero_spread)
         flags[np.ix_(rows, keep)], scores[np.ix_(rows, keep)], baselines[np.ix_(rows, keep)] = f, sc, b
     return {"flags": flags, "scores": scores, "baselines": baselines}
@@ -168,7 +176,7 @@ def passes(scores: np.ndarray, baselines: np.ndarray) -> np.ndarray:
     return (_toint(scores) >= MIN_SCORE) & (_toint(baselines) > 0)
 
 
-def detect(series: Series, config: MonitorConfig, *, zero_spread: str = "inf",
+def detect(series: Series, config: MonitorConfig, *, zero_spread: str = "inf", seasonality: str = "auto",
            missing_days: str = "zero", fit: dict | None = None) -> Detection:
     """The rule on one window's series (fit: a precomputed decomposition, as backtests pass)."""
     window = series.window
@@ -177,7 +185,8 @@ def detect(series: Series, config: MonitorConfig, *, zero_spread: str = "inf",
         return Detection([], window, 0, series.keys.slice(0, 0), series.tiers)
     outage = outage_days(series)
     if fit is None:
-        fit = score_series(series, zero_spread=zero_spread, missing_days=missing_days, outage=outage)
+        fit = score_series(series, zero_spread=zero_spread, missing_days=missing_days, outage=outage,
+                           seasonality=seasonality)
     keep = present[passes(fit["scores"][present, -1], fit["baselines"][present, -1])]
     survivors = series.keys.take(pa.array(keep, pa.int64())).append_column(
         "_row", pa.array(keep, pa.int64()))
@@ -199,7 +208,8 @@ def detect(series: Series, config: MonitorConfig, *, zero_spread: str = "inf",
 
 
 def backtest(store, config: MonitorConfig, first_as_of: datetime, days: int, *,
-             zero_spread: str = "inf", tier: str = "auto", missing_days: str = "zero") -> list[Detection]:
+             zero_spread: str = "inf", tier: str = "auto", missing_days: str = "zero",
+             seasonality: str = "auto") -> list[Detection]:
     """The rule as of first_as_of and each of the following days-1 days, from one pass over
     the data: the daily counts of the whole span are read once (selection.py: the KQL's data
     selection for each run time), every day's 14-day window is a slice of that matrix, and
@@ -215,7 +225,8 @@ def backtest(store, config: MonitorConfig, first_as_of: datetime, days: int, *,
         return [detect(w, config) for w in windows]
     stacked = Series(span, keys, np.concatenate([w.totals for w in windows]))
     outage = np.concatenate([np.broadcast_to(outage_days(w), w.totals.shape) for w in windows])
-    fit = score_series(stacked, zero_spread=zero_spread, missing_days=missing_days, outage=outage)
+    fit = score_series(stacked, zero_spread=zero_spread, missing_days=missing_days, outage=outage,
+                       seasonality=seasonality)
     n = totals.shape[1]
     return [detect(w, config, missing_days=missing_days,
                    fit={k: v[d * n:(d + 1) * n] for k, v in fit.items()})
