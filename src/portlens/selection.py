@@ -246,6 +246,19 @@ def one_window(selected: Selected) -> pa.Table:
         GROUP BY ALL HAVING sum(n) <> 0""", s=selected.shared, p=selected.per_window)
 
 
+def key_index(table: pa.Table, keys) -> tuple[np.ndarray, np.ndarray]:
+    """Number the distinct key tuples of `table` (case-sensitive, nulls included) by combining
+    per-column dictionary codes in NumPy: (first row of each key, each row's key number)."""
+    import pyarrow.compute as pc
+    combined = np.zeros(table.num_rows, dtype=np.int64)
+    for name in keys:
+        encoded = pc.dictionary_encode(table[name]).combine_chunks()
+        codes = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64) + 1
+        combined = combined * (len(encoded.dictionary) + 1) + codes
+    _, first, k = np.unique(combined, return_index=True, return_inverse=True)
+    return first, k.reshape(-1)
+
+
 def window_matrices(selected: Selected, keys: tuple[str, ...]):
     """Dense per-window series: (key table, totals of shape (windows, n_keys, days), per
     window a {tier: per-day sessions} dict). Keys are numbered once for all windows by
@@ -255,14 +268,7 @@ def window_matrices(selected: Selected, keys: tuple[str, ...]):
     w, days, span = selected.windows, selected.days, selected.days + selected.windows - 1
     if both.num_rows == 0:
         return both, np.zeros((w, 0, days)), [{} for _ in range(w)]
-    import pyarrow.compute as pc
-    combined = np.zeros(both.num_rows, dtype=np.int64)
-    for name in keys:
-        encoded = pc.dictionary_encode(both[name]).combine_chunks()
-        codes = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64) + 1
-        combined = combined * (len(encoded.dictionary) + 1) + codes
-    _, first, k = np.unique(combined, return_index=True, return_inverse=True)
-    k = k.reshape(-1)
+    first, k = key_index(both, keys)
     n_keys = len(first)
     key_table = both.take(pa.array(first))
     ks, kp = k[:shared.num_rows], k[shared.num_rows:]

@@ -92,16 +92,11 @@ def run(store, config: MonitorConfig, as_of: datetime, *, zero_spread: str = "in
 def daily_series(counts: pa.Table, window: Window) -> Series:
     """Pivot (KEYS..., bin, n) rows into a dense (keys × days) matrix; absent days are 0
     (make-series default). Only keys with rows in the window exist (KQL drops empty groups).
-    Keys are numbered by combining per-column dictionary codes (nulls included) in NumPy."""
+    Keys are numbered by selection.key_index."""
     if counts.num_rows == 0:
         return Series(window, pa.table({k: pa.array([], asim.COLUMNS[k]) for k in KEYS}),
                       np.zeros((0, window.days)))
-    combined = np.zeros(counts.num_rows, dtype=np.int64)
-    for name in KEYS:
-        encoded = pc.dictionary_encode(counts[name]).combine_chunks()
-        codes = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64) + 1
-        combined = combined * (len(encoded.dictionary) + 1) + codes
-    _, first, k = np.unique(combined, return_index=True, return_inverse=True)
+    first, k = selection.key_index(counts, KEYS)
     bins = counts["bin"].to_numpy(zero_copy_only=False).astype(np.int64)
     flat = np.bincount(k * window.days + bins, weights=counts["n"].to_numpy(zero_copy_only=False),
                        minlength=len(first) * window.days)
