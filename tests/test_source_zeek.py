@@ -8,15 +8,27 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from portlens import sources
+from portlens import asim, sources
 from sourcekit import by_uid, parse, parse_text, sample_path, SAMPLES, UTC
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "zeek"
 SOURCE = sources.get("zeek")
 
 
+# The core.ppp baseline counts time from the epoch (ts 0.0): outside the default plausible range
+# (not before 1990), so these tests widen it, as a user replaying such logs would.
+FROM_EPOCH = asim.TimeBounds(not_before=datetime(1970, 1, 1, tzinfo=UTC))
+
+
 def run(path, source=SOURCE, batch_lines=100_000):
-    return parse(path, source, batch_lines)
+    with asim.plausible_times(FROM_EPOCH):
+        return parse(path, source, batch_lines)
+
+
+def test_epoch_clock_baseline_is_quarantined_by_default():
+    parsed = parse(sample_path("zeek/core.ppp/conn.log"), SOURCE)
+    assert (parsed.rows.num_rows, parsed.quarantine.num_rows) == (0, 3)
+    assert all("plausible range" in r for r in parsed.quarantine["reason"].to_pylist())
 
 
 # ---------------------------------------------------------------- samples

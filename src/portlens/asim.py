@@ -8,8 +8,11 @@ the row is rejected with a reason and goes to quarantine; nothing is silently dr
 
 from __future__ import annotations
 
+import contextvars
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 
 import duckdb
 import numpy as np
@@ -199,6 +202,50 @@ def protocol_sql(expr: str) -> str:
             f"ELSE MAP {{{aliases}}}[{up}] END")
 
 
+# ---- time sanity ---------------------------------------------------------------------------
+# A record stamped far in the future (a device with a broken clock, a forged line) would
+# otherwise become "the newest data" that retention and the default as-of count back from:
+# one such row could empty the store. Records outside a plausible range are quarantined.
+
+@dataclass(frozen=True)
+class TimeBounds:
+    """Plausible record times: not before `not_before`, not more than `max_future` after the
+    wall clock of the process doing the ingest."""
+    not_before: datetime = datetime(1990, 1, 1, tzinfo=timezone.utc)
+    max_future: timedelta = timedelta(days=1)
+
+    def window(self) -> tuple[datetime, datetime]:
+        return self.not_before, datetime.now(timezone.utc) + self.max_future
+
+    def describe(self) -> str:
+        hours = self.max_future.total_seconds() / 3600
+        return (f"outside the plausible range (not before {self.not_before:%Y-%m-%d}, "
+                f"at most {hours:g} h after the ingest clock)")
+
+
+_time_bounds: contextvars.ContextVar[TimeBounds] = contextvars.ContextVar("time_bounds", default=TimeBounds())
+
+
+def time_bounds() -> TimeBounds:
+    return _time_bounds.get()
+
+
+@contextmanager
+def plausible_times(bounds: TimeBounds):
+    """Use `bounds` for every record conformed inside the block (ingest options)."""
+    token = _time_bounds.set(bounds)
+    try:
+        yield bounds
+    finally:
+        _time_bounds.reset(token)
+
+
+def time_range_sql(expr: str) -> str:
+    """SQL true when the TIMESTAMPTZ `expr` is outside the plausible range."""
+    low, high = time_bounds().window()
+    return (f"(({expr}) < TIMESTAMPTZ '{low.isoformat()}' OR ({expr}) > TIMESTAMPTZ '{high.isoformat()}')")
+
+
 # ---- conform: the one validation function --------------------------------------------------
 
 @dataclass
@@ -223,8 +270,9 @@ def conform(columns: pa.Table | dict, *, defaults: dict | None = None,
       numbers and aliases to IANA keywords;
     - ASIM derivations: EventStartTime/EventEndTime fall back to TimeGenerated (and back),
       EventCount to 1, EventResult from DvcAction, EventSeverity from the result;
-    - a row that breaks the schema (no time, unparseable value, port outside 0-65535, a value
-      outside a vocabulary) is rejected with the first reason found.
+    - a row that breaks the schema (no time, unparseable value, a time outside the plausible
+      range of `time_bounds()`, port outside 0-65535, a value outside a vocabulary) is rejected
+      with the first reason found.
 
     strict_vocabulary=False is for rows that are already ASIM (the native source): vocabulary
     columns are kept verbatim (only an empty value becomes null) and never reject a row,
@@ -292,6 +340,7 @@ def conform(columns: pa.Table | dict, *, defaults: dict | None = None,
         if typ == TIMESTAMP:
             parsed = f"CAST({src} AS TIMESTAMPTZ)" if typed_in and pa.types.is_timestamp(typed_in) else time_sql(text)
             checks.append((f"{text} IS NOT NULL AND ({parsed}) IS NULL", f"{name}: not a timestamp"))
+            checks.append((time_range_sql(parsed), f"{name}: {time_bounds().describe()}"))
             select.append(f'{parsed} AS "{name}"')
         else:
             if typed_in and pa.types.is_integer(typed_in):

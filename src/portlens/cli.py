@@ -9,7 +9,7 @@ import os
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from enum import Enum
 from pathlib import Path
 from typing import List, Optional
@@ -80,6 +80,12 @@ def _files(paths: list[Path]) -> list[str]:
     return found
 
 
+def _time_bounds(not_before: str, max_future: float) -> asim.TimeBounds:
+    if max_future < 0:
+        raise UsageError(f"--max-future {max_future:g}: must be 0 or more hours")
+    return asim.TimeBounds(_as_of(not_before, "--not-before"), timedelta(hours=max_future))
+
+
 def _as_of(value: Optional[str], option: str = "--as-of") -> Optional[datetime]:
     if value is None:
         return None
@@ -115,12 +121,15 @@ def _print_skipped(skipped_by: dict) -> None:
 
 @app.command()
 def ingest(paths: List[Path] = typer.Argument(..., help="Files or folders."),
-           source: str = SourceOption, db: str = DbOption, tz: Optional[str] = TimezoneOption) -> None:
+           source: str = SourceOption, db: str = DbOption, tz: Optional[str] = TimezoneOption,
+           not_before: str = typer.Option("1990-01-01", "--not-before", help="Quarantine records stamped before this date."),
+           max_future: float = typer.Option(24.0, "--max-future", help="Quarantine records stamped more than this many hours after the clock of this machine.")) -> None:
     """Normalize files to ASIM and store them (atomic and idempotent per file)."""
     _timezone(tz)
     files = _files(paths)
     failed = 0
-    with Store(db) as store:
+    bounds = _time_bounds(not_before, max_future)
+    with Store(db) as store, asim.plausible_times(bounds):
         for path in files:
             try:
                 r = store.ingest(path, source)

@@ -84,6 +84,7 @@ def file_sha256(path: str) -> str:
 class Store:
     def __init__(self, path: str = DEFAULT_DB, *, read_only: bool = False):
         self.path = path
+        self._ingested_here: set[int] = set()  # files this object ingested: its ingests' retention spares them
         if read_only and not os.path.exists(path):
             raise StoreError(f"{path}: no such store; run 'portlens ingest' first or pass --db")
         try:
@@ -174,8 +175,9 @@ class Store:
                 _run(con, "ROLLBACK")
             self._discard(file_id)
             raise
+        self._ingested_here.add(file_id)
         if apply_retention:
-            self.prune()
+            self.prune(spare=self._ingested_here)
         return result
 
     def _summarize_file(self, file_id: int, since: datetime | None = None) -> None:
@@ -216,6 +218,7 @@ class Store:
         except BaseException:
             _run(con, "ROLLBACK")
             raise
+        self._ingested_here.add(file_id)
         return IngestResult(path, "summaries", sessions=total, records=rows.num_rows)
 
     def summarize(self) -> int:
@@ -266,30 +269,35 @@ class Store:
             self._set_meta(k, str(v))
         return new
 
-    def prune(self) -> dict:
+    def prune(self, spare: set[int] | frozenset[int] = frozenset()) -> dict:
         """Apply retention relative to the newest data (logs are often replayed, so not the
-        wall clock). Raw sessions go only where their summaries exist; summaries older than
-        their retention go. Cut-offs fall on 20-minute bin starts so tiers stay exact."""
+        wall clock; robust to a few outlying records, see newest_time). Raw sessions go only
+        where their summaries exist; summaries older than their retention go. Cut-offs fall on
+        20-minute bin starts so tiers stay exact. Files in `spare` keep their rows: the
+        retention an ingest applies spares the files it just ingested (a backfill of old logs
+        keeps them until a later prune)."""
         newest = self.newest_time(any_tier=True)
         if newest is None:
             return {"raw_deleted": 0, "summaries_deleted": 0}
         keep = self.retention()
         raw_cut = _bin_floor(newest - timedelta(days=keep["raw_days"]))
         sum_cut = _bin_floor(newest - timedelta(days=keep["summary_days"]))
+        fresh = ",".join(str(int(f)) for f in sorted(spare))
+        prunable = f"file_id NOT IN ({fresh})" if fresh else "true"
         con = self.con
         _run(con, "BEGIN TRANSACTION")
         try:
-            raw = _one(con, "SELECT count(*) FROM sessions WHERE TimeGenerated < ? AND file_id IN "
-                            "(SELECT file_id FROM files WHERE summarized)", [raw_cut])[0]
+            raw_where = (f"TimeGenerated < ? AND {prunable} AND file_id IN "
+                         "(SELECT file_id FROM files WHERE summarized)")
+            raw = _one(con, f"SELECT count(*) FROM sessions WHERE {raw_where}", [raw_cut])[0]
             if raw:
-                _run(con, "DELETE FROM sessions WHERE TimeGenerated < ? AND file_id IN "
-                          "(SELECT file_id FROM files WHERE summarized)", [raw_cut])
+                _run(con, f"DELETE FROM sessions WHERE {raw_where}", [raw_cut])
                 kept_from = self._meta("raw_kept_from")
                 if not kept_from or datetime.fromisoformat(kept_from) < raw_cut:
                     self._set_meta("raw_kept_from", raw_cut.isoformat())
-            old = _one(con, "SELECT count(*) FROM summaries WHERE EventTime < ?", [sum_cut])[0]
+            old = _one(con, f"SELECT count(*) FROM summaries WHERE EventTime < ? AND {prunable}", [sum_cut])[0]
             if old:
-                _run(con, "DELETE FROM summaries WHERE EventTime < ?", [sum_cut])
+                _run(con, f"DELETE FROM summaries WHERE EventTime < ? AND {prunable}", [sum_cut])
             _run(con, "COMMIT")
         except BaseException:
             _run(con, "ROLLBACK")
@@ -354,18 +362,17 @@ class Store:
         return summed, "summaries (20-minute bins)"
 
     def newest_time(self, any_tier: bool = True) -> datetime | None:
-        """The newest session time: raw sessions, or the end of the newest summary bin when
-        summaries reach further (imported summaries, pruned raw)."""
-        raw = _one(self.con, "SELECT max(TimeGenerated) FROM ingested")[0]
+        """The newest data, robust to a few outlying records (summary.newest_sql): the end of
+        the newest summary bin, or the newest raw session of files without summaries.
+        With any_tier=False, raw sessions only."""
+        done = "SELECT file_id FROM files WHERE state = 'done'"
+        raw = f"SELECT TimeGenerated AS t, 1 AS n FROM sessions WHERE file_id IN ({done}"
         if not any_tier:
-            return raw
-        bins = _one(self.con, "SELECT max(EventTime) FROM summaries WHERE file_id IN "
-                              "(SELECT file_id FROM files WHERE state = 'done')")[0]
-        if bins is not None:
-            bin_end = bins + timedelta(minutes=summary.BIN_MINUTES) - timedelta(microseconds=1)
-            if raw is None or bin_end > raw:
-                return bin_end
-        return raw
+            times = raw + ")"
+        else:
+            times = (f"SELECT {summary.bin_end_sql()} AS t, count_ AS n FROM summaries WHERE file_id IN ({done}) "
+                     f"UNION ALL {raw} AND kind = 'sessions' AND NOT summarized)")
+        return _one(self.con, summary.newest_sql(f"({times})"))[0]
 
     def status(self) -> dict:
         sessions, first, last = _one(

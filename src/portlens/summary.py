@@ -49,6 +49,39 @@ def bin_sql(column: str = "TimeGenerated") -> str:
     return f"time_bucket(INTERVAL {BIN_MINUTES} MINUTE, {column}, TIMESTAMPTZ '1970-01-01 00:00:00+00')"
 
 
+# The newest-time question (what retention and the default as-of count back from) must not be
+# answered by a few stray records: a device clock hours ahead, a forged line. Strays are few
+# and stand apart in time, so the newest data is found in hourly bins: from the newest hour
+# back until the tail holds NEWEST_TAIL_SHARE of a typical day's sessions, then forward again
+# through hours no more than NEWEST_MAX_GAP apart.
+NEWEST_TAIL_SHARE = 0.01
+NEWEST_MAX_GAP_HOURS = 2
+
+
+def newest_sql(times: str) -> str:
+    """SQL giving the robust newest time of `times` (a relation of (t TIMESTAMPTZ, n BIGINT):
+    a time and how many sessions it stands for); see NEWEST_TAIL_SHARE. A typical day is the
+    median of the 14 newest days with data. With little data (a tail share under one session)
+    it is simply the newest time. Computed in SQL so that no out-of-range time reaches Python."""
+    return f"""WITH h AS (SELECT date_trunc('hour', t) AS hour, sum(n) AS n, max(t) AS newest
+                          FROM {times} GROUP BY 1),
+                     typical AS (SELECT median(n) AS m FROM (
+                          SELECT date_trunc('day', hour) AS day, sum(n) AS n FROM h GROUP BY 1
+                          ORDER BY day DESC LIMIT 14)),
+                     tail AS (SELECT hour, sum(n) OVER (ORDER BY hour DESC ROWS UNBOUNDED PRECEDING) AS cum FROM h),
+                     anchor AS (SELECT max(hour) AS a FROM tail, typical WHERE cum >= {NEWEST_TAIL_SHARE} * m),
+                     after AS (SELECT hour, newest,
+                                      hour - lag(hour) OVER (ORDER BY hour) > INTERVAL {NEWEST_MAX_GAP_HOURS} HOUR AS gap
+                               FROM h, anchor WHERE hour >= a),
+                     cut AS (SELECT min(hour) AS g FROM after WHERE gap)
+                SELECT max(newest) FROM after, cut WHERE g IS NULL OR hour < g"""
+
+
+def bin_end_sql(column: str = "EventTime") -> str:
+    """The last instant of a summary bin that starts at `column`."""
+    return f"({column} + INTERVAL {BIN_MINUTES} MINUTE - INTERVAL 1 MICROSECOND)"
+
+
 def aggregate_sql(relation: str) -> str:
     """SQL that summarizes ASIM session rows of `relation` into summary rows."""
     keys = ", ".join(f'"{k}"' for k in KEYS)
@@ -108,6 +141,7 @@ def read(path: str) -> pa.Table:
     rows = con.sql(typed, params=[path]).to_arrow_table()
     bad = asim.query(
         "SELECT _row, CASE WHEN EventTime IS NULL THEN 'EventTime ' || coalesce(_time, 'empty') || ' is not a time' "
+        f"WHEN {asim.time_range_sql('EventTime')} THEN 'EventTime ' || _time || ' is {asim.time_bounds().describe()}' "
         "WHEN count_ IS NULL OR count_ < 0 THEN 'count ' || coalesce(_count, 'empty') || ' is not a count' "
         "WHEN _port IS NOT NULL AND (DstPortNumber IS NULL OR DstPortNumber NOT BETWEEN 0 AND 65535) "
         "THEN 'DstPortNumber ' || _port || ' is not a port' END AS why FROM r WHERE why IS NOT NULL "
@@ -190,8 +224,9 @@ class SummaryFiles:
         self.con.register("summary_rows", self.rows)
 
     def newest_time(self):
-        newest = pc.max(self.rows["EventTime"]).as_py()
-        return None if newest is None else newest + timedelta(minutes=BIN_MINUTES) - timedelta(microseconds=1)
+        """The end of the newest summary bin, robust to a few outlying rows (see newest_sql)."""
+        return asim.query(newest_sql(f"(SELECT {bin_end_sql()} AS t, count_ AS n FROM r)"),
+                          r=self.rows).column(0)[0].as_py()
 
     def relations(self):
         from . import selection
