@@ -188,14 +188,18 @@ def test_raw_branch_reads_three_days_when_eps_is_above_500(cfg, busy):
 # ---- item 4: --tier sentinel-raw ----------------------------------------------------------
 
 def test_sentinel_raw_tier_is_a_workspace_without_summaries(tmp_path, cfg):
-    rows = daily(SURGE, port=22) + daily([50] * 10 + [10, 10, 10, 40], port=3389)
+    # Busy for 10 days, silent for 3, then 40 sessions: over 14 days a drop and a partial
+    # return (no alert); in the raw fallback's 4 days, a surge from nothing (alert).
+    rows = daily(SURGE, port=22) + daily([50] * 10 + [0, 0, 0, 40], port=3389)
     with store_with(tmp_path, write_jsonl(tmp_path / "a.jsonl", rows)) as store:
         raw = series(store, tier="sentinel-raw")
         # Only the last 4 days, each session in the day of its 10-minute bin.
-        assert raw[KEY_3389] == [0] * 10 + [10, 10, 10, 40]
-        assert fired(store, cfg, tier="sentinel-raw") == set()   # 4 points: no surge scores 5
-        # The full 14 days (portlens' --tier raw, and the summaries) see the drop from 50.
-        assert series(store, tier="raw")[KEY_3389] == [50] * 10 + [10, 10, 10, 40]
+        assert raw[KEY_3389] == [0] * 13 + [40]
+        assert raw[(22, "TCP", "Inbound", "Allow")] == [0] * 10 + [10, 10, 10, 40]
+        assert fired(store, cfg, tier="sentinel-raw") == {("RDP", "3389")}
+        # The full 14 days (the summaries, and portlens' --tier raw) see the drop from 50;
+        # the control (SSH) fires there.
+        assert series(store, tier="raw")[KEY_3389] == [50] * 10 + [0, 0, 0, 40]
         assert fired(store, cfg) == fired(store, cfg, tier="raw") == {("SSH", "22")}
 
 
