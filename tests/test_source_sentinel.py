@@ -334,3 +334,44 @@ def test_hostile_json_lines_export_is_accounted_for(tmp_path, lines):
     parsed = parse(path, SOURCE)
     no_internal_errors(parsed.quarantine)
     assert parsed.rows.num_rows + parsed.quarantine.num_rows + parsed.skipped == parsed.records
+
+
+# ---- the command line: --timezone, skip reasons, status ---------------------------------------------
+
+def _portlens(*args):
+    import subprocess
+    import sys
+    return subprocess.run([sys.executable, "-m", "portlens", *map(str, args)], capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_cli_normalize_timezone_and_skip_reasons(tmp_path):
+    path = FIXTURES / "illumio_local_time.jsonl"
+    r = _portlens("normalize", path, "--timezone", "America/New_York")
+    assert r.returncode == 0 and json.loads(r.stdout.splitlines()[0])["TimeGenerated"] == "2024-05-01T16:00:00.000000Z"
+    assert "read as UTC" not in r.stderr
+    r = _portlens("normalize", path)
+    assert r.returncode == 0 and json.loads(r.stdout.splitlines()[0])["TimeGenerated"] == "2024-05-01T12:00:00.000000Z"
+    assert r.stderr.count("[Local Time] read as UTC") == 1
+    r = _portlens("normalize", path, "--timezone", "Mars/Olympus")
+    assert r.returncode == 2 and r.stderr.strip().startswith("portlens: error: --timezone") and "Traceback" not in r.stderr
+    r = _portlens("normalize", FIXTURES / "query_api_mixed.json", "-o", tmp_path / "rows.parquet")
+    assert "skipped 1: CommonSecurityLog: Acme Widget is not a network-session vendor portlens maps" in r.stderr
+    assert "rows 1: SonicWall Firewall" in r.stderr
+
+
+def test_status_names_vendors_seen_and_skip_reasons(tmp_path):
+    from portlens.store import Store
+    db = tmp_path / "s.duckdb"
+    with Store(str(db)) as store:
+        result = store.ingest(str(FIXTURES / "query_api_mixed.json"))
+        assert result.skipped_by["Event: Service Control Manager events are not network sessions"] == 1
+        info = store.status()
+    assert info["sessions_by_vendor"] == {"Cisco Meraki": 1, "SonicWall Firewall": 1}
+    assert info["skipped_by"] == {
+        "SonicWall Firewall: records that are not network sessions": 1,
+        "Zscaler web/DNS log (NSS feed other than NSSFWlog): not a network session": 1,
+        "CommonSecurityLog: Acme Widget is not a network-session vendor portlens maps": 1,
+        "Event: Service Control Manager events are not network sessions": 1}
+    r = _portlens("status", "--db", db)
+    assert r.returncode == 0 and "vendors seen" in r.stdout and "Acme Widget" in r.stdout

@@ -569,6 +569,14 @@ def status(db: str = DbOption, as_json: bool = typer.Option(False, "--json", hel
     out.print(f"quarantined {info['quarantined']:,}")
     for name, n in info["sessions_by_source"].items():
         out.print(f"  {name:<18} {n:,} sessions")
+    if info.get("sessions_by_vendor"):
+        out.print("vendors seen (sessions retained)")
+        for name, n in info["sessions_by_vendor"].items():
+            out.print(f"  {escape(name):<30} {n:,}")
+    if info.get("skipped_by"):
+        out.print("skipped (not sessions)")
+        for reason, n in info["skipped_by"].items():
+            out.print(f"  {n:>10,}  {escape(reason)}")
     for w in info.get("schema_warnings", []):  # counted by the rule as series of their own
         shown = ", ".join(f"{e['value']!r} ({e['sessions']:,}, e.g. {e['file']})" for e in w["examples"])
         err.print(f"schema warning: {w['sessions']:,} sessions with {w['values']} {w['column']} value(s) "

@@ -13,6 +13,7 @@ Ingest is atomic per file and idempotent:
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -48,6 +49,8 @@ _DDL = [
     "CREATE TABLE IF NOT EXISTS summaries (file_id INTEGER, "
     + ", ".join(f'"{f.name}" {_SQL_TYPE[f.type]}' for f in summary.SCHEMA) + ")",
     "CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)",
+    # why a file's skipped records were skipped (JSON {reason: count}; sources that say so)
+    "ALTER TABLE files ADD COLUMN IF NOT EXISTS skipped_by VARCHAR",
     """CREATE VIEW IF NOT EXISTS ingested AS SELECT * FROM sessions
         WHERE file_id IN (SELECT file_id FROM files WHERE state = 'done')""",
 ]
@@ -166,9 +169,10 @@ class Store:
             in_transaction = True
             self._summarize_file(file_id)
             _run(con, "UPDATE files SET state = 'done', summarized = true, ingested_at = ?, records = ?, "
-                      "sessions = ?, quarantined = ?, skipped = ? WHERE file_id = ?",
+                      "sessions = ?, quarantined = ?, skipped = ?, skipped_by = ? WHERE file_id = ?",
                  [datetime.now(timezone.utc), result.records, result.sessions,
-                  result.quarantined, result.skipped, file_id])
+                  result.quarantined, result.skipped, json.dumps(result.skipped_by) if result.skipped_by else None,
+                  file_id])
             _run(con, "COMMIT")
         except BaseException:
             if in_transaction:
@@ -382,7 +386,18 @@ class Store:
                                         "(SELECT file_id FROM files WHERE state = 'done')")
         by_source = dict(_run(
             self.con, "SELECT source, sum(sessions) FROM files WHERE state = 'done' GROUP BY source ORDER BY source"))
+        by_vendor = _run(self.con, "SELECT concat_ws(' ', EventVendor, EventProduct), count(*) FROM ingested "
+                                   "GROUP BY ALL ORDER BY 2 DESC, 1")
+        skipped_by: dict[str, int] = {}
+        try:
+            for (text,) in _run(self.con, "SELECT skipped_by FROM files WHERE state = 'done' AND skipped_by IS NOT NULL"):
+                for reason, n in json.loads(text).items():
+                    skipped_by[reason] = skipped_by.get(reason, 0) + int(n)
+        except (duckdb.Error, ValueError, AttributeError):  # a store written before skip reasons were kept
+            pass
         return {
+            "sessions_by_vendor": {k or "-": int(v) for k, v in by_vendor},
+            "skipped_by": dict(sorted(skipped_by.items(), key=lambda kv: -kv[1])),
             "db": self.path, "sessions": sessions, "files": files, "quarantined": quarantined,
             "first": first.isoformat() if first else None,
             "last": last.isoformat() if last else None,

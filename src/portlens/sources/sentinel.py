@@ -207,18 +207,21 @@ class Sentinel(Source):
 
     # routing ------------------------------------------------------------------------------------
     def _routes(self, tname: str, idx: np.ndarray, text: dict) -> dict[Route, list[int]]:
+        n = len(text["_line"])
         if tname == "CommonSecurityLog":
             return _route_by(idx, [(_csl_match(text, v, p), r) for v, p, r in CSL_ROUTES],
-                             lambda i: _unrouted_vendor(text, i))
+                             (_key(text, n, "DeviceVendor", "DeviceProduct"), _unrouted_vendor))
         if tname == "Syslog":
             msg = text.get("SyslogMessage")
             rules = [(_regex(msg, rx), r) for rx, r in SYSLOG_ROUTES] if msg is not None else []
-            return _route_by(idx, rules, lambda i: "Syslog: message of no known network-session vendor")
+            return _route_by(idx, rules, (_key(text, n, "ProcessName"),
+                                          lambda k: "Syslog: message of no known network-session vendor"))
         if tname == "Event":
             source = text.get("Source")
             sysmon = _regex(source, r"(?i)sysmon") if source is not None else None
             return _route_by(idx, [(sysmon, Route("sysmon", feed="event"))] if sysmon is not None else [],
-                             lambda i: f"Event: {_value(text, 'Source', i) or 'unknown'} events are not network sessions")
+                             (_key(text, n, "Source"),
+                              lambda k: f"Event: {k or 'unknown'} events are not network sessions"))
         if tname in TABLE_ROUTES:
             return {TABLE_ROUTES[tname]: list(idx)}
         what = tname or "rows of no recognised table"
@@ -241,7 +244,8 @@ class Sentinel(Source):
             text2 = {"DeviceVendor": v, "DeviceProduct": p}
             local = np.arange(len(idx))
             for r, rows in _route_by(local, [(_csl_match(text2, a, b), r) for a, b, r in CSL_ROUTES],
-                                     lambda i: _unrouted_vendor(text2, i)).items():
+                                     (_key(text2, len(local), "DeviceVendor", "DeviceProduct"),
+                                      _unrouted_vendor)).items():
                 sel = np.array(sorted(rows), np.int64)
                 if r.skip:
                     out.append(Batch(asim.empty_table(), asim.QUARANTINE_SCHEMA.empty_table(), len(sel), len(sel),
@@ -319,24 +323,38 @@ def _csl_match(text: dict, vendor: str, product: str) -> np.ndarray | None:
 
 
 def _route_by(idx, rules, unrouted) -> dict[Route, list[int]]:
+    """Rows `idx` -> the route of the first rule whose mask is set; the rest are skipped,
+    grouped by `unrouted` = (a key per row, key -> reason), the reason built once per key."""
+    idx = np.asarray(idx, np.int64)
     out: dict[Route, list[int]] = {}
-    for i in idx:
-        for mask, route in rules:
-            if mask is not None and mask[i]:
-                out.setdefault(route, []).append(int(i))
-                break
-        else:
-            out.setdefault(Route(skip=unrouted(int(i))), []).append(int(i))
+    left = np.ones(len(idx), np.bool_)
+    for mask, route in rules:
+        if mask is None or not left.any():
+            continue
+        hit = left & mask[idx]
+        if hit.any():
+            out.setdefault(route, []).extend(idx[hit].tolist())
+            left &= ~hit
+    if left.any():
+        keys, describe = unrouted
+        rest = idx[left]
+        codes = pc.dictionary_encode(pc.take(keys, pa.array(rest)))
+        names = codes.dictionary.to_pylist()
+        which = codes.indices.to_numpy(zero_copy_only=False)
+        for k, name in enumerate(names):
+            out.setdefault(Route(skip=describe(name)), []).extend(rest[which == k].tolist())
     return out
 
 
-def _value(text: dict, name: str, i: int):
-    return text[name][i].as_py() if name in text else None
+def _key(text: dict, n: int, *names: str) -> pa.Array:
+    """A text key per row from columns (joined by a unit separator), for grouping skips."""
+    cols = [pc.fill_null(text[c], "") if c in text else pa.repeat(pa.scalar("", pa.string()), n) for c in names]
+    return cols[0] if len(cols) == 1 else pc.binary_join_element_wise(*cols, "\x1f")
 
 
-def _unrouted_vendor(text: dict, i: int) -> str:
-    v, p = _value(text, "DeviceVendor", i), _value(text, "DeviceProduct", i)
-    return f"CommonSecurityLog: {v or '?'} {p or '?'} is not a network-session vendor portlens maps"
+def _unrouted_vendor(key: str) -> str:
+    vendor, _, product = key.partition("\x1f")
+    return f"CommonSecurityLog: {vendor or '?'} {product or '?'} is not a network-session vendor portlens maps"
 
 
 def _nonnull(values: pa.Array | None, n: int) -> pa.Array:
