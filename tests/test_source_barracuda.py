@@ -1,13 +1,10 @@
 """Barracuda WAF network-firewall logs: the fixtures (CEF and barracuda_CL JSON, written from the parser, see FIXTURES.md), pinned values for the rule's keys (DstPortNumber,
-NetworkProtocol, NetworkDirection, DvcAction), detection and hostile input."""
+NetworkProtocol, NetworkDirection, DvcAction); detection and hostile input are in test_new_sources.py."""
 
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
-from portlens.sources import detect, get
-from sourcekit import checked_reasons, hostile_lines, no_internal_errors, one, parse, utc, write
+from portlens.sources import get
+from sourcekit import checked_reasons, one, parse, utc, write
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "barracuda"
 SOURCE = get("barracuda")
@@ -33,22 +30,3 @@ def test_table_fixture():
     r = rows.to_pylist()[0]
     assert key(r) == (22, "TCP", None, "Deny")  # TCP/ip
     assert (r["EventStartTime"], r["DvcIpAddr"], r["Dvc"]) == (utc(2024, 5, 1, 19, 1, 39, 900000), "10.9.0.2", "waf-2")
-
-
-def test_detect():
-    for path in FIXTURES.iterdir():
-        if path.suffix != ".md":
-            assert detect(str(path)).name == "barracuda", path
-
-
-_GOOD = [line for path in sorted(FIXTURES.iterdir()) if path.suffix != ".md"
-         for line in path.read_text().splitlines()]
-_pieces = hostile_lines(_GOOD, ["CEF:0|Barracuda|WAF|1|1|x|9|cat=NF src=1.1.1.1 dpt=999999", '{"LogType": "NF"}', "CEF:0|Barracuda|WAF|"], cut=2)
-
-
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(lines=st.lists(_pieces, max_size=20), endings=st.sampled_from(["\n", "\r\n"]))
-def test_hostile_input_is_accounted_for(tmp_path, lines, endings):
-    parsed = parse(write(tmp_path, endings.join(lines) or " ", "hostile.log"), SOURCE)
-    no_internal_errors(parsed.quarantine)
-    assert parsed.rows.num_rows + parsed.quarantine.num_rows + parsed.skipped == parsed.records

@@ -1,13 +1,10 @@
 """VMware Carbon Black Cloud netconn events: the fixture (an array written from the parser and the event fields), pinned values for the rule's keys (DstPortNumber,
-NetworkProtocol, NetworkDirection, DvcAction), detection and hostile input."""
+NetworkProtocol, NetworkDirection, DvcAction); detection and hostile input are in test_new_sources.py."""
 
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
-from portlens.sources import detect, get
-from sourcekit import checked_reasons, hostile_lines, no_internal_errors, one, parse, utc, write
+from portlens.sources import get
+from sourcekit import checked_reasons, one, parse, utc, write
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "carbonblack"
 SOURCE = get("carbonblack")
@@ -32,22 +29,3 @@ def test_fixture():
     assert key(r) == (8443, "TCP", None, "Deny") and r["EventResult"] == "Failure"
     r = one(rows, EventOriginalUid="e-3")  # inbound: local stays Src (DstPortNumber is the remote port)
     assert key(r) == (40000, "UDP", "Inbound", None)
-
-
-def test_detect():
-    for path in FIXTURES.iterdir():
-        if path.suffix != ".md":
-            assert detect(str(path)).name == "carbonblack", path
-
-
-_GOOD = [line for path in sorted(FIXTURES.iterdir()) if path.suffix != ".md"
-         for line in path.read_text().splitlines()]
-_pieces = hostile_lines(_GOOD, ["{}", '{"type": "endpoint.event.netconn", "remote_port": 1e99}', '{"type": "endpoint.event.netconn", "netconn_inbound": "maybe", "local_ip": "x"}'], cut=2)
-
-
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(lines=st.lists(_pieces, max_size=20), endings=st.sampled_from(["\n", "\r\n"]))
-def test_hostile_input_is_accounted_for(tmp_path, lines, endings):
-    parsed = parse(write(tmp_path, endings.join(lines) or " ", "hostile.log"), SOURCE)
-    no_internal_errors(parsed.quarantine)
-    assert parsed.rows.num_rows + parsed.quarantine.num_rows + parsed.skipped == parsed.records

@@ -1,13 +1,10 @@
 """Cisco FTD security events: the fixture (written from the FTD syslog guide and the parser, see FIXTURES.md), pinned values for the rule's keys (DstPortNumber,
-NetworkProtocol, NetworkDirection, DvcAction), detection and hostile input."""
+NetworkProtocol, NetworkDirection, DvcAction); detection and hostile input are in test_new_sources.py."""
 
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
-from portlens.sources import detect, get
-from sourcekit import checked_reasons, hostile_lines, no_internal_errors, one, parse, utc, write
+from portlens.sources import get
+from sourcekit import checked_reasons, one, parse, utc, write
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "cisco_ftd"
 SOURCE = get("cisco-ftd")
@@ -32,22 +29,3 @@ def test_fixture():
     assert key(r) == (80, "TCP", None, "Deny") and r["EventSeverity"] == "High"
     r = one(rows, DstPortNumber=443, NetworkDirection="Inbound")  # an ASA-form line: cisco-asa's mapping
     assert (r["SrcIpAddr"], r["DstIpAddr"]) == ("203.0.113.42", "10.5.0.10")
-
-
-def test_detect():
-    for path in FIXTURES.iterdir():
-        if path.suffix != ".md":
-            assert detect(str(path)).name == "cisco-ftd", path
-
-
-_GOOD = [line for path in sorted(FIXTURES.iterdir()) if path.suffix != ".md"
-         for line in path.read_text().splitlines()]
-_pieces = hostile_lines(_GOOD, ["%FTD-6-430002: SrcIP: 1.1.1.1, DstPort: 999999, Protocol: tcp", "%FTD-6-430003:", "%FTD-", "%FTD-6-302013: Built"], cut=2)
-
-
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(lines=st.lists(_pieces, max_size=20), endings=st.sampled_from(["\n", "\r\n"]))
-def test_hostile_input_is_accounted_for(tmp_path, lines, endings):
-    parsed = parse(write(tmp_path, endings.join(lines) or " ", "hostile.log"), SOURCE)
-    no_internal_errors(parsed.quarantine)
-    assert parsed.rows.num_rows + parsed.quarantine.num_rows + parsed.skipped == parsed.records

@@ -1,13 +1,10 @@
 """Defender for IoT network activity: the fixture (written from the parser: no public sample exists, see FIXTURES.md), pinned values for the rule's keys (DstPortNumber,
-NetworkProtocol, NetworkDirection, DvcAction), detection and hostile input."""
+NetworkProtocol, NetworkDirection, DvcAction); detection and hostile input are in test_new_sources.py."""
 
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
-from portlens.sources import detect, get
-from sourcekit import checked_reasons, hostile_lines, no_internal_errors, one, parse, utc, write
+from portlens.sources import get
+from sourcekit import checked_reasons, one, parse, utc, write
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "defender_iot"
 SOURCE = get("defender-iot")
@@ -29,22 +26,3 @@ def test_fixture():
     r = one(rows, EventOriginalUid="ev-2")  # EventDetails as a JSON string; inbound
     assert key(r) == (22, "TCP", None, None)
     assert (r["SrcIpAddr"], r["SrcPortNumber"], r["SrcBytes"]) == ("10.4.0.1", 51515, 300)
-
-
-def test_detect():
-    for path in FIXTURES.iterdir():
-        if path.suffix != ".md":
-            assert detect(str(path)).name == "defender-iot", path
-
-
-_GOOD = [line for path in sorted(FIXTURES.iterdir()) if path.suffix != ".md"
-         for line in path.read_text().splitlines()]
-_pieces = hostile_lines(_GOOD, ["{}", '{"RawEventName": "NetworkActivity", "EventDetails": {"LocalPort": "x"}}', '{"RawEventName": "NetworkActivity", "EventDetails": "{\\"LocalAddress\\": 5"}'], cut=2)
-
-
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(lines=st.lists(_pieces, max_size=20), endings=st.sampled_from(["\n", "\r\n"]))
-def test_hostile_input_is_accounted_for(tmp_path, lines, endings):
-    parsed = parse(write(tmp_path, endings.join(lines) or " ", "hostile.log"), SOURCE)
-    no_internal_errors(parsed.quarantine)
-    assert parsed.rows.num_rows + parsed.quarantine.num_rows + parsed.skipped == parsed.records

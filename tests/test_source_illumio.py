@@ -1,13 +1,10 @@
 """Illumio flow summaries: the fixture (JSON lines written from the parser; the real export sample is tested in test_source_sentinel), pinned values for the rule's keys (DstPortNumber,
-NetworkProtocol, NetworkDirection, DvcAction), detection and hostile input."""
+NetworkProtocol, NetworkDirection, DvcAction); detection and hostile input are in test_new_sources.py."""
 
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
-from portlens.sources import detect, get
-from sourcekit import checked_reasons, hostile_lines, no_internal_errors, one, parse, utc, write
+from portlens.sources import get
+from sourcekit import checked_reasons, one, parse, utc, write
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "illumio"
 SOURCE = get("illumio")
@@ -30,22 +27,3 @@ def test_fixture():
     assert (r["SrcBytes"], r["DstBytes"], r["NetworkDuration"], r["Dvc"]) == (100, 2000, 600_000, "pce.example.com")
     assert key(one(rows, SrcIpAddr="fd00::1")) == (0, "IPV6-ICMP", "Outbound", "Allow")  # pd 1
     assert key(one(rows, SrcIpAddr="10.0.1.6")) == (67, "UDP", "Outbound", "Allow")
-
-
-def test_detect():
-    for path in FIXTURES.iterdir():
-        if path.suffix != ".md":
-            assert detect(str(path)).name == "illumio", path
-
-
-_GOOD = [line for path in sorted(FIXTURES.iterdir()) if path.suffix != ".md"
-         for line in path.read_text().splitlines()]
-_pieces = hostile_lines(_GOOD, ["{}", "[", '{"src_ip": 5, "dst_port": "x", "proto": "tcp"}', '{"pd": 3, "dir": "Z", "src_ip": "::1"}'], cut=2)
-
-
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(lines=st.lists(_pieces, max_size=20), endings=st.sampled_from(["\n", "\r\n"]))
-def test_hostile_input_is_accounted_for(tmp_path, lines, endings):
-    parsed = parse(write(tmp_path, endings.join(lines) or " ", "hostile.log"), SOURCE)
-    no_internal_errors(parsed.quarantine)
-    assert parsed.rows.num_rows + parsed.quarantine.num_rows + parsed.skipped == parsed.records

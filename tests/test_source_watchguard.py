@@ -1,13 +1,10 @@
 """WatchGuard Fireware traffic logs: the fixture (written from the parser and Fireware's log layout: no public sample, see FIXTURES.md), pinned values for the rule's keys (DstPortNumber,
-NetworkProtocol, NetworkDirection, DvcAction), detection and hostile input."""
+NetworkProtocol, NetworkDirection, DvcAction); detection and hostile input are in test_new_sources.py."""
 
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
-from portlens.sources import detect, get
-from sourcekit import checked_reasons, hostile_lines, no_internal_errors, one, parse, utc, write
+from portlens.sources import get
+from sourcekit import checked_reasons, one, parse, utc, write
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "watchguard"
 SOURCE = get("watchguard")
@@ -31,22 +28,3 @@ def test_fixture():
     assert key(r) == (53, "UDP", None, "Allow")
     assert (r["NetworkDuration"], r["SrcBytes"], r["DstBytes"], r["SrcUsername"]) == (2000, 70, 180, "alice@corp.example")
     assert key(rows[3]) == (None, "ICMP", None, "Deny") and rows[3]["EventCount"] == 3
-
-
-def test_detect():
-    for path in FIXTURES.iterdir():
-        if path.suffix != ".md":
-            assert detect(str(path)).name == "watchguard", path
-
-
-_GOOD = [line for path in sorted(FIXTURES.iterdir()) if path.suffix != ".md"
-         for line in path.read_text().splitlines()]
-_pieces = hostile_lines(_GOOD, ['msg_id="3000-0148" Allow a b 60 tcp 20 64 1.1.1.1 2.2.2.2 99999 1', 'msg_id="3000-0148" Deny', 'msg_id="'], cut=2)
-
-
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(lines=st.lists(_pieces, max_size=20), endings=st.sampled_from(["\n", "\r\n"]))
-def test_hostile_input_is_accounted_for(tmp_path, lines, endings):
-    parsed = parse(write(tmp_path, endings.join(lines) or " ", "hostile.log"), SOURCE)
-    no_internal_errors(parsed.quarantine)
-    assert parsed.rows.num_rows + parsed.quarantine.num_rows + parsed.skipped == parsed.records
