@@ -32,6 +32,17 @@ DEFAULT_DB = "portlens.duckdb"
 _SQL_TYPE = {asim.TIMESTAMP: "TIMESTAMPTZ", pa.int32(): "INTEGER", pa.int64(): "BIGINT",
              pa.string(): "VARCHAR"}
 
+# The session columns the store keeps: what the rule and the summaries count by (time, port,
+# protocol, direction, action, application), what alerts name as talkers (source, destination,
+# reporting device), and cheap identifying columns (count, ports, vendor, product). See the
+# module docstring for why the other ASIM columns are not stored.
+STORED_COLUMNS = ("TimeGenerated", "EventCount", "EventVendor", "EventProduct", "DvcAction",
+                  "NetworkProtocol", "NetworkDirection", "DstPortNumber", "DstAppName",
+                  "SrcIpAddr", "SrcPortNumber", "DstIpAddr", "Dvc")
+
+# One batch's summary rows, added to the file's running summary (`_file_summary`).
+_SUMMARY_OF_BATCH = "SELECT * FROM (" + summary.aggregate_sql("_batch") + ")"
+
 _DDL = [
     "CREATE SEQUENCE IF NOT EXISTS file_ids START 1",
     """CREATE TABLE IF NOT EXISTS files (
@@ -40,7 +51,7 @@ _DDL = [
         quarantined BIGINT, skipped BIGINT, state VARCHAR,
         kind VARCHAR DEFAULT 'sessions', summarized BOOLEAN DEFAULT false)""",
     "CREATE TABLE IF NOT EXISTS sessions ("
-    + ", ".join(f'"{n}" {_SQL_TYPE[t]}' for n, t in asim.COLUMNS.items())
+    + ", ".join(f'"{n}" {_SQL_TYPE[asim.COLUMNS[n]]}' for n in STORED_COLUMNS)
     + ", file_id INTEGER)",
     """CREATE TABLE IF NOT EXISTS quarantine (
         file_id INTEGER, file VARCHAR, line BIGINT, source VARCHAR, reason VARCHAR, raw VARCHAR)""",
@@ -149,10 +160,12 @@ class Store:
                   "VALUES (?, ?, ?, ?, ?, 'loading')",
              [file_id, os.path.abspath(path), digest, os.path.getsize(path), parser.name])
         in_transaction = False
+        _run(con, "CREATE OR REPLACE TEMP TABLE _file_summary ("
+                  + ", ".join(f'"{f.name}" {_SQL_TYPE[f.type]}' for f in summary.SCHEMA) + ")")
         try:
             for batch in parse_file(parser, path):
                 if batch.table.num_rows:
-                    _append(con, "sessions", batch.table, file_id)
+                    self._append_sessions(batch.table, file_id)
                 if batch.quarantine.num_rows:
                     _append(con, "quarantine", batch.quarantine, file_id, first=True)
                 result.sessions += batch.table.num_rows
@@ -164,10 +177,11 @@ class Store:
                     result.skipped_by[reason] = result.skipped_by.get(reason, 0) + n
                 if progress:
                     progress(batch.records)
-            # The file's summaries and its visibility flip in one transaction.
+            # The file's summaries (added up from its batches) and its visibility flip in one
+            # transaction.
             _run(con, "BEGIN TRANSACTION")
             in_transaction = True
-            self._summarize_file(file_id)
+            _run(con, f"INSERT INTO summaries SELECT {file_id}, * FROM ({_summed('_file_summary')})")
             _run(con, "UPDATE files SET state = 'done', summarized = true, ingested_at = ?, records = ?, "
                       "sessions = ?, quarantined = ?, skipped = ?, skipped_by = ? WHERE file_id = ?",
                  [datetime.now(timezone.utc), result.records, result.sessions,
@@ -179,10 +193,26 @@ class Store:
                 _run(con, "ROLLBACK")
             self._discard(file_id)
             raise
+        finally:
+            _run(con, "DROP TABLE IF EXISTS _file_summary")
         self._ingested_here.add(file_id)
         if apply_retention:
             self.prune(spare=self._ingested_here)
         return result
+
+    def _append_sessions(self, table: pa.Table, file_id: int) -> None:
+        """Append a batch of ASIM rows (the stored columns) and add its 20-minute counts to
+        the file's running summary, from one registration of the batch."""
+        con = self.con
+        con.register("_batch", table)
+        try:
+            names = set(table.column_names)
+            cols = ", ".join(f'"{c}"' for c in STORED_COLUMNS)
+            values = ", ".join(f'"{c}"' if c in names else "NULL" for c in STORED_COLUMNS)
+            _run(con, f"INSERT INTO sessions ({cols}, file_id) SELECT {values}, ? FROM _batch", [file_id])
+            _run(con, f"INSERT INTO _file_summary {_SUMMARY_OF_BATCH}")
+        finally:
+            con.unregister("_batch")
 
     def _summarize_file(self, file_id: int, since: datetime | None = None) -> None:
         """(Re)build one file's summary rows from its raw sessions (from `since` on)."""
