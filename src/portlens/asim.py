@@ -263,113 +263,189 @@ def empty_table() -> pa.Table:
 def conform(columns: pa.Table | dict, *, defaults: dict | None = None,
             strict_vocabulary: bool = True) -> Conformed:
     """Turn a batch of parsed columns (any subset of COLUMNS, already of the right type or text)
-    into valid ASIM rows.
+    into valid ASIM rows: `conform_sql` run over an Arrow table (see there for the rules)."""
+    table = columns if isinstance(columns, pa.Table) else pa.table(columns)
+    n = table.num_rows
+    if n == 0:
+        return Conformed(empty_table(), pa.array([], pa.int64()), pa.array([], pa.string()))
+    table = table.append_column("_i", pa.array(np.arange(n, dtype=np.int64)))
+    out = query(conform_sql("_conform_in", arrow_kinds(table.schema), defaults,
+                            strict_vocabulary=strict_vocabulary), _conform_in=table)
+    bad = pc.is_valid(out["_reason"])
+    rejected = out.filter(bad)
+    return Conformed(out.filter(pc.invert(bad)).select(list(COLUMNS)).cast(SCHEMA),
+                     rejected["_i"].combine_chunks(), rejected["_reason"].combine_chunks())
 
-    - text columns are parsed to their schema type (timestamps, integers);
+
+def arrow_kinds(schema: pa.Schema) -> dict[str, str]:
+    """Column name -> 'int', 'time' or 'text' (how conform_sql reads it) for an Arrow schema."""
+    return {f.name: "int" if pa.types.is_integer(f.type) else
+            "time" if pa.types.is_timestamp(f.type) else "text" for f in schema}
+
+
+def sql_kinds(described: list[tuple[str, str]]) -> dict[str, str]:
+    """The same from DuckDB (name, type) pairs (DESCRIBE)."""
+    ints = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
+            "UINTEGER", "UBIGINT", "UHUGEINT")
+    return {name: "int" if typ in ints else "time" if typ.startswith("TIMESTAMP") else "text"
+            for name, typ in described}
+
+
+# Whitespace as Python's str.strip() and Arrow's utf8_trim_whitespace see it (SQL's trim(x)
+# alone strips spaces only).
+_WHITESPACE = "".join(chr(c) for c in range(0x3001) if chr(c).isspace())
+
+
+Q, EMPTY = '"', "''"  # a double quote and SQL's empty string, for f-strings
+
+
+def _trim(expr: str) -> str:
+    """SQL trimming `expr` of _WHITESPACE. A trim with a character set costs ten times a plain
+    one, so it runs only when the first or last character is not printable ASCII (rare)."""
+    return (f"(CASE WHEN ascii({expr}) BETWEEN 33 AND 126 AND ascii(right({expr}, 1)) BETWEEN 33 AND 126 "
+            f"THEN {expr} ELSE trim({expr}, {_literal(_WHITESPACE)}) END)")
+
+
+def conform_sql(relation: str, kinds: dict[str, str], defaults: dict | None = None, *,
+                strict_vocabulary: bool = True, bounds: tuple[datetime, datetime] | None = None) -> str:
+    """One SELECT over `relation` that turns parsed columns into valid ASIM rows.
+
+    `relation` has ASIM-named columns (any subset, typed or text; `kinds` says which: see
+    `arrow_kinds`/`sql_kinds`) and optional bookkeeping columns: `_skip` (not a session),
+    `_error` (the parser's reason a record is malformed), `_line`, `_raw`, `_i` (passed through).
+    The result has every ASIM column, typed, plus `_skip` (never NULL) and `_reason` (NULL for
+    a valid row and for a skipped one). The rules:
+    - text is trimmed, blank is NULL; timestamps and integers are parsed from text;
     - vocabulary columns are mapped case-insensitively to their canonical spelling, protocol
       numbers and aliases to IANA keywords;
     - ASIM derivations: EventStartTime/EventEndTime fall back to TimeGenerated (and back),
       EventCount to 1, EventResult from DvcAction, EventSeverity from the result;
     - a row that breaks the schema (no time, unparseable value, a time outside the plausible
-      range of `time_bounds()`, port outside 0-65535, a value outside a vocabulary) is rejected
-      with the first reason found.
+      range `bounds` (default: time_bounds().window()), port outside 0-65535, a value outside
+      a vocabulary) gets the first reason found; a parser `_error` comes first.
 
     strict_vocabulary=False is for rows that are already ASIM (the native source): vocabulary
     columns are kept verbatim (only an empty value becomes null) and never reject a row,
     because the KQL rule counts whatever the table holds ("tcp" and "TCP" are two series,
     "Allowed" is a series of its own). `portlens status` lists such values as schema
     warnings.
+    The statement depends only on the columns and defaults, so a source builds it once per
+    file, and it runs wherever the rows are (the compute engine, or the store's connection).
     """
-    table = columns if isinstance(columns, pa.Table) else pa.table(columns)
     defaults = defaults or {}
-    n = table.num_rows
-    present = set(table.column_names)
-    if n == 0:
-        return Conformed(empty_table(), pa.array([], pa.int64()), pa.array([], pa.string()))
-
-    # Vocabulary columns are mapped per distinct value (few) on the dictionary-encoded column,
-    # not per row; a value outside the vocabulary marks its row in a `_bad_<name>` column.
-    checks = []
-    if not strict_vocabulary:
-        table = _verbatim_vocabulary(table, present)
-    for name, canonical in _VALUE_MAPS.items() if strict_vocabulary else ():
-        if name in present:
-            mapped, bad = _map_distinct(table[name], canonical)
-            table = table.set_column(table.schema.get_field_index(name), name, mapped)
-            table = table.append_column(f"_bad_{name}", bad)
-            checks.append((f'"_bad_{name}"', _VALUE_ERRORS[name]))
-        elif defaults.get(name) is not None:
-            defaults = {**defaults, name: canonical(str(defaults[name]))}
-
-    # Text columns are trimmed and blank-to-null in Arrow (an order of magnitude cheaper than
-    # SQL trim over every column of every row).
-    for name in present:
-        if COLUMNS.get(name) == pa.string() and name not in _VALUE_MAPS:
-            values = table[name]
-            if not pa.types.is_string(values.type):
-                values = pc.cast(values, pa.string())
-            values = pc.utf8_trim_whitespace(values)
-            values = pc.if_else(pc.equal(values, ""), pa.scalar(None, pa.string()), values)
-            table = table.set_column(table.schema.get_field_index(name), name, values)
-
-    def raw(name: str) -> str | None:
-        if name in present:
-            return f'"{name}"'
-        if name in defaults:
-            value = defaults[name]
-            return "NULL" if value is None else _literal(value)
-        return None
-
-    # Only timestamps and integers need SQL (parsing, range checks); every other column is
-    # taken from Arrow as it is (text already cleaned, defaults as constants, absent as null).
-    select, from_arrow = [], {}
+    present = {n: k for n, k in kinds.items() if n in COLUMNS}
+    earliest, latest = bounds or time_bounds().window()
+    out_of_range = time_bounds().describe()
+    vocabularies = _VOCABULARY_SQL if strict_vocabulary else {}
+    first, second, checks = [], [], []  # text clean-up, parsing, (bad condition, reason)
     for name, typ in COLUMNS.items():
-        src = raw(name)
-        if src is None:
-            from_arrow[name] = pa.nulls(n, typ)
-            continue
-        if typ != TIMESTAMP and not pa.types.is_integer(typ):
+        q = f'"{name}"'
+        if name in _VOCABULARY_SQL and not strict_vocabulary:
+            source = f"NULLIF(CAST({q} AS VARCHAR), '')" if name in present else f"{_sql_value(defaults.get(name))}::VARCHAR"
+            first.append(f"{source} AS {q}")
+            second.append(q)
+        elif name in vocabularies:
             if name in present:
-                from_arrow[name] = table[name]
+                first.append(f'{_trim(f"CAST({q} AS VARCHAR)")} AS "_v_{name}"')
+                mapped = _VOCABULARY_SQL[name](f"_v_{name}")
+                second.append(f'{mapped} AS {q}')
+                second.append(f'"_v_{name}"')
             else:
-                value = defaults[name]
-                from_arrow[name] = pa.repeat(pa.scalar(None if value is None else str(value), typ), n)
-            continue
-        text = f"NULLIF(trim(CAST({src} AS VARCHAR)), '')"
-        typed_in = name in present and table.schema.field(name).type
-        if typ == TIMESTAMP:
-            parsed = f"CAST({src} AS TIMESTAMPTZ)" if typed_in and pa.types.is_timestamp(typed_in) else time_sql(text)
-            checks.append((f"{text} IS NOT NULL AND ({parsed}) IS NULL", f"{name}: not a timestamp"))
-            checks.append((time_range_sql(parsed), f"{name}: {time_bounds().describe()}"))
-            select.append(f'{parsed} AS "{name}"')
+                value = defaults.get(name)
+                value = None if value is None else _VALUE_MAPS[name](str(value))
+                first.append(f"{_sql_value(value)}::VARCHAR AS {q}")
+                second.append(q)
+        elif typ == pa.string():
+            if name in present:
+                first.append(f"NULLIF({_trim(f'CAST({q} AS VARCHAR)')}, '') AS {q}")
+            else:
+                first.append(f"{_sql_value(defaults.get(name))}::VARCHAR AS {q}")
+            second.append(q)
         else:
-            if typed_in and pa.types.is_integer(typed_in):
-                parsed = f"CAST({src} AS BIGINT)"
+            kind = present.get(name)
+            src = q if kind else (_literal(defaults[name]) if defaults.get(name) is not None else None)
+            if src is None:
+                first.append(f"NULL::{_SQL_TYPES[typ]} AS {q}")
+                second.append(q if typ == TIMESTAMP else f'{q} AS "_n_{name}"')
+                continue
+            text = f"NULLIF(trim(CAST({src} AS VARCHAR)), '')"
+            if typ == TIMESTAMP:
+                if kind == "time":
+                    first.append(f"CAST({src} AS TIMESTAMPTZ) AS {q}")
+                    second.append(q)
+                else:
+                    first.append(f'{text} AS "_x_{name}"')
+                    second.append(f'{time_sql(Q + "_x_" + name + Q)} AS {q}')
+                    second.append(f'"_x_{name}"')
+                    checks.append((f'"_x_{name}" IS NOT NULL AND {q} IS NULL', f"{name}: not a timestamp"))
+                checks.append((f"({q} < TIMESTAMPTZ '{earliest.isoformat()}' OR {q} > TIMESTAMPTZ '{latest.isoformat()}')",
+                               f"{name}: {out_of_range}"))
+                continue
+            if kind == "int":
+                first.append(f'CAST({src} AS BIGINT) AS "_n_{name}"')
+                second.append(f'"_n_{name}"')
             else:
-                parsed = f"TRY_CAST(TRY_CAST({text} AS DOUBLE) AS BIGINT)"
-                checks.append((f"{text} IS NOT NULL AND ({parsed}) IS NULL", f"{name}: not an integer"))
+                first.append(f'{text} AS "_x_{name}"')
+                second.append(f'TRY_CAST(TRY_CAST("_x_{name}" AS DOUBLE) AS BIGINT) AS "_n_{name}"')
+                second.append(f'"_x_{name}"')
+                checks.append((f'"_x_{name}" IS NOT NULL AND "_n_{name}" IS NULL', f"{name}: not an integer"))
             low, high, what = _INT_RANGES.get(name, (0, 2**63 - 1, "negative"))
-            checks.append((f"({parsed}) NOT BETWEEN {low} AND {high}", f"{name}: {what}"))
-            select.append(f'TRY_CAST({parsed} AS {_SQL_TYPES[typ]}) AS "{name}"')  # range checked above
+            checks.append((f'"_n_{name}" NOT BETWEEN {low} AND {high}', f"{name}: {what}"))
+    vocabulary_checks = [(f'"_v_{name}" <> {EMPTY} AND "{name}" IS NULL', _VALUE_ERRORS[name])
+                         for name in vocabularies if name in present]
+    checks = vocabulary_checks + checks
 
-    reason = "CASE " + " ".join(f"WHEN {c} THEN {_literal(r)}" for c, r in checks) + " END" if checks else "NULL"
-    # DuckDB keeps the input order for a plain projection (preserve_insertion_order), so the
-    # SQL columns line up with the Arrow ones.
-    parsed_cols = query(f"SELECT {', '.join(select + [f'{reason} AS _reason'])} FROM _conform_in",
-                        _conform_in=table)
-    columns = {name: (parsed_cols[name] if name in parsed_cols.column_names else from_arrow[name])
-               for name in COLUMNS}
-    typed = _derive(pa.table({**columns, "_reason": parsed_cols["_reason"],
-                              "_i": pa.array(np.arange(n, dtype=np.int64))}))
-    no_time = pc.is_null(typed["TimeGenerated"])
-    reasons = pc.if_else(pc.and_(pc.is_null(typed["_reason"]), no_time),
-                         pa.scalar("TimeGenerated: missing"), typed["_reason"])
-    bad = pc.is_valid(reasons)
-    good = typed.filter(pc.invert(bad)).select(list(COLUMNS)).cast(SCHEMA)
-    rejected = typed.filter(bad)
-    return Conformed(good, rejected["_i"].combine_chunks().cast(pa.int64()),
-                     reasons.filter(bad).combine_chunks() if isinstance(reasons, pa.ChunkedArray)
-                     else reasons.filter(bad))
+    skip = "coalesce(CAST(_skip AS BOOLEAN), false)" if "_skip" in kinds else "false"
+    error = "CAST(_error AS VARCHAR)" if "_error" in kinds else "NULL::VARCHAR"
+    carried = [c for c in ("_line", "_raw", "_i") if c in kinds]
+    tg = 'coalesce("TimeGenerated", "EventStartTime", "EventEndTime")'
+    start = f'coalesce("EventStartTime", {tg})'
+    result = ('coalesce("EventResult", CASE WHEN "DvcAction" IS NULL THEN NULL WHEN "DvcAction" IN ('
+              + ", ".join(_literal(a) for a in FAILING_ACTIONS) + ") THEN 'Failure' ELSE 'Success' END)")
+    derived = {
+        "TimeGenerated": tg, "EventStartTime": start,
+        "EventEndTime": f'coalesce("EventEndTime", {start})',
+        "EventCount": 'coalesce("_n_EventCount", 1)',
+        "EventType": "coalesce(\"EventType\", 'NetworkSession')",
+        "EventResult": result,
+        "EventSeverity": (f"coalesce(\"EventSeverity\", CASE WHEN {result} IS NULL THEN NULL "
+                          f"WHEN {result} = 'Failure' THEN 'Low' ELSE 'Informational' END)"),
+    }
+    final = []
+    for name, typ in COLUMNS.items():
+        if name in derived:
+            expr = derived[name]
+        elif typ == TIMESTAMP or typ == pa.string():
+            expr = f'"{name}"'
+        else:
+            expr = f'TRY_CAST("_n_{name}" AS {_SQL_TYPES[typ]})'  # range checked
+        final.append(f'{expr} AS "{name}"')
+    reason = ("CASE WHEN _skip THEN NULL WHEN _error IS NOT NULL THEN _error "
+              + " ".join(f"WHEN {c} THEN {_literal(r)}" for c, r in checks)
+              + f" WHEN {tg} IS NULL THEN 'TimeGenerated: missing' END")
+    keep = "".join(f", {c}" for c in carried)
+    return (f"SELECT {', '.join(final)}, _skip, {reason} AS _reason{keep} FROM ("
+            f"SELECT {', '.join(second)}, _skip, _error{keep} FROM ("
+            f"SELECT {', '.join(first)}, {skip} AS _skip, {error} AS _error{keep} FROM {relation}))")
+
+
+def _sql_value(value) -> str:
+    return "NULL" if value is None else _literal(str(value))
+
+
+def _protocol_sql(column: str) -> str:
+    """SQL mapping a trimmed text column to an IANA keyword, as `protocol_name` does."""
+    v = f'"{column}"'
+    numbers = ", ".join(f"{k}: '{p}'" for k, p in PROTOCOL_BY_NUMBER.items())
+    names = ", ".join(f"'{k}': '{p}'" for k, p in {**{p: p for p in PROTOCOLS}, **PROTOCOL_ALIASES}.items())
+    return (f"(CASE WHEN regexp_full_match({v}, '[0-9]+') THEN MAP {{{numbers}}}[TRY_CAST({v} AS INTEGER)] "
+            f"ELSE MAP {{{names}}}[upper({v})] END)")
+
+
+def _vocabulary_sql(vocab: dict[str, str]):
+    """SQL mapping a trimmed text column to the vocabulary's spelling (NULL outside it)."""
+    pairs = ", ".join(f"{_literal(k)}: {_literal(v)}" for k, v in vocab.items())
+    return lambda column: f'MAP {{{pairs}}}[lower("{column}")]'
 
 
 def protocol_name(value: str) -> str | None:
@@ -390,61 +466,18 @@ _INT_RANGES = {**{name: (0, 65535, "port outside 0-65535") for name in PORT_COLU
                "NetworkIcmpCode": (0, 255, "ICMP code outside 0-255")}
 
 
-def _verbatim_vocabulary(table: pa.Table, present: set) -> pa.Table:
-    """Vocabulary columns as text, unmapped and untrimmed; only "" becomes null (KQL has no
-    null string: empty is its missing value)."""
-    for name in _VALUE_MAPS:
-        if name in present:
-            values = table[name]
-            if not pa.types.is_string(values.type):
-                values = pc.cast(values, pa.string())
-            values = pc.if_else(pc.equal(values, ""), pa.scalar(None, pa.string()), values)
-            table = table.set_column(table.schema.get_field_index(name), name, values)
-    return table
-
-
-def _map_distinct(column, canonical) -> tuple[pa.Array, pa.Array]:
-    """Map a text column through `canonical` once per distinct value. Returns the mapped
-    column and a mask of rows whose non-blank value has no canonical form."""
-    values = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-    if not pa.types.is_string(values.type):
-        values = values.cast(pa.string())
-    encoded = pc.dictionary_encode(values)
-    distinct = encoded.dictionary.to_pylist()
-    mapped = pa.array([canonical(v) if v.strip() else None for v in distinct], pa.string())
-    out = pc.take(mapped, encoded.indices)
-    blank = pa.array([not v.strip() for v in distinct], pa.bool_())
-    bad = pc.and_(pc.is_null(out), pc.invert(pc.fill_null(pc.take(blank, encoded.indices), True)))
-    return out, bad
-
-
 _SQL_TYPES = {TIMESTAMP: "TIMESTAMPTZ", pa.int32(): "INTEGER", pa.int64(): "BIGINT", pa.string(): "VARCHAR"}
-
-
-def _derive(t: pa.Table) -> pa.Table:
-    """ASIM fallbacks between related fields (spec part 1)."""
-    def put(name, values):
-        return t.set_column(t.schema.get_field_index(name), name, values)
-
-    tg = pc.coalesce(t["TimeGenerated"], t["EventStartTime"], t["EventEndTime"])
-    t = put("TimeGenerated", tg)
-    t = put("EventStartTime", pc.coalesce(t["EventStartTime"], tg))
-    t = put("EventEndTime", pc.coalesce(t["EventEndTime"], t["EventStartTime"]))
-    t = put("EventCount", pc.coalesce(t["EventCount"], pa.scalar(1, pa.int64())))
-    t = put("EventType", pc.coalesce(t["EventType"], pa.scalar("NetworkSession")))
-    failing = pc.is_in(t["DvcAction"], value_set=pa.array(FAILING_ACTIONS))
-    derived_result = pc.if_else(pc.is_null(t["DvcAction"]), pa.scalar(None, pa.string()),
-                                pc.if_else(failing, pa.scalar("Failure"), pa.scalar("Success")))
-    t = put("EventResult", pc.coalesce(t["EventResult"], derived_result))
-    sev = pc.if_else(pc.equal(t["EventResult"], "Failure"), pa.scalar("Low"), pa.scalar("Informational"))
-    t = put("EventSeverity", pc.coalesce(t["EventSeverity"], sev))
-    return t
 
 
 def _literal(value) -> str:
     if isinstance(value, (int, float)):
         return repr(value)
     return "'" + str(value).replace("'", "''") + "'"
+
+
+# Vocabulary column -> SQL mapping its trimmed text (conform_sql).
+_VOCABULARY_SQL = {"NetworkProtocol": _protocol_sql,
+                   **{name: _vocabulary_sql(vocab) for name, vocab in _VOCABULARIES.items()}}
 
 
 # ---- quarantine rows ----------------------------------------------------------------------

@@ -37,6 +37,30 @@ out = Console(width=None if sys.stdout.isatty() else 140)
 err = Console(stderr=True, soft_wrap=True)
 
 
+def _without_pandas() -> None:
+    """pyarrow imports pandas (0.3-0.5 s) the first time it builds an array from Python values,
+    only to ask whether they are pandas objects; no command but the Spark engine uses pandas.
+    For the command's duration `import pandas` fails fast (`_NoPandas`), which pyarrow takes
+    as "no pandas"; the Spark engine lifts it (`_allow_pandas`)."""
+    if "pandas" not in sys.modules and _NoPandas not in sys.meta_path:
+        sys.meta_path.insert(0, _NoPandas)
+
+
+def _allow_pandas() -> None:
+    if _NoPandas in sys.meta_path:
+        sys.meta_path.remove(_NoPandas)
+
+
+class _NoPandas:
+    """An import hook under which `import pandas` fails (see _without_pandas)."""
+
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        if name == "pandas" or name.startswith("pandas."):
+            raise ImportError("pandas is not needed here")
+        return None
+
+
 class UsageError(ValueError):
     pass
 
@@ -45,6 +69,14 @@ USER_ERRORS = (SourceError, StoreError, ConfigError, UsageError)
 
 
 def main() -> None:
+    _without_pandas()
+    try:
+        _main()
+    finally:
+        _allow_pandas()
+
+
+def _main() -> None:
     try:
         code = app(standalone_mode=False)
     except USER_ERRORS as e:
@@ -406,6 +438,7 @@ def summarize(db: str = DbOption,
     paths = _files([Path(p) for pattern in inputs
                     for p in (sorted(glob.glob(pattern, recursive=True)) or [pattern])])
     if engine is Engine.spark:
+        _allow_pandas()  # PySpark's mapInArrow runs on its pandas UDF machinery
         try:
             from .engines import spark as spark_engine
         except ImportError as e:

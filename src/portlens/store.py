@@ -164,13 +164,17 @@ class Store:
                   + ", ".join(f'"{f.name}" {_SQL_TYPE[f.type]}' for f in summary.SCHEMA) + ")")
         try:
             for batch in parse_file(parser, path):
-                if batch.table.num_rows:
-                    self._append_sessions(batch.table, file_id)
-                if batch.quarantine.num_rows:
-                    _append(con, "quarantine", batch.quarantine, file_id, first=True)
-                result.sessions += batch.table.num_rows
-                result.quarantined += batch.quarantine.num_rows
-                result.skipped += batch.skipped
+                if batch.pending is not None:
+                    rows, quarantined, skipped = self._append_pending(batch.pending, file_id)
+                else:
+                    rows, quarantined, skipped = batch.table.num_rows, batch.quarantine.num_rows, batch.skipped
+                    if rows:
+                        self._append_sessions(batch.table, file_id)
+                    if quarantined:
+                        _append(con, "quarantine", batch.quarantine, file_id, first=True)
+                result.sessions += rows
+                result.quarantined += quarantined
+                result.skipped += skipped
                 result.records += batch.records
                 result.notes.extend(batch.notes)
                 for reason, n in batch.skipped_by.items():
@@ -199,6 +203,33 @@ class Store:
         if apply_retention:
             self.prune(spare=self._ingested_here)
         return result
+
+    def _append_pending(self, pending, file_id: int) -> tuple[int, int, int]:
+        """Conform a parsed batch with one statement on the store's own connection and route
+        its rows into sessions, quarantine and the file's running summary without a round trip
+        through Python. Returns (rows, quarantined, skipped)."""
+        con = self.con
+        stored = ", ".join(f'"{c}"' for c in STORED_COLUMNS)
+        con.register("_parsed", pending.parsed)
+        try:
+            # (the raw text is copied only for the records that go to quarantine)
+            _run(con, f"CREATE OR REPLACE TEMP TABLE _batch AS SELECT {stored}, _skip, _reason, _line, "
+                      f"CASE WHEN _reason IS NOT NULL THEN _raw END AS _raw FROM ({pending.sql('_parsed')})")
+        finally:
+            con.unregister("_parsed")
+        try:
+            _run(con, f"INSERT INTO sessions ({stored}, file_id) SELECT {stored}, ? FROM _batch "
+                      "WHERE _reason IS NULL AND NOT _skip", [file_id])
+            _run(con, "INSERT INTO quarantine SELECT ?, ?, _line, ?, _reason, _raw FROM _batch "
+                      "WHERE _reason IS NOT NULL", [file_id, pending.path, pending.source])
+            _run(con, "INSERT INTO _file_summary " + summary.aggregate_sql(
+                "(SELECT * FROM _batch WHERE _reason IS NULL AND NOT _skip)"))
+            counts = _one(con, "SELECT count(*) FILTER (WHERE _reason IS NULL AND NOT _skip), "
+                               "count(*) FILTER (WHERE _reason IS NOT NULL), count(*) FILTER (WHERE _skip) "
+                               "FROM _batch")
+        finally:
+            _run(con, "DROP TABLE IF EXISTS _batch")
+        return counts
 
     def _append_sessions(self, table: pa.Table, file_id: int) -> None:
         """Append a batch of ASIM rows (the stored columns) and add its 20-minute counts to

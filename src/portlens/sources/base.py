@@ -10,7 +10,7 @@ ASIM-named columns (text or typed) plus bookkeeping columns:
   `_raw`   string the record text (required; kept in quarantine)
   `_error` string why a record that is a session is malformed (optional, NULL when fine)
   `_skip`  bool   the record is not a network session: counted, neither stored nor quarantined
-`finish` then conforms the columns to the schema (asim.conform) and routes the failures.
+`finish` then conforms the columns to the schema (asim.conform_sql) and routes the failures.
 """
 
 from __future__ import annotations
@@ -76,14 +76,86 @@ def _parse_file(source: "Source", path: str, batch_lines: int) -> Iterator["Batc
         yield Batch(asim.empty_table(), q, 0, 1)
 
 
-@dataclass
 class Batch:
-    table: pa.Table
-    quarantine: pa.Table
-    skipped: int = 0
-    records: int = 0  # records read (rows + quarantined + skipped)
-    skipped_by: dict = field(default_factory=dict)  # why records were skipped -> count (when known)
-    notes: list = field(default_factory=list)  # one-line notes for the user (e.g. a time zone assumed)
+    """One batch of a file: valid ASIM rows (`table`), quarantined records (`quarantine`), the
+    number of records that are not sessions (`skipped`) and of records read (`records`).
+
+    A batch made by `finish` is *pending* until first used: it holds the parsed columns and the
+    conform statement (`pending`), so the store can run that one statement on its own
+    connection, straight into its tables; any other reader gets the Arrow results on first
+    access of `table`, `quarantine` or `skipped`."""
+
+    def __init__(self, table: pa.Table | None = None, quarantine: pa.Table | None = None,
+                 skipped: int = 0, records: int = 0, skipped_by: dict | None = None,
+                 notes: list | None = None, *, pending: "Pending | None" = None):
+        self._table, self._quarantine, self._skipped = table, quarantine, skipped
+        self.records = records  # records read (rows + quarantined + skipped)
+        self.skipped_by = skipped_by if skipped_by is not None else {}  # why skipped -> count (when known)
+        self.notes = notes if notes is not None else []  # one-line notes for the user (e.g. a zone assumed)
+        self.pending = pending
+
+    def _resolve(self) -> None:
+        if self.pending is not None:
+            self._table, self._quarantine, self._skipped = self.pending.to_arrow()
+            self.pending = None
+
+    @property
+    def table(self) -> pa.Table:
+        self._resolve()
+        return self._table
+
+    @table.setter
+    def table(self, value: pa.Table) -> None:
+        self._resolve()
+        self._table = value
+
+    @property
+    def quarantine(self) -> pa.Table:
+        self._resolve()
+        return self._quarantine
+
+    @quarantine.setter
+    def quarantine(self, value: pa.Table) -> None:
+        self._resolve()
+        self._quarantine = value
+
+    @property
+    def skipped(self) -> int:
+        self._resolve()
+        return self._skipped
+
+    @skipped.setter
+    def skipped(self, value: int) -> None:
+        self._resolve()
+        self._skipped = value
+
+
+@dataclass
+class Pending:
+    """Parsed columns of one batch (ASIM-named, typed or text, plus `_line`, `_raw` and the
+    optional `_error`, `_skip`) and what conforming them needs."""
+    parsed: pa.Table
+    path: str
+    source: str
+    defaults: dict
+    strict_vocabulary: bool = True  # see asim.conform_sql
+
+    def sql(self, relation: str) -> str:
+        """The conform statement over `relation` (the parsed columns registered by that name)."""
+        return asim.conform_sql(relation, asim.arrow_kinds(self.parsed.schema), self.defaults,
+                                strict_vocabulary=self.strict_vocabulary)
+
+    def to_arrow(self) -> tuple[pa.Table, pa.Table, int]:
+        """(ASIM rows, quarantine rows, records skipped), conformed on the compute engine."""
+        out = asim.query(self.sql("_parsed"), _parsed=self.parsed)
+        skip = out["_skip"]
+        skipped = int(pc.sum(skip).as_py() or 0)
+        bad = pc.is_valid(out["_reason"])
+        good = out.filter(pc.and_(pc.invert(bad), pc.invert(skip))).select(list(asim.COLUMNS)).cast(asim.SCHEMA)
+        rejected = out.filter(bad)
+        quarantine = asim.quarantine_rows(self.path, self.source, rejected["_line"], rejected["_reason"],
+                                          rejected["_raw"])
+        return good, quarantine, skipped
 
 
 @dataclass
@@ -122,31 +194,12 @@ class Source:
 def finish(parsed: pa.Table, path: str, source: str, defaults: dict | None = None, *,
            strict_vocabulary: bool = True) -> Batch:
     """Route a parsed batch: skipped records are counted, records with a parser `_error` or a
-    schema violation go to quarantine with their line, the rest become ASIM rows.
-    strict_vocabulary: see asim.conform (False only for rows that are already ASIM)."""
-    records = parsed.num_rows
-    names = parsed.column_names
-    skipped = 0
-    if "_skip" in names:
-        skip = pc.fill_null(parsed["_skip"], False)
-        skipped = pc.sum(skip).as_py() or 0
-        parsed = parsed.filter(pc.invert(skip))
-    quarantined = []
-    if "_error" in names:
-        err = pc.is_valid(parsed["_error"])
-        bad = parsed.filter(err)
-        if bad.num_rows:
-            quarantined.append(asim.quarantine_rows(path, source, bad["_line"], bad["_error"], bad["_raw"]))
-        parsed = parsed.filter(pc.invert(err))
-    columns = parsed.drop_columns([c for c in parsed.column_names if c.startswith("_")])
-    result = asim.conform(columns, defaults=defaults, strict_vocabulary=strict_vocabulary)
-    if len(result.rejected_index):
-        lines = pc.take(parsed["_line"], result.rejected_index)
-        raws = pc.take(parsed["_raw"], result.rejected_index)
-        quarantined.append(asim.quarantine_rows(path, source, lines, result.rejected_reason, raws))
-    quarantine = (pa.concat_tables(quarantined) if quarantined
-                  else asim.QUARANTINE_SCHEMA.empty_table())
-    return Batch(result.table, quarantine, skipped, records)
+    schema violation go to quarantine with their line, the rest become ASIM rows. The work
+    is one SQL statement (asim.conform_sql), run when the batch is first used.
+    strict_vocabulary: see asim.conform_sql (False only for rows that are already ASIM)."""
+    if "_raw" not in parsed.column_names:
+        parsed = parsed.append_column("_raw", pa.nulls(parsed.num_rows, pa.string()))
+    return Batch(records=parsed.num_rows, pending=Pending(parsed, path, source, defaults or {}, strict_vocabulary))
 
 
 def open_binary(path: str) -> io.BufferedIOBase:
