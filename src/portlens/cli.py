@@ -162,9 +162,11 @@ def ingest(paths: List[Path] = typer.Argument(..., help="Files or folders."),
     failed = 0
     bounds = _time_bounds(not_before, max_future)
     with Store(db) as store, asim.plausible_times(bounds):
+        landed = 0
         for path in files:
             try:
-                r = store.ingest(path, source)
+                r = store.ingest(path, source, apply_retention=False)
+                landed += not r.duplicate_of
             except SourceError as e:
                 err.print(f"portlens: error: {e}", markup=False, highlight=False)
                 failed += 1
@@ -179,6 +181,8 @@ def ingest(paths: List[Path] = typer.Argument(..., help="Files or folders."),
                 for note in getattr(r, "notes", ()):
                     err.print(f"warning: {note}", markup=False, highlight=False)
                 _print_skipped(getattr(r, "skipped_by", {}))
+        if landed:
+            store.apply_retention()  # once per command, after every file has landed
     if failed:
         raise typer.Exit(2)
 

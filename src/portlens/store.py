@@ -201,8 +201,13 @@ class Store:
             _run(con, "DROP TABLE IF EXISTS _file_summary")
         self._ingested_here.add(file_id)
         if apply_retention:
-            self.prune(spare=self._ingested_here)
+            self.apply_retention()
         return result
+
+    def apply_retention(self) -> dict:
+        """The retention an ingest applies: prune, sparing the files this object ingested.
+        `portlens ingest` runs it once, after its last file."""
+        return self.prune(spare=self._ingested_here)
 
     def _append_pending(self, pending, file_id: int) -> tuple[int, int, int]:
         """Conform a parsed batch with one statement on the store's own connection and route
