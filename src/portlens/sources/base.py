@@ -131,23 +131,45 @@ class Batch:
 
 
 @dataclass
+class Query:
+    """Parsed columns as SQL rather than Arrow: `sql` over the Arrow `inputs` (by name). A
+    source that maps its records in SQL hands this to `finish`, so mapping and validation are
+    one statement."""
+    sql: str
+    inputs: dict
+
+
+def materialize(parsed: "pa.Table | Query") -> pa.Table:
+    """The Arrow table of parsed columns (a Query run on the compute engine)."""
+    return asim.query(parsed.sql, **parsed.inputs) if isinstance(parsed, Query) else parsed
+
+
+@dataclass
 class Pending:
     """Parsed columns of one batch (ASIM-named, typed or text, plus `_line`, `_raw` and the
-    optional `_error`, `_skip`) and what conforming them needs."""
-    parsed: pa.Table
+    optional `_error`, `_skip`; an Arrow table or a `Query`) and what conforming them needs."""
+    parsed: "pa.Table | Query"
     path: str
     source: str
     defaults: dict
     strict_vocabulary: bool = True  # see asim.conform_sql
 
-    def sql(self, relation: str) -> str:
-        """The conform statement over `relation` (the parsed columns registered by that name)."""
-        return asim.conform_sql(relation, asim.arrow_kinds(self.parsed.schema), self.defaults,
-                                strict_vocabulary=self.strict_vocabulary)
+    def inputs(self) -> dict:
+        """The Arrow tables the statement reads, by name (register them, then run it)."""
+        return self.parsed.inputs if isinstance(self.parsed, Query) else {"_parsed": self.parsed}
+
+    def sql(self) -> str:
+        """The conform statement over the parsed columns (built per batch: the plausible time
+        window moves with the clock; a Query's column types are looked up once)."""
+        if isinstance(self.parsed, Query):
+            relation, kinds = f"({self.parsed.sql})", _query_kinds(self.parsed)
+        else:
+            relation, kinds = "_parsed", asim.arrow_kinds(self.parsed.schema)
+        return asim.conform_sql(relation, kinds, self.defaults, strict_vocabulary=self.strict_vocabulary)
 
     def to_arrow(self) -> tuple[pa.Table, pa.Table, int]:
         """(ASIM rows, quarantine rows, records skipped), conformed on the compute engine."""
-        out = asim.query(self.sql("_parsed"), _parsed=self.parsed)
+        out = asim.query(self.sql(), **self.inputs())
         skip = out["_skip"]
         skipped = int(pc.sum(skip).as_py() or 0)
         bad = pc.is_valid(out["_reason"])
@@ -156,6 +178,27 @@ class Pending:
         quarantine = asim.quarantine_rows(self.path, self.source, rejected["_line"], rejected["_reason"],
                                           rejected["_raw"])
         return good, quarantine, skipped
+
+
+_QUERY_KINDS: dict = {}
+
+
+def _query_kinds(query: Query) -> dict[str, str]:
+    """The column kinds a Query yields (DuckDB's DESCRIBE), once per query and input types."""
+    key = (query.sql, tuple((name, t.schema) for name, t in query.inputs.items()))
+    if key not in _QUERY_KINDS:
+        con = asim.sql()
+        for name, table in query.inputs.items():
+            con.register(name, table.schema.empty_table())
+        try:
+            described = [(r[0], r[1]) for r in con.execute(f"DESCRIBE {query.sql}").fetchall()]
+        finally:
+            for name in query.inputs:
+                con.unregister(name)
+        if len(_QUERY_KINDS) > 256:
+            _QUERY_KINDS.clear()
+        _QUERY_KINDS[key] = asim.sql_kinds(described)
+    return _QUERY_KINDS[key]
 
 
 @dataclass
@@ -177,29 +220,41 @@ class Source:
         """Default for line-oriented formats: read lines in batches, parse each batch."""
         state = self.start(path)
         for lines, numbers in read_lines(path, batch_lines):
-            yield self.finish(self.parse_lines(lines, numbers, state), path)
+            yield self.finish(self.map_lines(lines, numbers, state), path)
 
     def start(self, path: str) -> dict:
         """Per-file state for parsers that need it (a header line, a field list)."""
         return {}
 
-    def parse_lines(self, lines: pa.Array, numbers: pa.Array, state: dict) -> pa.Table:  # pragma: no cover
-        raise NotImplementedError
+    def parse_lines(self, lines: pa.Array, numbers: pa.Array, state: dict) -> pa.Table:
+        """The parsed columns of a batch of lines (see the module doc)."""
+        return materialize(self.map_lines(lines, numbers, state))
+
+    def map_lines(self, lines: pa.Array, numbers: pa.Array, state: dict) -> "pa.Table | Query":
+        """`parse_lines`, or a `Query` that gives the same columns: a source whose mapping is
+        SQL overrides this one, and conform then runs in the same statement."""
+        if type(self).parse_lines is Source.parse_lines:  # pragma: no cover - interface
+            raise NotImplementedError
+        return self.parse_lines(lines, numbers, state)
 
     def finish(self, parsed: pa.Table, path: str) -> Batch:
         return finish(parsed, path, self.name, {"EventVendor": self.vendor,
                                                 "EventProduct": self.product, **self.defaults})
 
 
-def finish(parsed: pa.Table, path: str, source: str, defaults: dict | None = None, *,
+def finish(parsed: "pa.Table | Query", path: str, source: str, defaults: dict | None = None, *,
            strict_vocabulary: bool = True) -> Batch:
     """Route a parsed batch: skipped records are counted, records with a parser `_error` or a
     schema violation go to quarantine with their line, the rest become ASIM rows. The work
     is one SQL statement (asim.conform_sql), run when the batch is first used.
     strict_vocabulary: see asim.conform_sql (False only for rows that are already ASIM)."""
-    if "_raw" not in parsed.column_names:
-        parsed = parsed.append_column("_raw", pa.nulls(parsed.num_rows, pa.string()))
-    return Batch(records=parsed.num_rows, pending=Pending(parsed, path, source, defaults or {}, strict_vocabulary))
+    if isinstance(parsed, Query):
+        records = sum(t.num_rows for t in parsed.inputs.values())  # one input row per record
+    else:
+        if "_raw" not in parsed.column_names:
+            parsed = parsed.append_column("_raw", pa.nulls(parsed.num_rows, pa.string()))
+        records = parsed.num_rows
+    return Batch(records=records, pending=Pending(parsed, path, source, defaults or {}, strict_vocabulary))
 
 
 def open_binary(path: str) -> io.BufferedIOBase:

@@ -21,9 +21,14 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from .. import asim
-from .base import BATCH_LINES, Batch, Source, finish, open_binary, read_lines
+from .base import BATCH_LINES, Batch, Query, Source, finish, open_binary, read_lines
 
 _KEYS = ("TimeGenerated", "EventStartTime", "DstPortNumber", "DstIpAddr")
+_JSON_LINES_SQL = (
+    "SELECT n AS _line, line AS _raw, CASE WHEN NOT ok THEN 'not a JSON object' END AS _error, "
+    "unnest(CASE WHEN ok THEN json_transform(line, '{"
+    + ", ".join(f'"{c}": "VARCHAR"' for c in asim.COLUMNS)
+    + "}') END) FROM (SELECT n, line, json_valid(line) AND starts_with(ltrim(line), '{') AS ok FROM _lines)")
 
 
 class NativeAsim(Source):
@@ -54,20 +59,12 @@ class NativeAsim(Source):
         else:
             yield from self._csv(path, batch_lines)
 
-    # JSON lines: one object per line; parsed a batch at a time by DuckDB's JSON functions.
+    # JSON lines: one object per line. Parsing (each line once, into a struct of text fields;
+    # numbers keep their JSON text) and validation are one SQL statement (base.Query).
     def _json_lines(self, path: str, batch_lines: int) -> Iterator[Batch]:
-        # Parse each line once into a struct of text fields (numbers keep their JSON text).
-        struct = "{" + ", ".join(f'"{c}": "VARCHAR"' for c in asim.COLUMNS) + "}"
         for lines, numbers in read_lines(path, batch_lines):
-            batch = pa.table({"line": lines, "n": numbers})
-            ok = asim.query("SELECT json_valid(line) AND starts_with(ltrim(line), '{') AS ok FROM b",
-                            b=batch)["ok"]
-            good, bad = batch.filter(ok), batch.filter(pc.invert(ok))
-            parsed = asim.query(f"SELECT unnest(json_transform(line, '{struct}')), n AS _line, "
-                                f"line AS _raw FROM good", good=good)
-            malformed = pa.table({"_line": bad["n"], "_raw": bad["line"],
-                                  "_error": pa.repeat(pa.scalar("not a JSON object"), bad.num_rows)})
-            yield _finish(pa.concat_tables([parsed, malformed], promote_options="default"), path, self.name)
+            yield _finish(Query(_JSON_LINES_SQL, {"_lines": pa.table({"line": lines, "n": numbers})}),
+                          path, self.name)
 
     def _csv(self, path: str, batch_lines: int) -> Iterator[Batch]:
         invalid: list[tuple[int, str]] = []
@@ -132,7 +129,7 @@ class NativeAsim(Source):
             yield _finish(table, path, self.name)
 
 
-def _finish(parsed: pa.Table, path: str, source: str) -> Batch:
+def _finish(parsed: "pa.Table | Query", path: str, source: str) -> Batch:
     return finish(parsed, path, source, strict_vocabulary=False)
 
 

@@ -45,7 +45,7 @@ import pyarrow.compute as pc
 from .. import asim
 from ._records import error_rows, json_split
 from ._sql import bag_sql, col, icmp_type_sql, lit
-from .base import Source
+from .base import Query, Source
 
 # Canonical Zeek field names this parser reads (JSON keys and TSV #fields names).
 FIELDS = (
@@ -108,7 +108,7 @@ class Zeek(Source):
         return {"separator": "\t", "unset": "-", "empty": "(empty)", "path": None,
                 "fields": None}
 
-    def parse_lines(self, lines: pa.Array, numbers: pa.Array, state: dict) -> pa.Table:
+    def map_lines(self, lines: pa.Array, numbers: pa.Array, state: dict) -> "pa.Table | Query":
         stripped = pc.utf8_ltrim_whitespace(lines)
         is_json = pc.or_(pc.starts_with(stripped, "{"), pc.starts_with(stripped, "["))
         is_header = pc.starts_with(lines, "#")
@@ -320,7 +320,7 @@ class Zeek(Source):
           {bag} AS "AdditionalFields"
         FROM pre
         """
-        return asim.query(sql, canon=t)
+        return Query(sql, {"canon": t})
 
 
 SOURCE = Zeek(
