@@ -21,7 +21,7 @@ import tempfile
 from contextlib import contextmanager
 from typing import Iterator
 
-from ._tables import _load_lenient
+from ._tables import load_lenient
 from .base import open_binary
 
 MAX_BYTES = 1 << 30
@@ -61,7 +61,7 @@ def head_lines(head: bytes, path: str) -> bytes | None:
             data = f.read(4 << 20)
     except OSError:
         return None
-    doc, error = _load_lenient(data.decode("utf-8", errors="replace").lstrip("\ufeff"))
+    doc, error = load_lenient(data.decode("utf-8", errors="replace").lstrip("\ufeff"))
     if error is not None:
         return None
     return "\n".join(json.dumps(r, ensure_ascii=False) for r in records(doc)[:20]).encode() + b"\n"
@@ -81,7 +81,7 @@ def as_json_lines(path: str) -> Iterator[str | None]:
     if len(data) > MAX_BYTES:
         yield None
         return
-    doc, error = _load_lenient(data.decode("utf-8", errors="replace").lstrip("\ufeff"))
+    doc, error = load_lenient(data.decode("utf-8", errors="replace").lstrip("\ufeff"))
     if error is not None:
         yield None
         return

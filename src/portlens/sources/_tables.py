@@ -195,7 +195,7 @@ class Export:
         if len(data) > MAX_DOCUMENT_BYTES:
             yield _error_table(1, text[:65536], "JSON document larger than 1 GiB: export it as JSON lines")
             return
-        doc, error = _load_lenient(text)
+        doc, error = load_lenient(text)
         if error is not None:
             yield _error_table(error[0], text[:65536], error[1])
             return
@@ -271,7 +271,7 @@ def _error_table(line: int, raw: str, reason: str) -> pa.Table:
 _TRAILING_COMMA = re.compile(r'("(?:[^"\\]|\\.)*")|,(\s*[}\]])')
 
 
-def _load_lenient(text: str):
+def load_lenient(text: str):
     """(document, None) or (None, (line, reason)). A trailing comma before `}` or `]` (hand-
     edited exports) is forgiven; any other JSON error is reported with its position."""
     try:

@@ -52,6 +52,8 @@ from ._syslog import COMMON_SECURITY_LOG
 from ._tables import MIXED_TABLES, SIGNATURES, Export, is_table_export, parse_times
 from .base import BATCH_LINES, Batch, Source, finish
 
+EXPORT_BATCH_ROWS = 25_000
+
 # `--timezone`: the IANA zone `[Local Time]` columns are read in (None: UTC, with a note).
 LOCAL_TIMEZONE: contextvars.ContextVar[str | None] = contextvars.ContextVar("portlens_local_timezone",
                                                                             default=None)
@@ -163,7 +165,9 @@ class Sentinel(Source):
         return is_table_export(head)
 
     def parse(self, path: str, batch_lines: int = BATCH_LINES) -> Iterator[Batch]:
-        export = Export(path, batch_lines)
+        # exports are wide (CommonSecurityLog has ~150 columns) and each routed row is rebuilt
+        # as its vendor's record: smaller batches halve the peak memory at the same CPU time
+        export = Export(path, min(batch_lines, EXPORT_BATCH_ROWS))
         zone = LOCAL_TIMEZONE.get()
         noted = False
         for recs in export.records():
