@@ -130,6 +130,7 @@ def _as_of(value: Optional[str], option: str = "--as-of") -> Optional[datetime]:
 
 DbOption = typer.Option(DEFAULT_DB, "--db", help="The DuckDB store file.")
 SourceOption = typer.Option("auto", "--source", help="Source name (see 'portlens sources') or auto.")
+CaOption = typer.Option(None, "--ca", help="PEM file of the CA(s) that sign the receivers' certificates (tls:// syslog, https:// webhooks); default: the system's.")
 TimezoneOption = typer.Option(None, "--timezone", help="IANA zone (e.g. Europe/Paris) to read Sentinel "
                               "exports' [Local Time] columns in (default: UTC, with a warning).")
 
@@ -303,14 +304,15 @@ def detect_cmd(db: str = DbOption,
                missing_days: MissingDays = typer.Option(MissingDays.zero, "--missing-days", help="zero: an empty day is 0, as in KQL; skip: leave days with no data at all (outages) out of the trend."),
                date_from: Optional[str] = typer.Option(None, "--from", help="Backtest: run as of every day from this date ..."),
                date_to: Optional[str] = typer.Option(None, "--to", help="... to this date (inclusive), in one pass over the data."),
-               deliver: Optional[List[str]] = typer.Option(None, "--deliver", help="Send alerts: webhook=URL, syslog=HOST:PORT (or tcp://HOST:PORT), file=PATH; KIND+FORMAT=... picks the format. Repeatable."),
+               deliver: Optional[List[str]] = typer.Option(None, "--deliver", help="Send alerts: webhook=URL, syslog=tls://HOST:6514 (or tcp://HOST:PORT, udp://HOST:PORT), file=PATH; KIND+FORMAT=... picks the format. Repeatable."),
+               ca: Optional[str] = CaOption,
                retries: int = typer.Option(3, "--retries", help="Delivery attempts per alert and sink in this run.")) -> None:
     """Run the port-anomaly rule on the store (or on summary files); --from/--to backtests."""
     cfg = monitor.load_config(config)
     if config is not None and cfg.warnings:  # read as Sentinel reads it; say so, go on
         err.print(f"warning: {cfg.path}: {len(cfg.warnings)} watchlist warning(s); "
                   f"'portlens config check {cfg.path}' lists them", markup=False, highlight=False)
-    sinks = _sinks(deliver)
+    sinks = _sinks(deliver, ca)
     if sinks and summaries:
         raise UsageError("--deliver needs a store (it keeps the outbox); not with --summaries")
     if (date_from is None) != (date_to is None):
@@ -344,10 +346,12 @@ def detect_cmd(db: str = DbOption,
         _emit_alerts(results[0], fmt, output)
 
 
-def _sinks(specs: Optional[List[str]]) -> list:
+def _sinks(specs: Optional[List[str]], ca: Optional[str] = None) -> list:
     from . import delivery
+    if ca and not specs:
+        raise UsageError("--ca goes with a tls:// or https:// sink")
     try:
-        return [delivery.parse_sink(spec) for spec in specs or []]
+        return [delivery.parse_sink(spec, ca) for spec in specs or []]
     except ValueError as e:
         raise UsageError(str(e)) from None
 
@@ -502,7 +506,8 @@ def run(watch: Path = typer.Option(..., "--watch", help="Folder to watch for new
         alerts: Path = typer.Option(Path("portlens-alerts.jsonl"), "--alerts", help="JSON-lines file new alerts are appended to."),
         config: Optional[str] = typer.Option(None, "--config", help="Monitor configuration CSV."),
         once: bool = typer.Option(False, "--once", help="One scan and one detect, then exit (for cron)."),
-        deliver: Optional[List[str]] = typer.Option(None, "--deliver", help="Also send new alerts to these sinks (see detect --deliver).")) -> None:
+        deliver: Optional[List[str]] = typer.Option(None, "--deliver", help="Also send new alerts to these sinks (see detect --deliver)."),
+        ca: Optional[str] = CaOption) -> None:
     """Run as a service: ingest new files as they appear, detect once a day (SIGUSR1: now).
     SIGTERM stops it after the step in flight."""
     from .service import Watcher, parse_every
@@ -512,7 +517,7 @@ def run(watch: Path = typer.Option(..., "--watch", help="Folder to watch for new
         seconds = parse_every(every)
     except ValueError as e:
         raise UsageError(str(e)) from None
-    watcher = Watcher(watch, db, alerts, every=seconds, config=config, sinks=_sinks(deliver),
+    watcher = Watcher(watch, db, alerts, every=seconds, config=config, sinks=_sinks(deliver, ca),
                       log=lambda m: err.print(m, markup=False, highlight=False))
     watcher.install_signals()
     err.print(f"watching {watch} every {every}; store {db}; alerts -> {alerts} (pid {os.getpid()})",
@@ -554,10 +559,11 @@ def hunt(db: str = DbOption,
 @app.command("deliver")
 def deliver_cmd(to: List[str] = typer.Option(..., "--to", help="Sink spec (see detect --deliver); repeatable."),
                 db: str = DbOption,
-                retries: int = typer.Option(3, "--retries", help="Attempts per alert and sink.")) -> None:
+                retries: int = typer.Option(3, "--retries", help="Attempts per alert and sink."),
+                ca: Optional[str] = CaOption) -> None:
     """Send alerts from the store's outbox that a sink has not received yet (retry failures)."""
     from . import delivery
-    sinks = _sinks(to)
+    sinks = _sinks(to, ca)
     with Store(db) as store:
         report = delivery.deliver(store, sinks, retries=retries)
     err.print(report.summary(), markup=False, highlight=False)

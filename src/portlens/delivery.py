@@ -8,11 +8,20 @@ one alert (webhooks get an `Idempotency-Key` header with the alert id to drop su
 
 Sinks, from specs KIND[+FORMAT]=TARGET (FORMAT is one of formats.FORMATS):
     webhook=https://host/path      JSON POST (default format jsonl: the alert as JSON)
+    syslog=tls://HOST[:PORT]       RFC 5424 over TLS (RFC 5425, default port 6514), the server's
+                                   certificate verified (system CAs, or the `ca` file given)
+    syslog=tcp://HOST[:PORT]       RFC 5424 over plain TCP, octet-counting framing (RFC 6587)
     syslog=HOST:PORT               RFC 5424 over UDP (default port 514, default format cef)
     syslog=udp://HOST:PORT         the same
-    syslog=tcp://HOST:PORT         RFC 5424 over TCP, octet-counting framing (RFC 6587)
     file=PATH                      one line appended per alert (default format jsonl)
 e.g. `webhook+ocsf=https://...`, `file+cef=/var/log/portlens.cef`.
+
+Honest outcomes: an alert counts as 'delivered' only when the sink confirmed it: HTTP 2xx,
+the file written and synced, or, for syslog over TCP/TLS (which have no acknowledgement),
+one connection per alert that the receiver closes cleanly after reading it (a receiver that
+rejects the bytes, e.g. a TLS port spoken to in plain TCP, resets the connection: 'failed',
+retried next run). UDP cannot confirm anything: those alerts are 'sent', reported apart from
+'delivered', and not sent again.
 
 Retries within one call: connection errors, timeouts, HTTP 5xx and 429 are retried with
 exponential backoff (backoff, 2*backoff, ...; a Retry-After header is honoured up to 30 s);
@@ -30,8 +39,8 @@ import http.client
 import ipaddress
 import json
 import os
-import select
 import socket
+import ssl
 import time
 import urllib.error
 import urllib.parse
@@ -148,7 +157,9 @@ class Sink:
     def payload(self, alert: dict) -> str:
         return formats.render_one(alert, self.format)
 
-    def send(self, alert: dict, timeout: float) -> None:
+    def send(self, alert: dict, timeout: float) -> bool:
+        """Send one alert; True when the sink confirmed it, False when it cannot tell (UDP).
+        Raises DeliveryError when it failed."""
         raise NotImplementedError
 
     def close(self) -> None:
@@ -167,10 +178,13 @@ class WebhookSink(Sink):
     kind = "webhook"
     formats = ("jsonl", "ocsf", "sentinel")
 
-    def __init__(self, url: str, fmt: str | None = None):
+    def __init__(self, url: str, fmt: str | None = None, ca: str | None = None):
         super().__init__(fmt)
         self.url = url
-        self._opener = urllib.request.build_opener(_NoRedirect)
+        handlers = [_NoRedirect]
+        if ca:
+            handlers.append(urllib.request.HTTPSHandler(context=ssl.create_default_context(cafile=ca)))
+        self._opener = urllib.request.build_opener(*handlers)
 
     def _target(self) -> str:
         """scheme://host[:port]/path; userinfo, query and fragment (where tokens live) are
@@ -185,7 +199,7 @@ class WebhookSink(Sink):
             out += "#" + hashlib.sha256(self.url.encode()).hexdigest()[:12]
         return out
 
-    def send(self, alert: dict, timeout: float) -> None:
+    def send(self, alert: dict, timeout: float) -> bool:
         body = self.payload(alert).encode("utf-8")
         request = urllib.request.Request(self.url, data=body, method="POST", headers={
             "Content-Type": "application/json",
@@ -196,6 +210,7 @@ class WebhookSink(Sink):
         try:
             with self._opener.open(request, timeout=timeout) as response:
                 response.read(65536)
+            return True
         except urllib.error.HTTPError as e:
             code = e.code
             try:
@@ -212,7 +227,8 @@ class WebhookSink(Sink):
                 raise DeliveryError(message, retry_after=_retry_after(e.headers.get("Retry-After"))) from None
             raise DeliveryError(message, permanent=True) from None
         except urllib.error.URLError as e:
-            raise DeliveryError(f"cannot reach {self._target()}: {_reason(e.reason)}") from None
+            raise DeliveryError(f"cannot reach {self._target()}: {_reason(e.reason)}",
+                                permanent=isinstance(e.reason, ssl.SSLCertVerificationError)) from None
         except (OSError, ValueError, http.client.HTTPException) as e:  # timeouts, resets, bad replies
             raise DeliveryError(f"{self._target()}: {_reason(e)}") from None
 
@@ -232,15 +248,19 @@ def _retry_after(value: str | None) -> float | None:
 
 class SyslogSink(Sink):
     """RFC 5424 messages: <PRI>1 TIMESTAMP HOSTNAME portlens PROCID alert - MSG. MSG is the
-    payload (CEF by default) without a BOM: CEF receivers expect 'CEF:' first."""
+    payload (CEF by default) without a BOM: CEF receivers expect 'CEF:' first. Over TCP and
+    TLS each alert has its own connection, closed by us and then by the receiver: syslog has
+    no acknowledgement, and that clean close is the only sign that the receiver read it."""
     kind = "syslog"
     default_format = "cef"
+    default_ports = {"udp": 514, "tcp": 514, "tls": 6514}
 
     def __init__(self, host: str, port: int, transport: str = "udp", fmt: str | None = None,
-                 facility: int = SYSLOG_FACILITIES["local4"]):
+                 facility: int = SYSLOG_FACILITIES["local4"], ca: str | None = None):
         super().__init__(fmt)
         self.host, self.port, self.transport, self.facility = host, port, transport, facility
-        self._sock: socket.socket | None = None
+        self.ca = ca
+        self._tls = ssl.create_default_context(cafile=ca) if transport == "tls" else None
         self.hostname = (socket.gethostname() or "-").split()[0][:255] or "-"
 
     def _target(self) -> str:
@@ -254,43 +274,61 @@ class SyslogSink(Sink):
         payload = self.payload(alert).replace("\r", " ").replace("\n", " ")
         return f"{header} {payload}".encode("utf-8")
 
-    def send(self, alert: dict, timeout: float) -> None:
+    def send(self, alert: dict, timeout: float) -> bool:
         data = self.message(alert)
-        try:
-            if self.transport == "udp":
-                if len(data) > MAX_UDP:
-                    raise DeliveryError(f"{self._target()}: message of {len(data)} bytes is too large "
-                                        f"for UDP; use tcp://", permanent=True)
+        if self.transport == "udp":
+            if len(data) > MAX_UDP:
+                raise DeliveryError(f"{self._target()}: message of {len(data)} bytes is too large "
+                                    f"for UDP; use tcp:// or tls://", permanent=True)
+            try:
                 addr = socket.getaddrinfo(self.host, self.port, type=socket.SOCK_DGRAM)[0]
                 with socket.socket(addr[0], socket.SOCK_DGRAM) as s:
                     s.settimeout(timeout)
                     s.sendto(data, addr[4])
-            else:
-                if self._sock is not None and _peer_closed(self._sock):
-                    self.close()
-                if self._sock is None:
-                    self._sock = socket.create_connection((self.host, self.port), timeout=timeout)
-                self._sock.settimeout(timeout)
-                self._sock.sendall(str(len(data)).encode() + b" " + data)
-        except OSError as e:
-            self.close()
-            raise DeliveryError(f"{self._target()}: {_reason(e)}") from None
-
-    def close(self) -> None:
-        if self._sock is not None:
-            try:
-                self._sock.close()
-            finally:
-                self._sock = None
-
-
-def _peer_closed(sock: socket.socket) -> bool:
-    """A kept TCP connection the receiver has closed: a send would vanish, so reconnect."""
-    try:
-        readable, _, _ = select.select([sock], [], [], 0)
-        return bool(readable) and sock.recv(1, socket.MSG_PEEK) == b""
-    except OSError:
+            except OSError as e:
+                raise DeliveryError(f"{self._target()}: {_reason(e)}") from None
+            return False  # sent; UDP cannot say whether anyone received it
+        self._send_stream(str(len(data)).encode() + b" " + data, timeout)
         return True
+
+    def _send_stream(self, frame: bytes, timeout: float) -> None:
+        try:
+            raw = socket.create_connection((self.host, self.port), timeout=timeout)
+        except OSError as e:
+            raise DeliveryError(f"{self._target()}: {_reason(e)}") from None
+        sock = raw
+        try:
+            if self._tls is not None:
+                sock = self._tls.wrap_socket(raw, server_hostname=self.host)
+            sock.settimeout(timeout)
+            sock.sendall(frame)
+            self._await_close(sock)
+        except ssl.SSLCertVerificationError as e:
+            raise DeliveryError(f"{self._target()}: certificate not trusted ({e.verify_message}); "
+                                f"pass --ca with the CA that signed it", permanent=True) from None
+        except (OSError, ssl.SSLError) as e:
+            hint = ("; port 6514 is syslog over TLS: use tls://" if self.transport == "tcp" and self.port == 6514
+                    and isinstance(e, (ConnectionResetError, BrokenPipeError)) else "")
+            raise DeliveryError(f"{self._target()}: {_reason(e)}{hint}") from None
+        finally:
+            sock.close()
+
+    def _await_close(self, sock) -> None:
+        """Half-close and wait for the receiver to close in turn: it has read the message.
+        A reset (it dropped unread bytes) or any answer (syslog receivers say nothing: a TLS
+        server answering plain bytes does) means the message was not taken."""
+        if isinstance(sock, ssl.SSLSocket):
+            try:
+                sock.unwrap()  # our close_notify; returns once the receiver closes too
+            except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+                pass  # closed without its own close_notify: common, and still after reading
+            return
+        sock.shutdown(socket.SHUT_WR)
+        answer = sock.recv(512)
+        if answer:
+            looks_tls = answer[:1] in (b"\x15", b"\x16")
+            raise DeliveryError(f"{self._target()}: the receiver answered instead of closing"
+                                + ("; it speaks TLS: use tls://" if looks_tls else ""))
 
 
 def _printable(text: str, limit: int) -> str:
@@ -308,7 +346,7 @@ class FileSink(Sink):
     def _target(self) -> str:
         return os.path.abspath(self.path)
 
-    def send(self, alert: dict, timeout: float) -> None:
+    def send(self, alert: dict, timeout: float) -> bool:
         data = (self.payload(alert) + "\n").encode("utf-8")
         try:
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -325,11 +363,15 @@ class FileSink(Sink):
             raise DeliveryError(f"{self.path}: {e.strerror or e}") from None
         finally:
             os.close(fd)
+        return True
 
 
-def parse_sink(spec: str) -> Sink:
-    """'webhook=URL', 'syslog=[udp://|tcp://]HOST[:PORT][?facility=NAME]', 'file=PATH',
-    each optionally KIND+FORMAT=...; ValueError (one line) when the spec is not one of them."""
+def parse_sink(spec: str, ca: str | None = None) -> Sink:
+    """'webhook=URL', 'syslog=[udp://|tcp://|tls://]HOST[:PORT][?facility=NAME]', 'file=PATH',
+    each optionally KIND+FORMAT=...; ValueError (one line) when the spec is not one of them.
+    `ca`: a PEM file of the CA(s) to trust for tls:// syslog and https:// webhooks."""
+    if ca is not None and not os.path.isfile(ca):
+        raise ValueError(f"--ca {ca}: no such file")
     spec = (spec or "").strip()
     kind, sep, target = spec.partition("=")
     if not sep or not target.strip():
@@ -351,19 +393,26 @@ def parse_sink(spec: str) -> Sink:
             u.port
         except ValueError:
             raise ValueError(f"bad sink {spec!r}: bad port in URL") from None
-        return WebhookSink(target, fmt)
+        return _with_ca(spec, lambda: WebhookSink(target, fmt, ca))
     if kind == "file":
         return FileSink(target, fmt)
-    return _parse_syslog(spec, target, fmt)
+    return _parse_syslog(spec, target, fmt, ca)
 
 
-def _parse_syslog(spec: str, target: str, fmt: str | None) -> SyslogSink:
+def _with_ca(spec: str, make):
+    try:
+        return make()
+    except ssl.SSLError as e:
+        raise ValueError(f"bad sink {spec!r}: --ca is not a usable PEM CA file ({e.reason or e})") from None
+
+
+def _parse_syslog(spec: str, target: str, fmt: str | None, ca: str | None = None) -> SyslogSink:
     transport = "udp"
     if "://" in target:
         transport, _, target = target.partition("://")
         transport = transport.lower()
-        if transport not in ("udp", "tcp"):
-            raise ValueError(f"bad sink {spec!r}: syslog transport must be udp:// or tcp://")
+        if transport not in SyslogSink.default_ports:
+            raise ValueError(f"bad sink {spec!r}: syslog transport must be tls://, tcp:// or udp://")
     target, _, query = target.partition("?")
     facility = SYSLOG_FACILITIES["local4"]
     if query:
@@ -392,12 +441,12 @@ def _parse_syslog(spec: str, target: str, fmt: str | None) -> SyslogSink:
     if not host or port_text is None:
         raise ValueError(f"bad sink {spec!r}: expected syslog=HOST:PORT")
     try:
-        port = int(port_text) if port_text else 514
+        port = int(port_text) if port_text else SyslogSink.default_ports[transport]
     except ValueError:
         raise ValueError(f"bad sink {spec!r}: port {port_text!r} is not a number") from None
     if not 0 < port < 65536:
         raise ValueError(f"bad sink {spec!r}: port {port} is out of range")
-    return SyslogSink(host, port, transport, fmt, facility)
+    return _with_ca(spec, lambda: SyslogSink(host, port, transport, fmt, facility, ca))
 
 
 # ---- delivery ----------------------------------------------------------------------------
@@ -406,7 +455,7 @@ def _parse_syslog(spec: str, target: str, fmt: str | None) -> SyslogSink:
 class Outcome:
     alert_id: str
     sink: str
-    state: str          # 'delivered' or 'failed'
+    state: str          # 'delivered' (confirmed), 'sent' (UDP: cannot be confirmed) or 'failed'
     attempts: int       # attempts made in this call (0: not tried, the sink was down)
     error: str | None = None
     permanent: bool = field(default=False, repr=False)
@@ -422,6 +471,10 @@ class DeliveryReport:
         return [o for o in self.outcomes if o.state == "delivered"]
 
     @property
+    def sent(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.state == "sent"]
+
+    @property
     def failed(self) -> list[Outcome]:
         return [o for o in self.outcomes if o.state == "failed"]
 
@@ -431,6 +484,8 @@ class DeliveryReport:
 
     def summary(self) -> str:
         text = f"delivered {len(self.delivered)}, failed {len(self.failed)}, already delivered {self.already}"
+        if self.sent:
+            text += f", sent without confirmation {len(self.sent)} (UDP cannot confirm delivery)"
         errors: dict[str, str] = {}
         for o in self.failed:
             errors.setdefault(o.sink, o.error or "")
@@ -457,7 +512,7 @@ def _deliver_to(store, sink: Sink, report: DeliveryReport, wanted, retries, back
                 sleep) -> None:
     con = store.con
     rows = _run(con, """
-        SELECT a.id, a.body, d.state = 'delivered' AS done
+        SELECT a.id, a.body, d.state IN ('delivered', 'sent') AS done
         FROM alerts a LEFT JOIN deliveries d ON d.alert_id = a.id AND d.sink = ?
         ORDER BY a.created, a.as_of, a.id""", [sink.key])
     down: str | None = None
@@ -483,7 +538,7 @@ def _attempt(sink: Sink, alert_id: str, alert: dict, retries: int, backoff: floa
     while True:
         attempts += 1
         try:
-            sink.send(alert, timeout)
+            confirmed = sink.send(alert, timeout)
         except DeliveryError as e:
             if e.permanent or attempts > retries:
                 return Outcome(alert_id, sink.key, "failed", attempts, _one_line(str(e)),
@@ -496,11 +551,11 @@ def _attempt(sink: Sink, alert_id: str, alert: dict, retries: int, backoff: floa
         except Exception as e:  # a payload that cannot be rendered: not the sink's fault
             return Outcome(alert_id, sink.key, "failed", attempts,
                            _one_line(f"{type(e).__name__}: {e}"), permanent=True)
-        return Outcome(alert_id, sink.key, "delivered", attempts)
+        return Outcome(alert_id, sink.key, "delivered" if confirmed else "sent", attempts)
 
 
 def _save(con, o: Outcome) -> None:
-    delivered_at = _now() if o.state == "delivered" else None
+    delivered_at = _now() if o.state != "failed" else None
     _run(con, """
         INSERT INTO deliveries (alert_id, sink, state, attempts, last_error, delivered_at)
         VALUES (?, ?, ?, ?, ?, ?)
