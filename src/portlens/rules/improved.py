@@ -130,14 +130,16 @@ def score_last_day(counts, outage=None, params: Params = Params()) -> Scores:
 
     # Level: the de-seasonalised median of the most recent days (all usable days if few),
     # moved to today by the growth since the oldest days of the history.
-    recent = usable & (lag <= params.level_days)
-    enough_recent = recent.sum(axis=1) >= min(params.min_history, params.level_days)
-    level = _median(flat, np.where(enough_recent[:, None], recent, usable))
+    k = min(params.level_days, h)                                    # the last k columns
+    recent_count = usable[:, -k:].sum(axis=1)
+    enough_recent = recent_count >= min(params.min_history, params.level_days)
+    level = _median(flat[:, -k:], usable[:, -k:])
+    few = np.flatnonzero(~enough_recent)
+    level[few] = _median(flat[few], usable[few])
     distance = h - params.level_days
     if params.trend and distance >= params.level_days:
-        oldest = usable & (lag > distance)
-        older = _median(flat, oldest)
-        ok = (oldest.sum(axis=1) >= params.min_history) & (older > 0) & (level > 0)
+        older = _median(flat[:, :h - distance], usable[:, :h - distance])   # lag > distance
+        ok = (usable[:, :h - distance].sum(axis=1) >= params.min_history) & (older > 0) & (level > 0)
         growth = np.log(np.where(ok, level, 1.0) / np.where(ok, older, 1.0)) / distance
         level = level * np.exp(np.clip(growth, -_MAX_GROWTH, _MAX_GROWTH) * (params.level_days + 1) / 2)
     expected = level * profile[:, 0]
@@ -154,7 +156,7 @@ def score_last_day(counts, outage=None, params: Params = Params()) -> Scores:
     # theta is an estimate from `pairs` differences, so the score is a Student t with
     # df_per_pair * pairs degrees of freedom (neighbouring differences share a day), given as
     # the normal score with the same tail (Wallace's approximation).
-    n_behind = np.where(seasonal, per_weekday[:, 0], np.where(enough_recent, recent.sum(axis=1), n_usable))
+    n_behind = np.where(seasonal, per_weekday[:, 0], np.where(enough_recent, recent_count, n_usable))
     variance = 1.0 + _MEDIAN_EFFICIENCY / np.maximum(n_behind, 1)
     df = np.maximum(params.df_per_pair * pairs, 1.0)
 
