@@ -90,13 +90,14 @@ def _series_input(n_series: int, seed: int = 5):
 
 
 def phase_detect(args) -> dict:
+    import portlens
     from portlens import monitor
     from portlens.rules import port_anomaly as rule
     counts = _series_input(args.series)
     cfg = monitor.load_config(None)
     t = time.perf_counter()
     series = rule.daily_series(counts, rule.Window(END))
-    result = rule.detect(series, cfg)
+    result = portlens.detect(series, config=cfg)
     return {"seconds": time.perf_counter() - t, "series": series.totals.shape[0],
             "survivors": result.anomalous.num_rows}
 

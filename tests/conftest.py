@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -26,3 +28,36 @@ def write_config(tmp_path):
         path.write_text(CONFIG_HEADER + "".join(r + "\n" for r in rows))
         return path
     return write
+
+
+def _json_value(value):
+    if isinstance(value, datetime):
+        return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return value
+
+
+@pytest.fixture
+def asim_jsonl(tmp_path):
+    """Write ASIM rows (dicts; datetimes become ISO-8601 UTC) as a JSON-lines file."""
+    def write(name: str, rows) -> Path:
+        path = tmp_path / name
+        path.write_text("".join(json.dumps({k: _json_value(v) for k, v in r.items()}) + "\n" for r in rows))
+        return path
+    return write
+
+
+@pytest.fixture
+def make_store(tmp_path):
+    """Open a store in tmp_path with these files ingested; closed after the test."""
+    from portlens.store import Store
+    opened = []
+
+    def make(*files, name: str = "s.duckdb"):
+        store = Store(str(tmp_path / name))
+        opened.append(store)
+        for f in files:
+            store.ingest(str(f))
+        return store
+    yield make
+    for store in opened:
+        store.close()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta, timezone
 
+import portlens
 from portlens import monitor
 from portlens.rules import port_anomaly as rule
 
@@ -84,7 +85,8 @@ def anomaly_row(ports, name, protocol="*", direction="*", action="*") -> str:
 
 def fired(data, cfg, as_of=AS_OF, **options) -> set[tuple[str, str]]:
     """(Name, DstPortNumber) of every alert of the rule as of `as_of`."""
-    return {(a["Name"], a["DstPortNumber"]) for a in rule.run(data, cfg, as_of, **options).alerts}
+    found = portlens.detect(data, config=cfg, as_of=as_of, explain=False, static=False, **options)
+    return {(a.name, str(a.port)) for a in found.alerts}
 
 
 def series(data, as_of=AS_OF, tier="auto") -> dict[tuple, list[int]]:

@@ -9,7 +9,8 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 import pytest
 
-from portlens import demo, explain, monitor
+import portlens
+from portlens import demo, formats, monitor
 from portlens.cli import _write_jsonl
 from portlens.rules import port_anomaly as rule
 from portlens.store import Store
@@ -30,29 +31,30 @@ def store(tmp_path_factory):
 
 
 def test_talkers_name_the_injected_sources(store):
-    result = rule.run(store, CONFIG, END)
-    explain.attach(store, result)
-    rdp = next(a for a in result.alerts if a["DstPortNumber"] == "3389")
-    deny = next(s for s in rdp["series"] if s["DvcAction"] == "Deny")
-    top = deny["talkers"]["SrcIpAddr"]
+    result = portlens.detect(store, config=CONFIG, as_of=END)
+    rdp = next(a for a in result.alerts if a.port == 3389)
+    deny = next(s for s in rdp.series if s.action == "Deny")
+    top = deny.talkers["SrcIpAddr"]
     injected = {"203.0.113.45", "203.0.113.46", "198.51.100.7"}
-    assert {t["value"] for t in top[:3]} == injected
-    assert all(t["new"] and t["usual_share"] == 0 for t in top[:3])
-    assert sum(t["count"] for t in top[:3]) <= deny["total"]
-    assert abs(sum(t["share"] for t in deny["talkers"]["Dvc"]) - 1) < 1e-6
-    assert rdp["explanation"] == {"raw_retained": True, "notes": []}
-    json.dumps(result.alerts, allow_nan=False)
+    assert {t.value for t in top[:3]} == injected
+    assert all(t.new and t.usual_share == 0 for t in top[:3])
+    assert sum(t.count for t in top[:3]) <= deny.total
+    assert abs(sum(t.share for t in deny.talkers["Dvc"]) - 1) < 1e-6
+    assert rdp.raw_retained is True and rdp.notes == []
+    assert {t.value for t in rdp.talkers["SrcIpAddr"][:3]} == injected  # merged over the series
+    json.dumps([formats.to_record(a) for a in result.alerts], allow_nan=False)
 
 
 def test_backtest_equals_day_by_day_runs(store):
     first = END - timedelta(days=5)
-    days = rule.backtest(store, CONFIG, first, 6)
+    days = portlens.backtest(store, first, END, config=CONFIG)
     assert [d.window.as_of for d in days] == [first + timedelta(days=i) for i in range(6)]
     for i, got in enumerate(days):
-        alone = rule.run(store, CONFIG, first + timedelta(days=i))
+        alone = portlens.detect(store, config=CONFIG, as_of=first + timedelta(days=i))
         assert got.series_count == alone.series_count
-        assert json.dumps(got.alerts, sort_keys=True) == json.dumps(alone.alerts, sort_keys=True)
-    assert len(days[-1].alerts) == 2 and all(not d.alerts for d in days[:-1])
+        assert [formats.to_record(a) for a in got.alerts] == [formats.to_record(a) for a in alone.alerts]
+    assert sorted(a.kind for a in days[-1].alerts) == ["anomaly", "anomaly", "static"]
+    assert all(not d.alerts for d in days[:-1])
 
 
 def test_missing_days_are_reported_and_can_be_skipped(tmp_path):
@@ -72,13 +74,14 @@ def test_missing_days_are_reported_and_can_be_skipped(tmp_path):
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     with Store(str(tmp_path / "s.duckdb")) as s:
         s.ingest(str(path))
-        zero = rule.run(s, CONFIG, END)
-        skip = rule.run(s, CONFIG, END, missing_days="skip")
+        zero = portlens.detect(s, config=CONFIG, as_of=END)
+        skip = portlens.detect(s, config=CONFIG, as_of=END, missing_days="skip")
     [a] = zero.alerts
-    series = a["series"][0]
+    series = a.series[0]
     bins = rule.Window(END).bins()
-    assert series["outage_days"] == [b.strftime("%Y-%m-%dT%H:%M:%SZ") for b in bins[4:7]]
-    assert series["quiet_days"] == [bins[9].strftime("%Y-%m-%dT%H:%M:%SZ")]
+    assert series.outage_days == bins[4:7]
+    assert series.quiet_days == [bins[9]]
+    assert formats.to_record(a)["series"][0]["outage_days"] == [b.strftime("%Y-%m-%dT%H:%M:%SZ") for b in bins[4:7]]
     # Skipping the outage days changes the fit (here: 11 real days, no fake dip), so the
     # zero-filled alert does not survive; skipped days carry no baseline or score.
     assert skip.alerts == []

@@ -105,7 +105,7 @@ def test_sources_and_config_check():
 def test_demo_finds_the_injected_misuse(tmp_path):
     r = portlens("demo", "--dir", tmp_path / "demo")
     assert r.returncode == 0, r.stderr
-    assert "Remote Desktop" in r.stdout and "LDAP Traffic" in r.stdout
+    assert "Remote Desktop" in r.stdout and "LDAP Traffic" in r.stdout and "SMB" in r.stdout
     assert "8080" not in r.stdout  # anomalous too, but no monitor row covers it
     assert (tmp_path / "demo" / "demo.duckdb").exists()
 
@@ -147,3 +147,58 @@ def test_a_mixed_folder_gets_one_source_per_file(tmp_path, samples):
         assert f"({name})" in r.stdout
     status = json.loads(portlens("status", "--db", db, "--json").stdout)
     assert set(status["sessions_by_source"]) == set(picks)
+
+
+def test_empty_window_says_so_and_where_the_data_is(tmp_path):
+    data = rdp_history(tmp_path / "rdp.jsonl", datetime(2024, 5, 15, tzinfo=timezone.utc))
+    db = tmp_path / "s.duckdb"
+    assert portlens("ingest", data, "--db", db).returncode == 0
+    r = portlens("detect", "--db", db, "--as-of", "2023-01-01", "--format", "jsonl", "-o", tmp_path / "a.jsonl")
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "a.jsonl").read_text() == ""
+    assert "no sessions in the 14-day window" in r.stderr
+    assert "newest data is at 2024-05-14T" in r.stderr
+
+
+def test_config_export_gives_the_packaged_watchlist(tmp_path):
+    target = tmp_path / "my_watchlist.csv"
+    r = portlens("config", "export", target)
+    assert r.returncode == 0, r.stderr
+    assert "72 rows" in r.stdout
+    assert portlens("config", "check", target).returncode == 0
+    assert_user_error(portlens("config", "export", target), "already exists")
+    stdout = portlens("config", "export").stdout
+    assert stdout.startswith("Ports,") and stdout == target.read_text(encoding="utf-8-sig")
+
+
+def test_hunt_formats_and_port_as_text(tmp_path, write_config):
+    data = rdp_history(tmp_path / "rdp.jsonl", datetime(2024, 5, 15, tzinfo=timezone.utc))
+    db = tmp_path / "s.duckdb"
+    assert portlens("ingest", data, "--db", db).returncode == 0
+    cfg = write_config("3389,*,*,*,*,Hunting,Anomaly,,Low,Lateral Movement,RDP hunt,x")
+    r = portlens("hunt", "--db", db, "--config", cfg, "--format", "jsonl")
+    assert r.returncode == 0, r.stderr
+    [found] = [json.loads(line) for line in r.stdout.splitlines()]
+    assert found["DstPortNumber"] == "3389" and found["kind"] == "anomaly"  # text, as detect writes it
+    r = portlens("hunt", "--db", db, "--format", "cef")
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "cef" in r.stderr
+
+
+def test_sources_list_shows_forms_verbatim():
+    out = portlens("sources").stdout
+    assert "Microsoft Microsoft" not in out
+    assert '[action:"Accept"; ...]' in out  # Check Point's form, not eaten as markup
+
+
+def test_portlens_own_files_in_a_folder_are_skipped_with_a_note(tmp_path):
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    rdp_history(folder / "rdp.jsonl", datetime(2024, 5, 15, tzinfo=timezone.utc))
+    (folder / "report.html").write_text("<html></html>")
+    (folder / "old.duckdb").write_bytes(b"\0" * 64)
+    r = portlens("ingest", folder, "--db", tmp_path / "s.duckdb")
+    assert r.returncode == 0, r.stderr
+    assert "skipped 2 file(s) portlens writes" in r.stderr
+    # named explicitly, a file is always read (and a report is no log)
+    r = portlens("ingest", folder / "report.html", "--db", tmp_path / "s.duckdb")
+    assert r.returncode == 2

@@ -14,14 +14,15 @@ import pyarrow as pa
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from portlens import __version__, alerts as alerts_mod, asim, formats, monitor
+import portlens
+from portlens import __version__, asim, formats, monitor
 from portlens.rules import port_anomaly as rule
 
 AS_OF = datetime(2024, 5, 15, 6, 0, tzinfo=timezone.utc)
 FLAT_SPIKE = [10, 11, 9, 10, 12, 10, 9, 11, 10, 10, 12, 9, 10, 200]
 
 
-def detect(config, *rows) -> list[dict]:
+def detect_typed(config, *rows) -> list[portlens.Alert]:
     keys = {k: [] for k in rule.KEYS}
     totals = []
     for key, values in rows:
@@ -30,7 +31,12 @@ def detect(config, *rows) -> list[dict]:
         totals.append(values)
     table = pa.table({k: pa.array(v, asim.COLUMNS[k]) for k, v in keys.items()})
     series = rule.Series(rule.Window(AS_OF), table, np.array(totals, float))
-    return rule.detect(series, monitor.load_config(config)).alerts
+    return portlens.detect(series, config=monitor.load_config(config)).alerts
+
+
+def detect(config, *rows) -> list[dict]:
+    """The alerts as records (the KQL shape the converters also accept)."""
+    return [formats.to_record(a) for a in detect_typed(config, *rows)]
 
 
 @pytest.fixture(scope="module")
@@ -318,9 +324,18 @@ def test_render_one_line_per_alert(rdp, ldap):
     assert next(formats.render([rdp], "cef")).startswith("CEF:0|portlens|")
 
 
+def test_typed_alerts_render_as_their_records():
+    typed = detect_typed(None, ((3389, "TCP", "Inbound", "Deny"), FLAT_SPIKE))
+    for fmt in formats.FORMATS:
+        assert list(formats.render(typed, fmt)) == list(formats.render(map(formats.to_record, typed), fmt))
+    record = formats.to_record(typed[0])
+    assert record["DstPortNumber"] == "3389" and record["kind"] == "anomaly"
+    assert record["window"]["end"] == "2024-05-15T06:00:00Z"
+
+
 def test_render_jsonl_matches_alerts_writer(rdp, ldap):
     out = io.StringIO()
-    alerts_mod.write_jsonl([rdp, ldap], out)
+    formats.write_jsonl([rdp, ldap], out)
     assert "".join(line + "\n" for line in formats.render([rdp, ldap], "jsonl")) == out.getvalue()
 
 

@@ -8,7 +8,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from portlens import asim, monitor
+import portlens
+from portlens import asim, formats, monitor
 from portlens.rules import port_anomaly as rule
 
 AS_OF = datetime(2024, 5, 15, 6, 0, tzinfo=timezone.utc)
@@ -30,11 +31,25 @@ def series(*rows) -> rule.Series:
 
 
 def alerts(config, *rows):
-    return rule.detect(series(*rows), monitor.load_config(config)).alerts
+    return portlens.detect(series(*rows), config=monitor.load_config(config)).alerts
+
+
+def test_default_config_rdp_spike_is_a_typed_alert():
+    [alert] = alerts(None, ((3389, "TCP", "Inbound", "Deny"), FLAT_SPIKE))
+    assert isinstance(alert, portlens.Alert) and alert.kind == "anomaly"
+    assert alert.port == 3389 and alert.name == "Suspicious Remote Desktop Network Traffic"
+    assert alert.tactics == ["LateralMovement"] and alert.tactic == "Lateral Movement"
+    assert (alert.protocols, alert.directions, alert.actions) == (["TCP"], ["Inbound"], ["Deny"])
+    assert alert.window.end == AS_OF and alert.window.days == 14
+    [s] = alert.series
+    assert s.totals == FLAT_SPIKE and s.total == alert.total == 200
+    assert int(s.score) == 5 and int(alert.baseline) == 59
+    assert s.talkers is None and alert.raw_retained is None  # no sessions behind a bare series
 
 
 def test_default_config_rdp_spike_alerts_with_kql_columns():
-    [alert] = alerts(None, ((3389, "TCP", "Inbound", "Deny"), FLAT_SPIKE))
+    [typed] = alerts(None, ((3389, "TCP", "Inbound", "Deny"), FLAT_SPIKE))
+    alert = formats.to_record(typed)
     assert alert["Name"] == "Suspicious Remote Desktop Network Traffic"
     assert alert["title"] == "Detected Suspicious Remote Desktop Network Traffic"
     assert alert["Severity"] == "High" and alert["Tactic"] == "Lateral Movement"
@@ -62,7 +77,7 @@ def test_only_the_last_bin_counts():
 def test_baseline_must_be_positive():
     assert alerts(None, ((3389, "TCP", "Inbound", "Deny"), NEGATIVE_BASELINE)) == []
     [a] = alerts(None, ((3389, "TCP", "Inbound", "Deny"), SMALL))  # toint(1.51) = 1 > 0
-    assert a["series"][0]["total"] == 5
+    assert a.series[0].total == 5
 
 
 def test_ports_not_configured_are_ignored():
@@ -76,13 +91,13 @@ def test_one_alert_per_name_and_port_with_sets(write_config):
                    ((389, "UDP", "Inbound", "Deny"), FLAT_SPIKE),
                    ((389, None, None, None), FLAT_SPIKE),   # empty values never enter the sets
                    ((636, "TCP", "Local", "Allow"), FLAT_SPIKE))
-    assert [(a["DstPortNumber"], a["Name"]) for a in found] in (
-        [("389", "LDAP"), ("636", "LDAP")], [("636", "LDAP"), ("389", "LDAP")])
-    ldap = next(a for a in found if a["DstPortNumber"] == "389")
-    assert sorted(ldap["NetworkProtocols"]) == ["TCP", "UDP"]
-    assert sorted(ldap["NetworkDirections"]) == ["Inbound", "Local"]
-    assert sorted(ldap["DvcActions"]) == ["Allow", "Deny"]
-    assert len(ldap["series"]) == 3
+    assert [(a.port, a.name) for a in found] in (
+        [(389, "LDAP"), (636, "LDAP")], [(636, "LDAP"), (389, "LDAP")])
+    ldap = next(a for a in found if a.port == 389)
+    assert sorted(ldap.protocols) == ["TCP", "UDP"]
+    assert sorted(ldap.directions) == ["Inbound", "Local"]
+    assert sorted(ldap.actions) == ["Allow", "Deny"]
+    assert len(ldap.series) == 3
 
 
 def test_protocol_direction_action_match_case_insensitively(write_config):
@@ -105,7 +120,7 @@ def test_series_that_match_several_rows_alert_once_per_row(write_config):
     cfg = write_config("3389,*,*,*,*,Detection,Anomaly,,High,Lateral Movement,RDP,a",
                        "3389,*,TCP,*,*,Detection,Anomaly,,Low,Lateral Movement,RDP tcp,b")
     found = alerts(cfg, ((3389, "TCP", "Inbound", "Deny"), FLAT_SPIKE))
-    assert sorted(a["Name"] for a in found) == ["RDP", "RDP tcp"]
+    assert sorted(a.name for a in found) == ["RDP", "RDP tcp"]
 
 
 def test_toint_truncates_and_drops_non_finite():
@@ -126,3 +141,18 @@ def test_many_series_at_once_match_one_by_one(n):
     for i in range(0, n, 97):
         one = rule.score_series(rule.Series(rule.Window(AS_OF), keys.slice(i, 1), totals[i:i + 1]))
         assert np.allclose(whole["scores"][i], one["scores"][0])
+
+
+def test_alert_table_keeps_each_tactic_whole(write_config):
+    import io
+
+    from rich.console import Console
+
+    from portlens.alerts import render_table
+    cfg = write_config('3389,*,*,*,*,Detection,Anomaly,,High,'
+                       '"InitialAccess,CommandAndControl,LateralMovement,CredentialAccess",RDP,x')
+    found = alerts(cfg, ((3389, "TCP", "Inbound", "Deny"), FLAT_SPIKE))
+    text = io.StringIO()
+    render_table(found, Console(file=text, width=100), as_of="2024-05-15T06:00:00Z", series_count=1)
+    for tactic in ("InitialAccess", "CommandAndControl", "LateralMovement", "CredentialAccess"):
+        assert tactic in text.getvalue()

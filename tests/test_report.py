@@ -18,7 +18,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from portlens import asim, demo, explain, monitor, report
+import portlens
+from portlens import asim, demo, monitor, report
 from portlens.cli import _write_jsonl
 from portlens.rules import port_anomaly as rule
 from portlens.store import Store
@@ -44,14 +45,12 @@ def store(tmp_path_factory):
     st.close()
 
 
-def _detect(store, config=None) -> rule.Detection:
-    result = rule.run(store, monitor.load_config(config), rule.default_as_of(store.newest_time()))
-    explain.attach(store, result)
-    return result
+def _detect(store, config=None) -> portlens.Detection:
+    return portlens.detect(store, config=config)
 
 
 @pytest.fixture(scope="module")
-def result(store) -> rule.Detection:
+def result(store) -> portlens.Detection:
     return _detect(store)
 
 
@@ -130,30 +129,31 @@ def dom(text: str) -> Node:
 # HTML structure
 
 def test_demo_run_has_the_injected_alerts(result):
-    ports = sorted(int(a["DstPortNumber"]) for a in result.alerts)
-    assert ports == [389, 3389]
-    assert all("talkers" in s for a in result.alerts for s in a["series"])
+    assert sorted((a.kind, a.port) for a in result.alerts) == [
+        ("anomaly", 389), ("anomaly", 3389), ("static", 445)]  # the demo's SMB sweep: a static row
+    assert all(s.talkers is not None for a in result.alerts for s in a.series)
 
 
 def test_one_chart_per_series_with_the_anomaly_marker_on_the_last_day(result, page):
     root = dom(page.read_text(encoding="utf-8"))
     charts = root.find("series-chart", "svg")
-    assert len(charts) == sum(len(a["series"]) for a in result.alerts) >= 2
-    for alert in result.alerts:
-        section = [n for n in root.find("alert", "section") if n.attrs.get("data-alert-id") == alert["id"]]
+    anomalies = [a for a in result.alerts if a.kind == "anomaly"]
+    assert len(charts) == sum(len(a.series) for a in anomalies) >= 2
+    for alert in anomalies:
+        section = [n for n in root.find("alert", "section") if n.attrs.get("data-alert-id") == alert.id]
         assert len(section) == 1
-        mine = [c for c in charts if c.attrs["data-alert-id"] == alert["id"]]
-        assert len(mine) == len(alert["series"])
-        for chart, series in zip(mine, alert["series"]):
+        mine = [c for c in charts if c.attrs["data-alert-id"] == alert.id]
+        assert len(mine) == len(alert.series)
+        for chart, series in zip(mine, alert.series):
             assert chart.ancestor("alert") is section[0]
             [marker] = chart.find("anomaly-marker")
             assert marker.attrs["data-day"] == str(result.window.days - 1)
-            assert marker.attrs["data-count"] == str(series["total"])
+            assert marker.attrs["data-count"] == str(series.total)
             # the marker is drawn in the anomaly colour and labelled with count and score
             fills = {n.attrs.get("fill", "").lower() for n in marker.walk()}
             assert report.ANOMALY in fills
             label = marker.all_text()
-            assert f"{series['total']:,} sessions" in label and "score" in label
+            assert f"{series.total:,} sessions" in label and "score" in label
             bars = chart.find("day-bar")
             assert len(bars) == result.window.days
             assert chart.find("baseline")
@@ -170,8 +170,8 @@ def test_one_chart_per_series_with_the_anomaly_marker_on_the_last_day(result, pa
 
 def test_brute_force_sources_are_listed_and_flagged_new(result, page):
     root = dom(page.read_text(encoding="utf-8"))
-    rdp = next(a for a in result.alerts if a["DstPortNumber"] == "3389")
-    [section] = [n for n in root.find("alert", "section") if n.attrs.get("data-alert-id") == rdp["id"]]
+    rdp = next(a for a in result.alerts if a.port == 3389)
+    [section] = [n for n in root.find("alert", "section") if n.attrs.get("data-alert-id") == rdp.id]
     sources = [t for t in section.find("talker-table", "table") if t.attrs["data-field"] == "SrcIpAddr"]
     assert sources
     rows = {r.find(tag="code")[0].all_text(): r for r in sources[0].find(tag="tr") if r.find(tag="code")}
@@ -183,8 +183,8 @@ def test_brute_force_sources_are_listed_and_flagged_new(result, page):
     # the device and destination tables are there too
     fields = {t.attrs["data-field"] for t in section.find("talker-table", "table")}
     assert fields == {"SrcIpAddr", "DstIpAddr", "Dvc"}
-    ldap = next(a for a in result.alerts if a["DstPortNumber"] == "389")
-    [ldap_section] = [n for n in root.find("alert", "section") if n.attrs.get("data-alert-id") == ldap["id"]]
+    ldap = next(a for a in result.alerts if a.port == 389)
+    [ldap_section] = [n for n in root.find("alert", "section") if n.attrs.get("data-alert-id") == ldap.id]
     assert LDAP_SURGE in ldap_section.all_text()
 
 
@@ -212,7 +212,7 @@ def test_hostile_configuration_text_is_escaped(store, write_config, tmp_path):
         f'"{HOSTILE_NAME.replace(chr(34), chr(34) * 2)}","{HOSTILE_DESCRIPTION.replace(chr(34), chr(34) * 2)}"')
     result = _detect(store, cfg)
     [alert] = result.alerts
-    assert alert["Description"] == HOSTILE_DESCRIPTION
+    assert alert.description == HOSTILE_DESCRIPTION
     path = tmp_path / "hostile.html"
     report.write_html(result, path, figures={"<i>label</i>": "<script>1</script>"})
     text = path.read_text(encoding="utf-8")
@@ -248,13 +248,13 @@ def test_without_explanation_outages_and_several_series(tmp_path):
                      "NetworkDirection": pa.array(["Local", "Local"], asim.COLUMNS["NetworkDirection"]),
                      "DvcAction": pa.array(["Allow", "Allow"], asim.COLUMNS["DvcAction"])})
     series = rule.Series(rule.Window(as_of), keys, np.array([flat, [v * 2 for v in flat]], float))
-    result = rule.detect(series, monitor.load_config(None))
+    result = portlens.detect(series, config=monitor.load_config(None))
     [alert] = result.alerts
-    assert len(alert["series"]) == 2
+    assert len(alert.series) == 2
     alert = copy.deepcopy(alert)
-    alert["series"][0]["baselines"][4] = None
-    alert["series"][0]["outage_days"] = [(rule.Window(as_of).start + timedelta(days=4)).strftime("%Y-%m-%dT%H:%M:%SZ")]
-    result = rule.Detection([alert], result.window, result.series_count, result.anomalous, {})
+    alert.series[0].baselines[4] = None
+    alert.series[0].outage_days = [rule.Window(as_of).start + timedelta(days=4)]
+    result = portlens.Detection([alert], result.window, result.series_count, result.anomalous, {})
     path = tmp_path / "hand.html"
     report.write_html(result, path)
     root = dom(path.read_text(encoding="utf-8"))
@@ -356,7 +356,7 @@ def test_headless_chromium_renders_charts_spike_and_hosts(result, page, tmp_path
     rendered = run.stdout.decode("utf-8", errors="replace")
     root = dom(rendered)
     charts = root.find("series-chart", "svg")
-    assert len(charts) == sum(len(a["series"]) for a in result.alerts)
+    assert len(charts) == sum(len(a.series) for a in result.alerts if a.kind == "anomaly")
     assert all(c.find("anomaly-marker") for c in charts)
     for ip in BRUTE_FORCE:
         assert ip in rendered
@@ -368,14 +368,14 @@ def test_headless_chromium_renders_charts_spike_and_hosts(result, page, tmp_path
 def test_pngs_one_per_alert(result, tmp_path):
     pytest.importorskip("matplotlib")
     paths = report.write_pngs(result, tmp_path / "charts")
-    assert len(paths) == len(result.alerts) == 2
+    assert len(paths) == len([a for a in result.alerts if a.kind == "anomaly"]) == 2  # static: no days to draw
     assert len({p.name for p in paths}) == len(paths)
     for p in paths:
         data = p.read_bytes()
         assert data[:8] == PNG_SIGNATURE and data[12:16] == b"IHDR"
         width, height = struct.unpack(">II", data[16:24])
         assert width >= 600 and height >= 250
-    assert report.write_pngs(rule.Detection([], result.window, 0, result.anomalous, {}), tmp_path / "none") == []
+    assert report.write_pngs(portlens.Detection([], result.window, 0, result.anomalous, {}), tmp_path / "none") == []
 
 
 def test_pngs_without_matplotlib_raise_a_clear_error(result, tmp_path, monkeypatch):

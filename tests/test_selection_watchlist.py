@@ -17,7 +17,7 @@ import sys
 
 from selectionkit import AS_OF, SURGE, anomaly_row, config, daily, fired, write_jsonl
 
-from portlens.rules import port_anomaly as rule
+import portlens
 from portlens.store import Store
 
 ROWS = [
@@ -40,8 +40,8 @@ def test_items_sentinel_never_matches_do_not_match(tmp_path):
         # Before: HTTPS, SMB and RDP fired (items trimmed, ports compared as numbers, an empty
         # cell read as '*'), and the Critical/Alert rows stopped the run with exit 2.
         assert fired(store, cfg) == {("SSH", "22"), ("AltHTTPS", "8443"), ("LDAPS", "636")}
-        [alt] = [a for a in rule.run(store, cfg, AS_OF).alerts if a["Name"] == "AltHTTPS"]
-        assert alt["Severity"] == "Critical"
+        [alt] = [a for a in portlens.detect(store, config=cfg, as_of=AS_OF).alerts if a.name == "AltHTTPS"]
+        assert alt.severity == "Critical"
     text = "\n".join(cfg.warnings)
     assert "line 2, column Ports: '0443' is not written as '443'" in text
     assert "line 3, column Ports: ' 445' is not written as '445'" in text

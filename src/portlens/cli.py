@@ -3,7 +3,6 @@ or bad input with one line on stderr saying what is wrong and where."""
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 import sys
@@ -19,13 +18,12 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from . import alerts as alert_out
-from . import asim, explain, monitor, summary
-from .monitor import ConfigError
-from .rules import port_anomaly, port_static
-from .sources import SourceError, all_sources, detect, get
+from . import api, asim, files, formats, monitor, summary
+from .alerts import Detection, iso, render_table
+from .errors import NoData, PortlensError, SourceError, UsageError
+from .sources import all_sources, detect, get
 from .sources.base import parse_file
-from .store import DEFAULT_DB, Store, StoreError
+from .store import DEFAULT_DB, Store
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Find port misuse in network session logs (the Sentinel ASIM port-anomaly rule, offline).")
@@ -61,13 +59,6 @@ class _NoPandas:
         return None
 
 
-class UsageError(ValueError):
-    pass
-
-
-USER_ERRORS = (SourceError, StoreError, ConfigError, UsageError)
-
-
 def main() -> None:
     _without_pandas()
     try:
@@ -79,10 +70,10 @@ def main() -> None:
 def _main() -> None:
     try:
         code = app(standalone_mode=False)
-    except USER_ERRORS as e:
-        _fail(str(e))
     except DeliveryFailed:
         sys.exit(1)
+    except PortlensError as e:
+        _fail(str(e))
     except Exception as e:
         # Click-style usage errors (bad option value, missing argument): one line, exit 2.
         if getattr(e, "exit_code", None) == 2 and hasattr(e, "format_message"):
@@ -98,18 +89,14 @@ def _fail(message: str) -> None:
     sys.exit(2)
 
 
-def _files(paths: list[Path]) -> list[str]:
-    """Expand folders (recursively, hidden files skipped) into files, in a stable order."""
-    found = []
-    for p in paths:
-        if p.is_dir():
-            found += sorted(str(f) for f in p.rglob("*") if f.is_file()
-                            and not any(part.startswith(".") for part in f.relative_to(p).parts))
-        elif p.exists():
-            found.append(str(p))
-        else:
-            raise UsageError(f"{p}: no such file or folder")
-    return found
+def _files(paths: list) -> list[str]:
+    """Files, folders and globs -> files; portlens' own files in a folder are noted and left out."""
+    found = files.expand(paths)
+    if found.skipped:
+        shown = ", ".join(found.skipped[:3]) + (f" and {len(found.skipped) - 3} more" if len(found.skipped) > 3 else "")
+        err.print(f"note: skipped {len(found.skipped)} file(s) portlens writes, not logs: {shown}",
+                  markup=False, highlight=False)
+    return found.files
 
 
 def _time_bounds(not_before: str, max_future: float) -> asim.TimeBounds:
@@ -293,7 +280,7 @@ class Engine(str, Enum):
 
 @app.command("detect")
 def detect_cmd(db: str = DbOption,
-               config: Optional[Path] = typer.Option(None, "--config", help="Monitor configuration CSV (default: the one Sentinel ships)."),
+               config: Optional[Path] = typer.Option(None, "--config", help="Monitor configuration CSV (default: the one Sentinel ships; 'portlens config export' writes a copy to edit)."),
                as_of: Optional[str] = typer.Option(None, "--as-of", help="End of the 14-day window (ISO-8601, UTC if no zone). Default: just after the newest data."),
                fmt: Format = typer.Option(Format.table, "--format", help="table, jsonl (KQL columns + extras), ocsf (Detection Finding), sentinel (the rule's alert shape) or cef."),
                output: str = typer.Option("-", "--output", "-o", help="File to write, '-' for stdout."),
@@ -303,11 +290,12 @@ def detect_cmd(db: str = DbOption,
                tier: Tier = typer.Option(Tier.auto, "--tier", help="Where counts come from (docs/kql.md, Data selection). Sentinel's: auto (the rule's allData union: summaries; the legacy table only without recent summaries; raw sessions only without either) or sentinel-raw (a workspace without summaries: raw sessions of the last 3-4 days). portlens' own: raw (every raw session of the 14 days) or summaries (auto without its raw branch)."),
                missing_days: MissingDays = typer.Option(MissingDays.zero, "--missing-days", help="zero: an empty day is 0, as in KQL; skip: leave days with no data at all (outages) out of the trend."),
                date_from: Optional[str] = typer.Option(None, "--from", help="Backtest: run as of every day from this date ..."),
-               date_to: Optional[str] = typer.Option(None, "--to", help="... to this date (inclusive), in one pass over the data."),
+               date_to: Optional[str] = typer.Option(None, "--to", help="... to this date (inclusive), in one pass over the data. Each date is an as-of, the END of its window: the last day scored is the day before --to."),
                deliver: Optional[List[str]] = typer.Option(None, "--deliver", help="Send alerts: webhook=URL, syslog=tls://HOST:6514 (or tcp://HOST:PORT, udp://HOST:PORT), file=PATH; KIND+FORMAT=... picks the format. Repeatable."),
                ca: Optional[str] = CaOption,
-               retries: int = typer.Option(3, "--retries", help="Delivery attempts per alert and sink in this run.")) -> None:
-    """Run the port-anomaly rule on the store (or on summary files); --from/--to backtests."""
+               retries: int = typer.Option(3, "--retries", help="Retries after a failed delivery attempt, per alert and sink in this run (3: up to 4 attempts).")) -> None:
+    """Run the port-anomaly rule (and the static-threshold rows) on the store or on summary
+    files; --from/--to backtests."""
     cfg = monitor.load_config(config)
     if config is not None and cfg.warnings:  # read as Sentinel reads it; say so, go on
         err.print(f"warning: {cfg.path}: {len(cfg.warnings)} watchlist warning(s); "
@@ -315,35 +303,57 @@ def detect_cmd(db: str = DbOption,
     sinks = _sinks(deliver, ca)
     if sinks and summaries:
         raise UsageError("--deliver needs a store (it keeps the outbox); not with --summaries")
+    if retries < 0:
+        raise UsageError(f"--retries {retries}: must be 0 or more")
     if (date_from is None) != (date_to is None):
         raise UsageError("--from and --to go together")
     if date_from is not None and as_of is not None:
         raise UsageError("use either --as-of or --from/--to")
-    first, days = _as_of(as_of), 1
+    if tier in (Tier.raw, Tier.sentinel_raw) and summaries:
+        raise UsageError(f"--tier {tier.value} needs a store; summary files hold no raw sessions")
+    first, last = _as_of(as_of), None
     if date_from is not None:
         first, last = _as_of(date_from, "--from"), _as_of(date_to, "--to")
-        days = (last - first).days + 1
-        if days < 1:
+        if last < first:
             raise UsageError(f"--to {date_to} is before --from {date_from}")
-    options = dict(zero_spread=zero_spread.value, tier=tier.value, missing_days=missing_days.value,
-                   seasonality=seasonality.value)
+    options = dict(config=cfg, zero_spread=zero_spread.value, tier=tier.value,
+                   missing_days=missing_days.value, seasonality=seasonality.value)
     if summaries:
-        data = summary.SummaryFiles(summaries)
-        results = port_anomaly.backtest(data, cfg, first or _default_as_of(data, " ".join(summaries)), days, **options)
+        results = _detect(summaries, " ".join(summaries), first, last, options)
     else:
         with Store(db, read_only=not sinks) as store:
-            results = port_anomaly.backtest(store, cfg, first or _default_as_of(store, db), days, **options)
-            for result in results:
-                explain.attach(store, result)
-                # Rows with ThresholdType = Static run the static sibling at the same as-of.
-                result.alerts += port_static.run(store, cfg, result.window.as_of)
+            results = _detect(store, db, first, last, options)
             if sinks:
                 _deliver(store, [a for r in results for a in r.alerts], sinks, retries)
     _report_tiers(results[-1])
-    if days > 1:
+    if len(results) == 1 and results[0].empty:
+        _say_empty(results[0])
+    if last is not None:
         _emit_backtest(results, fmt, output)
     else:
         _emit_alerts(results[0], fmt, output)
+
+
+def _detect(data, name: str, first: Optional[datetime], last: Optional[datetime], options: dict) -> list[Detection]:
+    """api.detect (or api.backtest), saying which as-of was chosen when none was given."""
+    if last is not None:
+        return api.backtest(data, first, last, **options)
+    try:
+        result = api.detect(data, as_of=first, **options)
+    except NoData as e:
+        raise NoData(f"{e}; ingest some first") from None
+    if first is None:
+        err.print(f"as-of {iso(result.window.as_of)} (just after the newest session; use --as-of to choose)",
+                  highlight=False)
+    return [result]
+
+
+def _say_empty(result: Detection) -> None:
+    """A window without any sessions is not 'no alerts': say so, and where the data is."""
+    where = (f"the newest data is at {iso(result.newest)}; pick --as-of just after it"
+             if result.newest else "the data holds no sessions")
+    err.print(f"note: no sessions in the 14-day window {iso(result.window.start)} .. "
+              f"{iso(result.window.as_of)}: nothing was scored ({where})", markup=False, highlight=False)
 
 
 def _sinks(specs: Optional[List[str]], ca: Optional[str] = None) -> list:
@@ -356,7 +366,7 @@ def _sinks(specs: Optional[List[str]], ca: Optional[str] = None) -> list:
         raise UsageError(str(e)) from None
 
 
-def _deliver(store: Store, alerts: list[dict], sinks: list, retries: int) -> None:
+def _deliver(store: Store, alerts: list, sinks: list, retries: int) -> None:
     """Alerts go into the store's outbox first (stable ids: a re-run adds nothing), then
     everything not yet delivered to each sink is sent; failures are retried next run."""
     from . import delivery
@@ -371,17 +381,7 @@ class DeliveryFailed(Exception):
     """Some deliveries failed (already reported); they stay in the outbox for the next run."""
 
 
-def _default_as_of(data, name: str) -> datetime:
-    newest = data.newest_time()
-    if newest is None:
-        raise UsageError(f"{name}: holds no sessions; ingest some first")
-    when = port_anomaly.default_as_of(newest)
-    err.print(f"as-of {alert_out.iso(when)} (just after the newest session; use --as-of to choose)",
-              highlight=False)
-    return when
-
-
-def _report_tiers(result: port_anomaly.Detection) -> None:
+def _report_tiers(result: Detection) -> None:
     """Say where the window's counts came from, per tier: days covered and sessions."""
     if not result.tiers:
         return
@@ -393,19 +393,21 @@ def _report_tiers(result: port_anomaly.Detection) -> None:
     err.print("window counts: " + "; ".join(parts), highlight=False)
 
 
-def _emit_backtest(results: list[port_anomaly.Detection], fmt: Format, output: str) -> None:
+def _emit_backtest(results: list[Detection], fmt: Format, output: str) -> None:
     stream = sys.stdout if output == "-" else open(output, "w", encoding="utf-8")
     try:
         if fmt is not Format.table:
-            alert_out.write_jsonl([a for r in results for a in r.alerts], stream, fmt.value)
+            formats.write_jsonl([a for r in results for a in r.alerts], stream, fmt.value)
             return
         from rich.table import Table
         table = Table(title=f"backtest: {len(results)} days, {sum(len(r.alerts) for r in results)} alerts")
         for c in ("as-of", "series", "alerts"):
             table.add_column(c)
         for r in results:
-            table.add_row(alert_out.iso(r.window.as_of), f"{r.series_count:,}",
-                          "\n".join(f"{a['Severity']} {a['title']} (port {a['DstPortNumber']}, score {a['score']:.1f})"
+            table.add_row(iso(r.window.as_of), f"{r.series_count:,}",
+                          "\n".join(escape(f"{a.severity} {a.title} (port {a.port}, "
+                                            + (f"score {a.score:.1f})" if a.kind == "anomaly"
+                                               else f"{a.total:,} over {a.threshold:,} in 10 min)"))
                                     for a in r.alerts) or "-")
         (out if output == "-" else Console(file=stream, width=140)).print(table)
     finally:
@@ -413,15 +415,15 @@ def _emit_backtest(results: list[port_anomaly.Detection], fmt: Format, output: s
             stream.close()
 
 
-def _emit_alerts(result: port_anomaly.Detection, fmt: Format, output: str) -> None:
+def _emit_alerts(result: Detection, fmt: Format, output: str) -> None:
     stream = sys.stdout if output == "-" else open(output, "w", encoding="utf-8")
     try:
         if fmt is not Format.table:
-            alert_out.write_jsonl(result.alerts, stream, fmt.value)
+            formats.write_jsonl(result.alerts, stream, fmt.value)
         else:
             console = out if output == "-" else Console(file=stream, width=140)
-            alert_out.render_table(result.alerts, console, as_of=alert_out.iso(result.window.as_of),
-                                   series_count=result.series_count)
+            render_table(result.alerts, console, as_of=iso(result.window.as_of),
+                         series_count=result.series_count)
     finally:
         if stream is not sys.stdout:
             stream.close()
@@ -443,8 +445,7 @@ def summarize(db: str = DbOption,
         return
     if not output:
         raise UsageError("--input needs --output DIR")
-    paths = _files([Path(p) for pattern in inputs
-                    for p in (sorted(glob.glob(pattern, recursive=True)) or [pattern])])
+    paths = _files(inputs)
     if engine is Engine.spark:
         _allow_pandas()  # PySpark's mapInArrow runs on its pandas UDF machinery
         try:
@@ -516,7 +517,7 @@ def run(watch: Path = typer.Option(..., "--watch", help="Folder to watch for new
     try:
         seconds = parse_every(every)
     except ValueError as e:
-        raise UsageError(str(e)) from None
+        raise UsageError(f"--every {e}") from None
     watcher = Watcher(watch, db, alerts, every=seconds, config=config, sinks=_sinks(deliver, ca),
                       log=lambda m: err.print(m, markup=False, highlight=False))
     watcher.install_signals()
@@ -526,31 +527,41 @@ def run(watch: Path = typer.Option(..., "--watch", help="Folder to watch for new
     err.print("stopped", markup=False, highlight=False)
 
 
+class HuntFormat(str, Enum):
+    table = "table"
+    jsonl = "jsonl"
+
+
 @app.command()
 def hunt(db: str = DbOption,
          config: Optional[Path] = typer.Option(None, "--config", help="Monitor configuration CSV."),
          as_of: Optional[str] = typer.Option(None, "--as-of", help="End of the window; default just after the newest data."),
          days: int = typer.Option(1, "--days", help="How far back to list static threshold crossings (10-minute bins)."),
-         fmt: Format = typer.Option(Format.table, "--format", help="table or jsonl.")) -> None:
+         fmt: HuntFormat = typer.Option(HuntFormat.table, "--format", help="table or jsonl (hunting results are not alerts: no alert formats).")) -> None:
     """List what the Hunting rows find: every anomalous day in the 14-day window and every
     10-minute bin over a static threshold. Nothing is raised as an alert."""
     cfg = monitor.load_config(config)
+    if days < 1:
+        raise UsageError(f"--days {days}: must be 1 or more")
     with Store(db, read_only=True) as store:
-        when = _as_of(as_of) or _default_as_of(store, db)
-        window = port_anomaly.Window(when)
-        series = port_anomaly.daily_series(store.daily_counts(window.start, window.days, port_anomaly.KEYS), window)
-        found = port_static.hunt_anomalies(series, cfg) + port_static.hunt(store, cfg, when, days)
-    if fmt is not Format.table:
-        for f in found:
-            print(json.dumps(f))
+        try:
+            found = api.hunt(store, config=cfg, as_of=_as_of(as_of), days=days)
+        except NoData as e:
+            raise NoData(f"{e}; ingest some first") from None
+    if as_of is None:
+        err.print(f"as-of {iso(found.as_of)} (just after the newest session; use --as-of to choose)",
+                  highlight=False)
+    if fmt is not HuntFormat.table:
+        for f in found.rows:
+            print(formats.dumps(f))
         return
     from rich.table import Table
-    table = Table(title=f"hunting results as of {alert_out.iso(when)}: {len(found)}")
+    table = Table(title=f"hunting results as of {iso(found.as_of)}: {len(found.rows)}")
     for c in ("kind", "name", "port", "protocol / direction / action", "when", "count", "baseline / threshold", "score"):
         table.add_column(c)
-    for f in found:
-        table.add_row(f["kind"], f["Name"], str(f["DstPortNumber"]),
-                      " / ".join(str(f[k] or "-") for k in ("NetworkProtocol", "NetworkDirection", "DvcAction")),
+    for f in found.rows:
+        table.add_row(f["kind"], escape(f["Name"]), f["DstPortNumber"],
+                      escape(" / ".join(str(f[k] or "-") for k in ("NetworkProtocol", "NetworkDirection", "DvcAction"))),
                       f.get("day_start") or f.get("bin_start"), f"{f['count']:,}",
                       str(f.get("baseline", f.get("threshold"))), str(f.get("score", "")))
     out.print(table)
@@ -559,10 +570,12 @@ def hunt(db: str = DbOption,
 @app.command("deliver")
 def deliver_cmd(to: List[str] = typer.Option(..., "--to", help="Sink spec (see detect --deliver); repeatable."),
                 db: str = DbOption,
-                retries: int = typer.Option(3, "--retries", help="Attempts per alert and sink."),
+                retries: int = typer.Option(3, "--retries", help="Retries after a failed attempt, per alert and sink (3: up to 4 attempts)."),
                 ca: Optional[str] = CaOption) -> None:
     """Send alerts from the store's outbox that a sink has not received yet (retry failures)."""
     from . import delivery
+    if retries < 0:
+        raise UsageError(f"--retries {retries}: must be 0 or more")
     sinks = _sinks(to, ca)
     with Store(db) as store:
         report = delivery.deliver(store, sinks, retries=retries)
@@ -582,13 +595,13 @@ def report_cmd(db: str = DbOption,
     started = time.perf_counter()
     cfg = monitor.load_config(config)
     with Store(db, read_only=True) as store:
-        when = _as_of(as_of) or _default_as_of(store, db)
-        result = port_anomaly.run(store, cfg, when)
-        explain.attach(store, result)
+        [result] = _detect(store, db, _as_of(as_of), None, {"config": cfg})
         sessions = store.status()["sessions"]
+    if result.empty:
+        _say_empty(result)
     report.write_html(result, output, figures={"Sessions in store": sessions,
                                                "Elapsed (s)": time.perf_counter() - started})
-    out.print(f"{output}: {len(result.alerts)} alerts as of {alert_out.iso(when)}")
+    out.print(f"{output}: {len(result.alerts)} alerts as of {iso(result.window.as_of)}")
     if png:
         try:
             paths = report.write_pngs(result, png)
@@ -631,9 +644,34 @@ def status(db: str = DbOption, as_json: bool = typer.Option(False, "--json", hel
 def sources() -> None:
     """The raw formats portlens reads."""
     for s in all_sources().values():
-        out.print(f"[bold]{s.name}[/]" + (f"  ({s.vendor} {s.product})".rstrip() if s.vendor else ""))
+        out.print(f"[bold]{escape(s.name)}[/]" + (f"  ({escape(_maker(s.vendor, s.product))})" if s.vendor else ""))
         for form in s.forms:
-            out.print(f"    {form}")
+            out.print(f"    {form}", markup=False, highlight=False)
+
+
+def _maker(vendor: str, product: str) -> str:
+    """'Microsoft' + 'Microsoft Defender for Endpoint' -> 'Microsoft Defender for Endpoint'."""
+    if product.lower().startswith(vendor.lower()):
+        return product
+    return f"{vendor} {product}".strip()
+
+
+@config_app.command("export")
+def config_export(output: str = typer.Argument("-", help="File to write; '-' for stdout."),
+                  force: bool = typer.Option(False, "--force", help="Overwrite an existing file.")) -> None:
+    """Write the packaged configuration (the watchlist Sentinel ships) to edit and pass to --config."""
+    from importlib import resources
+    text = (resources.files("portlens") / "data" / monitor._DEFAULT_FILE).read_bytes()
+    if output == "-":
+        sys.stdout.buffer.write(text)
+        sys.stdout.flush()
+        return
+    if os.path.exists(output) and not force:
+        raise UsageError(f"{output}: already exists (--force overwrites it)")
+    with open(output, "wb") as f:
+        f.write(text)
+    out.print(f"{escape(output)}: {len(monitor.load_config(output).rows)} rows; edit it, then "
+              f"'portlens detect --config {escape(output)}'", highlight=False)
 
 
 @config_app.command("check")
@@ -659,7 +697,8 @@ def config_check(path: Optional[Path] = typer.Argument(None, help="Configuration
 @app.command()
 def demo(folder: Optional[Path] = typer.Option(None, "--dir", help="Keep the generated logs and store here (default: a temporary folder)."),
          scale: float = typer.Option(1.0, "--scale", help="Traffic volume multiplier.")) -> None:
-    """Generate 15 days of traffic with injected misuse, ingest it, and detect."""
+    """Generate 15 days of traffic with injected misuse (an RDP brute force, an LDAP surge, an
+    SMB sweep), ingest it, and detect."""
     from . import demo as gen
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="portlens-demo-") as tmp:
@@ -675,11 +714,8 @@ def demo(folder: Optional[Path] = typer.Option(None, "--dir", help="Keep the gen
         with Store(str(db)) as store:
             r = store.ingest(str(logs))
             out.print(f"ingested {r.sessions:,} sessions into {db}")
-            newest = store.newest_time()
-            when = port_anomaly.default_as_of(newest)
-            result = port_anomaly.run(store, monitor.load_config(None), when)
-            explain.attach(store, result)
-        alert_out.render_table(result.alerts, out, as_of=alert_out.iso(when), series_count=result.series_count)
+            result = api.detect(store)
+        render_table(result.alerts, out, as_of=iso(result.window.as_of), series_count=result.series_count)
         if folder:
             from . import report
             report.write_html(result, base / "report.html", figures={

@@ -50,6 +50,7 @@ from datetime import datetime, timezone
 from typing import Iterable
 
 from . import __version__, formats
+from .alerts import Alert
 
 _DDL = [
     """CREATE TABLE IF NOT EXISTS alerts (
@@ -86,12 +87,12 @@ def ensure_tables(store) -> None:
 
 # ---- outbox ------------------------------------------------------------------------------
 
-def record(store, alerts: Iterable[dict]) -> list[str]:
+def record(store, alerts: Iterable[Alert | dict]) -> list[str]:
     """Write alerts into the outbox; ids already there are not written again (the first body
     stays). Returns the ids that are new, in input order."""
     ensure_tables(store)
     batch: dict[str, dict] = {}
-    for alert in alerts:
+    for alert in map(formats.to_record, alerts):
         if not alert.get("id"):
             raise ValueError("an alert without an id cannot be recorded")
         batch.setdefault(str(alert["id"]), alert)

@@ -3,7 +3,8 @@
 Fifteen days of sessions with a daily rhythm (business hours), a weekly rhythm (quiet
 weekends), Poisson noise and many ports, plus misuse injected into the last 24 hours:
 an RDP brute force from a few outside hosts and an LDAP enumeration surge from one inside
-host. Generated with NumPy in bulk (no Python loop per session).
+host (the anomaly rule's alerts), and an SMB sweep from one inside host in the last ten
+minutes (over the shipped watchlist's static threshold). Generated with NumPy in bulk (no Python loop per session).
 """
 
 from __future__ import annotations
@@ -46,6 +47,11 @@ INJECTED = (
     (Flow(8080, "TCP", "Inbound", "Deny", 0), 3000, ("192.0.2.200",)),  # not monitored: no alert
 )
 
+# Over the static threshold in the last ten minutes: one inside host sweeping SMB (the shipped
+# watchlist's Detection/Static row alerts above 1,000 sessions on 139/445 in 10 minutes). Not
+# scaled, so the static rule fires at any scale.
+BURST = (Flow(445, "TCP", "Local", "Allow", 0), 1500, ("10.1.7.31",))
+
 # Share of a day's sessions per hour (UTC office hours) and per weekday (Mon..Sun).
 _HOURS = np.array([1, 1, 1, 1, 1, 2, 4, 8, 12, 12, 11, 10, 9, 11, 12, 11, 9, 6, 4, 3, 2, 2, 1, 1], float)
 HOURLY = _HOURS / _HOURS.sum()
@@ -80,6 +86,9 @@ def generate(end: datetime, days: int = 15, seed: int = 7, scale: float = 1.0,
             k = int(extra * scale)
             times = last_day[rng.integers(0, 24, k)]
             parts.append(_sessions(rng, [flow], np.zeros(k, int), times, np.array(sources)))
+        flow, k, sources = BURST
+        last_ten = np.full(k, np.datetime64(end.replace(tzinfo=None), "us") - np.timedelta64(600, "s"))
+        parts.append(_sessions(rng, [flow], np.zeros(k, int), last_ten, np.array(sources), spread_s=600))
     return pa.concat_tables(parts)
 
 
@@ -90,13 +99,13 @@ _EXTERNAL = np.array([f"{a}.{b}.{c}.{d}" for a, b, c, d in
 
 
 def _sessions(rng, flows: list[Flow], which: np.ndarray, hour: np.ndarray,
-              sources: np.ndarray | None) -> pa.Table:
+              sources: np.ndarray | None, spread_s: int = 3600) -> pa.Table:
     n = len(which)
     port = np.array([f.port for f in flows])[which]
     proto = np.array([f.protocol for f in flows])[which]
     direction = np.array([f.direction for f in flows])[which]
     action = np.array([f.action for f in flows])[which]
-    t = hour + rng.integers(0, 3600 * 10**6, n).astype("timedelta64[us]")
+    t = hour + rng.integers(0, spread_s * 10**6, n).astype("timedelta64[us]")
     inbound = direction == "Inbound"
     outbound = direction == "Outbound"
     src = np.where(inbound, _EXTERNAL[rng.integers(0, len(_EXTERNAL), n)],

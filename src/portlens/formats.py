@@ -1,8 +1,10 @@
 """Alert output formats: portlens JSON lines, OCSF Detection Finding, the Sentinel alert shape,
 and CEF (the syslog payload).
 
-Every converter takes the alert dict of `rules.port_anomaly` (KQL columns plus portlens extras)
-and never fails on keys it does not know: they are carried along (OCSF `unmapped.portlens`,
+Alerts arrive typed (`alerts.Alert`); `to_record` turns one into the KQL shape (the rule's
+columns, port as text, ISO-8601 times) plus portlens extras, and every other format is made from
+that record. This is the only place alerts become text. The converters also take records (as
+the delivery outbox stores them) and never fail on keys they do not know: they are carried along (OCSF `unmapped.portlens`,
 Sentinel `portlens`), so later additions such as `explanation` or per-series `talkers` reach
 every format.
 
@@ -20,9 +22,11 @@ import json
 import math
 import re
 from datetime import datetime, timedelta, timezone
-from typing import Any, Iterable, Iterator
+from typing import IO, Any, Iterable, Iterator
 
 from . import __version__
+from .alerts import Alert, AlertSeries, AlertWindow, Talker
+from .attack import TACTICS, TECHNIQUES, split_tactics, tactic_key
 
 FORMATS = ("jsonl", "ocsf", "sentinel", "cef")
 OCSF_VERSION = "1.3.0"
@@ -36,6 +40,7 @@ KNOWN_KEYS = frozenset({
     "id", "title", "Name", "Severity", "Tactic", "DstPortNumber", "Description",
     "NetworkProtocols", "NetworkDirections", "DvcActions", "rule_id", "rule_name",
     "rule_version", "tactics", "techniques", "window", "score", "baseline", "total", "series",
+    "kind", "threshold",
 })
 
 
@@ -59,6 +64,72 @@ def clean(value: Any) -> Any:
 
 def dumps(value: Any) -> str:
     return json.dumps(clean(value), ensure_ascii=False, allow_nan=False, separators=(", ", ": "))
+
+
+def _bin_text(step: timedelta) -> str:
+    minutes = int(step.total_seconds() // 60)
+    return f"{minutes // 1440}d" if minutes % 1440 == 0 else f"{minutes}m"
+
+
+def _window_record(w: AlertWindow) -> dict:
+    out: dict = {"start": _iso(w.start), "end": _iso(w.end), "bin": _bin_text(w.bin)}
+    if w.days is not None:
+        out["days"] = w.days
+    if w.counted_from is not None:
+        out["counted_from"] = w.counted_from
+    if w.tiers is not None:
+        out["tiers"] = w.tiers
+    if w.missing_days is not None:
+        out["missing_days"] = w.missing_days
+    return out
+
+
+def _talker_record(t: Talker) -> dict:
+    return {"value": t.value, "count": t.count, "share": t.share, "usual_share": t.usual_share,
+            "new": t.new}
+
+
+def _series_record(s: AlertSeries, kind: str) -> dict:
+    out: dict = {"NetworkProtocol": s.protocol, "NetworkDirection": s.direction,
+                 "DvcAction": s.action, "total": s.total}
+    if kind == "static":
+        out["threshold"] = s.threshold
+    else:
+        out.update(baseline=s.baseline, score=s.score, totals=list(s.totals),
+                   baselines=list(s.baselines), scores=list(s.scores),
+                   outage_days=[_iso(d) for d in s.outage_days],
+                   quiet_days=[_iso(d) for d in s.quiet_days])
+    if s.talkers is not None:
+        out["talkers"] = {f: [_talker_record(t) for t in found] for f, found in s.talkers.items()}
+    if s.raw_sessions_today is not None:
+        out["raw_sessions_today"] = s.raw_sessions_today
+    return out
+
+
+def to_record(alert: Alert | dict) -> dict:
+    """The alert in the KQL shape: the rule's output columns (Name, Severity, Tactic,
+    DstPortNumber as text, Description, NetworkProtocols, NetworkDirections, DvcActions) plus
+    portlens extras (id, kind, rule, tactics, window, scores, series with talkers). A record
+    passes through unchanged."""
+    if isinstance(alert, dict):
+        return alert
+    out = {
+        "id": alert.id, "title": alert.title, "kind": alert.kind,
+        "Name": alert.name, "Severity": alert.severity, "Tactic": alert.tactic,
+        "DstPortNumber": str(alert.port), "Description": alert.description,
+        "NetworkProtocols": list(alert.protocols), "NetworkDirections": list(alert.directions),
+        "DvcActions": list(alert.actions),
+        "rule_id": alert.rule_id, "rule_name": alert.rule_name, "rule_version": alert.rule_version,
+        "tactics": list(alert.tactics), "techniques": list(alert.techniques),
+        "window": _window_record(alert.window),
+    }
+    if alert.kind == "static":
+        out["threshold"] = alert.threshold
+    out["series"] = [_series_record(s, alert.kind) for s in alert.series]
+    out.update(score=alert.score, total=alert.total, baseline=alert.baseline)
+    if alert.raw_retained is not None:
+        out["explanation"] = {"raw_retained": alert.raw_retained, "notes": list(alert.notes)}
+    return out
 
 
 def _iso(t: datetime) -> str:
@@ -102,7 +173,6 @@ def _port(alert: dict) -> int | None:
 def _tactics(alert: dict) -> list[str]:
     if alert.get("tactics"):
         return list(alert["tactics"])
-    from .alerts import split_tactics
     return split_tactics(alert.get("Tactic") or "")
 
 
@@ -173,53 +243,25 @@ OCSF_SEVERITY = {"informational": 1, "low": 2, "medium": 3, "high": 4, "critical
 OCSF_SEVERITY_NAME = {0: "Unknown", 1: "Informational", 2: "Low", 3: "Medium", 4: "High",
                       5: "Critical", 6: "Fatal"}
 
-# MITRE ATT&CK Enterprise (and the ICS tactics Sentinel knows); keys are lowercase letters only.
-ATTACK_TACTICS = {
-    "reconnaissance": ("TA0043", "Reconnaissance"),
-    "resourcedevelopment": ("TA0042", "Resource Development"),
-    "initialaccess": ("TA0001", "Initial Access"),
-    "execution": ("TA0002", "Execution"),
-    "persistence": ("TA0003", "Persistence"),
-    "privilegeescalation": ("TA0004", "Privilege Escalation"),
-    "defenseevasion": ("TA0005", "Defense Evasion"),
-    "credentialaccess": ("TA0006", "Credential Access"),
-    "discovery": ("TA0007", "Discovery"),
-    "lateralmovement": ("TA0008", "Lateral Movement"),
-    "collection": ("TA0009", "Collection"),
-    "exfiltration": ("TA0010", "Exfiltration"),
-    "commandandcontrol": ("TA0011", "Command and Control"),
-    "impact": ("TA0040", "Impact"),
-    "impairprocesscontrol": ("TA0106", "Impair Process Control"),
-    "inhibitresponsefunction": ("TA0107", "Inhibit Response Function"),
-}
-ATTACK_TECHNIQUES = {
-    "T1095": "Non-Application Layer Protocol",
-    "T1059": "Command and Scripting Interpreter",
-    "T1203": "Exploitation for Client Execution",
-    "T1190": "Exploit Public-Facing Application",
-    "T1571": "Non-Standard Port",
-    "T1021": "Remote Services",
-    "T1046": "Network Service Discovery",
-    "T1071": "Application Layer Protocol",
-    "T1210": "Exploitation of Remote Services",
-}
 _PROTOCOL_NUMBERS = {"icmp": 1, "igmp": 2, "tcp": 6, "udp": 17, "gre": 47, "esp": 50, "ah": 51,
                      "icmpv6": 58, "ipv6-icmp": 58, "sctp": 132}
 _DIRECTION_IDS = {"inbound": 1, "outbound": 2, "local": 3, "lateral": 3}
 
 
+_TACTIC_BY_KEY = {tactic_key(name): ids for name, ids in TACTICS.items()}
+
+
 def ocsf_tactic(name: str) -> dict:
-    key = re.sub(r"[^a-z]", "", name.lower())
-    if key in ATTACK_TACTICS:
-        uid, caption = ATTACK_TACTICS[key]
+    uid, caption = _TACTIC_BY_KEY.get(tactic_key(name), (None, None))
+    if uid:
         return {"name": caption, "uid": uid}
     return {"name": name}
 
 
 def ocsf_technique(uid: str) -> dict:
     out = {"uid": uid}
-    if uid in ATTACK_TECHNIQUES:
-        out["name"] = ATTACK_TECHNIQUES[uid]
+    if uid in TECHNIQUES:
+        out["name"] = TECHNIQUES[uid]
     return out
 
 
@@ -249,8 +291,9 @@ def _series_data(series: dict) -> dict:
     return clean({k: v for k, v in series.items() if k != "talkers"})
 
 
-def to_ocsf(alert: dict) -> dict:
+def to_ocsf(alert: Alert | dict) -> dict:
     """An OCSF 1.3.0 Detection Finding (class_uid 2004) for one alert."""
+    alert = to_record(alert)
     start, end = _window(alert)
     port = _port(alert)
     severity_id, severity = ocsf_severity(alert.get("Severity"))
@@ -269,9 +312,13 @@ def to_ocsf(alert: dict) -> dict:
             if entry:
                 attacks.append(entry)
 
-    analytic = {"type_id": 3, "type": "Statistical",
-                "desc": "series_decompose_anomalies(daily session counts, 2.5, -1, 'linefit') "
-                        "over 14 days; last day score >= 5 and baseline > 0"}
+    if alert.get("kind") == "static":
+        analytic = {"type_id": 1, "type": "Rule",
+                    "desc": "sessions in the last complete 10-minute bin above the row's Threshold"}
+    else:
+        analytic = {"type_id": 3, "type": "Statistical",
+                    "desc": "series_decompose_anomalies(daily session counts, 2.5, -1, 'linefit') "
+                            "over 14 days; last day score >= 5 and baseline > 0"}
     for key, field in (("rule_id", "uid"), ("rule_name", "name"), ("rule_version", "version")):
         if alert.get(key):
             analytic[field] = str(alert[key])
@@ -367,11 +414,12 @@ SENTINEL_SEVERITIES = {"informational": "Informational", "low": "Low", "medium":
                        "high": "High"}
 
 
-def to_sentinel(alert: dict) -> dict:
+def to_sentinel(alert: Alert | dict) -> dict:
     """The alert as the Sentinel rule raises it (SecurityAlert-like): alertDetailsOverride
     (display name 'Detected {Name}', description, tactics and severity from columns), the
     rule's customDetails as ExtendedProperties, AlertPerResult grouping (one alert per row).
     Values stay JSON (lists), not the stringified arrays of the SecurityAlert table."""
+    alert = to_record(alert)
     start, end = _window(alert)
     name = alert.get("Name") or ""
     severity = alert.get("Severity") or ""
@@ -512,8 +560,9 @@ def _ipv(value: str) -> int | None:
         return None
 
 
-def to_cef(alert: dict) -> str:
+def to_cef(alert: Alert | dict) -> str:
     """CEF:0|portlens|portlens|<version>|<rule_id>|<title>|<severity 0-10>|<extension>."""
+    alert = to_record(alert)
     start, end = _window(alert)
     port = _port(alert)
     severity = CEF_SEVERITY.get(str(alert.get("Severity") or "").strip().lower(), 0)
@@ -559,7 +608,8 @@ def _float(value: Any) -> float | None:
 
 # ---- rendering ---------------------------------------------------------------------------
 
-def render_one(alert: dict, fmt: str) -> str:
+def render_one(alert: Alert | dict, fmt: str) -> str:
+    alert = to_record(alert)
     if fmt == "jsonl":
         return dumps(alert)
     if fmt == "ocsf":
@@ -571,9 +621,15 @@ def render_one(alert: dict, fmt: str) -> str:
     raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
 
 
-def render(alerts: Iterable[dict], fmt: str) -> Iterator[str]:
+def render(alerts: Iterable[Alert | dict], fmt: str) -> Iterator[str]:
     """One line per alert (no trailing newline) in fmt: jsonl, ocsf, sentinel or cef."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     for alert in alerts:
         yield render_one(alert, fmt)
+
+
+def write_jsonl(alerts: Iterable[Alert | dict], out: IO[str], fmt: str = "jsonl") -> None:
+    """One line per alert in an open format: jsonl (KQL columns + extras), ocsf, sentinel, cef."""
+    for line in render(alerts, fmt):
+        out.write(line + "\n")

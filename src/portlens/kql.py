@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from statistics import NormalDist
 from typing import NamedTuple, Protocol
 
@@ -29,6 +30,7 @@ __all__ = [
     "LineFit",
     "MadeSeries",
     "PeriodDetector",
+    "bin_time",
     "Periods",
     "make_series",
     "series_decompose",
@@ -102,6 +104,18 @@ def _rows(series) -> tuple[np.ndarray, bool]:
 
 def _unrow(a: np.ndarray, one: bool) -> np.ndarray:
     return a[0] if one else a
+
+
+# ---------------------------------------------------------------------------------------
+# bin()
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def bin_time(t: datetime, step: timedelta) -> datetime:
+    """KQL bin(t, step) for a UTC time: the start of its step-long bin, bins aligned to the
+    epoch. The one place portlens floors times (summary bins, static bins, as-of)."""
+    return _EPOCH + ((t - _EPOCH) // step) * step
 
 
 # ---------------------------------------------------------------------------------------

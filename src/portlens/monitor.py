@@ -48,6 +48,7 @@ import numpy as np
 import pyarrow as pa
 
 from .asim import DVC_ACTIONS, NETWORK_DIRECTIONS
+from .errors import ConfigError
 
 __all__ = [
     "ConfigError",
@@ -98,13 +99,6 @@ _TYPOS = {"earch": "search", "teh": "the", "recieve": "receive",
 _LIST_COLUMNS = ("App", "Protocol", "Direction", "Action")
 
 
-class ConfigError(ValueError):
-    """A configuration file that cannot be used; the message is one line."""
-
-    def __init__(self, message: str, line: int | None = None, column: str | None = None):
-        super().__init__(message)
-        self.line = line
-        self.column = column
 
 
 @dataclass(frozen=True)

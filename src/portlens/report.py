@@ -5,8 +5,8 @@ no scripts, no web fonts, no images or styles fetched from anywhere, so it opens
 be mailed or attached to a ticket. `write_pngs` draws one PNG per alert with matplotlib (the
 optional extra `plot`), for places that take images only.
 
-Both read a `Detection` from `rules.port_anomaly.run`, ideally after `explain.attach` (which adds
-the talkers and notes; without it the page says the talkers were not computed).
+Both read a `Detection` from `api.detect`, whose explanation step adds the talkers and notes
+(with explain=False the page says the talkers were not computed).
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 from . import __version__
 
-if TYPE_CHECKING:  # the rule module pulls in numpy/pyarrow; only its type is needed here
-    from .rules.port_anomaly import Detection
+if TYPE_CHECKING:
+    from .alerts import Alert, AlertSeries, Detection
 
 # Colours: ordinary days, the anomalous day (the marker), the baseline, days without any data.
 BAR = "#7393b8"
@@ -121,17 +121,13 @@ def _tick_label(v: float) -> str:
 
 
 def _series_label(s: dict) -> str:
-    return " · ".join(str(s.get(k) or "(none)") for k in ("NetworkProtocol", "NetworkDirection", "DvcAction"))
+    return " · ".join(str(v or "(none)") for v in (s.protocol, s.direction, s.action))
 
 
-def _day_index(window, iso_days: list[str] | None) -> set[int]:
-    """Bin numbers of ISO day starts (outage_days / quiet_days of a series)."""
+def _day_index(window, days: list[datetime]) -> set[int]:
+    """Bin numbers of day starts (outage_days / quiet_days of a series)."""
     out = set()
-    for text in iso_days or []:
-        try:
-            t = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
-        except ValueError:
-            continue
+    for t in days:
         i = round((t - window.start).total_seconds() / 86400)
         if 0 <= i < window.days:
             out.add(int(i))
@@ -142,16 +138,16 @@ def _day_index(window, iso_days: list[str] | None) -> set[int]:
 # the SVG chart of one series
 
 def _svg_chart(alert: dict, series: dict, window, number: int) -> str:
-    totals = [int(v) for v in series.get("totals") or []]
+    totals = [int(v) for v in series.totals or []]
     days = len(totals)
     if not days:
         return '<p class="muted">No daily totals for this series.</p>'
-    baselines = list(series.get("baselines") or [])
+    baselines = list(series.baselines or [])
     baselines = [_finite(b) for b in baselines] + [None] * (days - len(baselines))
-    scores = list(series.get("scores") or [])
+    scores = list(series.scores or [])
     scores = [_finite(v) for v in scores] + [None] * (days - len(scores))
     bins = [window.start + timedelta(days=i) for i in range(days)]
-    outage = _day_index(window, series.get("outage_days"))
+    outage = _day_index(window, series.outage_days)
     last = days - 1
 
     width, height = 1060, 300
@@ -170,12 +166,12 @@ def _svg_chart(alert: dict, series: dict, window, number: int) -> str:
     def x(i: int) -> float:
         return left + i * slot + (slot - bar_w) / 2
 
-    aid = _e(alert.get("id"))
+    aid = _e(alert.id)
     title_id = f"chart-{aid}-{number}"
-    today = series.get("total", totals[-1])
-    summary = (f"{alert.get('title', '')}, {_series_label(series)}: daily sessions over {days} days; "
+    today = series.total
+    summary = (f"{alert.title}, {_series_label(series)}: daily sessions over {days} days; "
                f"the last day has {_num(today)} sessions against a baseline of "
-               f"{_num(series.get('baseline'))} (score {_num(series.get('score'), 1)}).")
+               f"{_num(series.baseline)} (score {_num(series.score, 1)}).")
     out = [f'<svg class="series-chart" data-alert-id="{aid}" data-series="{_e(_series_label(series))}" '
            f'viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
            f'aria-labelledby="{title_id}" font-family="inherit">',
@@ -217,7 +213,7 @@ def _svg_chart(alert: dict, series: dict, window, number: int) -> str:
 
     # the anomalous day's band goes under the bars
     out.append(f'<g class="anomaly-marker" data-day="{last}" data-count="{today}" '
-               f'data-score="{_e(_num(series.get("score"), 2))}">')
+               f'data-score="{_e(_num(series.score, 2))}">')
     out.append(f'<rect x="{left + last * slot:.1f}" y="{top}" width="{slot:.1f}" height="{ph}" '
                f'fill="{ANOMALY_BAND}"/>')
 
@@ -233,14 +229,14 @@ def _svg_chart(alert: dict, series: dict, window, number: int) -> str:
     bar_top = y(max(totals[last], 0))
     label_x = left + pw - 2
     ratio = ""
-    base_last = _finite(series.get("baseline"))
+    base_last = _finite(series.baseline)
     if base_last and base_last > 0:
         ratio = f" · {totals[last] / base_last:.1f}× baseline"
     out.append(f'<text x="{label_x:.1f}" y="{bar_top - 21:.1f}" font-size="13" font-weight="700" '
                f'fill="{ANOMALY}" text-anchor="end">▲ {_e(f"{totals[last]:,}")} sessions</text>')
     out.append(f'<text x="{label_x:.1f}" y="{bar_top - 7:.1f}" font-size="11.5" fill="{ANOMALY}" '
-               f'text-anchor="end">score {_e(_num(series.get("score"), 1))} · baseline '
-               f'{_e(_num(series.get("baseline")))}{_e(ratio)}</text>')
+               f'text-anchor="end">score {_e(_num(series.score, 1))} · baseline '
+               f'{_e(_num(series.baseline))}{_e(ratio)}</text>')
     out.append('</g>')
 
     # ordinary days, with their counts above the bars
@@ -283,14 +279,14 @@ def _svg_chart(alert: dict, series: dict, window, number: int) -> str:
 # ---------------------------------------------------------------------------------------------
 # page sections
 
-def _talkers_html(series: dict) -> str:
-    talkers = series.get("talkers")
+def _talkers_html(series: "AlertSeries") -> str:
+    talkers = series.talkers
     if talkers is None:
         return ('<p class="muted">Talkers were not computed for this series '
                 '(the report was built without the explanation step).</p>')
     parts = ['<div class="talkers">']
     for field, heading in TALKER_FIELDS:
-        rows = talkers.get(field) or []
+        rows = talkers.get(field) or []  # Talker entries
         parts.append(f'<table class="talker-table" data-field="{_e(field)}"><caption>{_e(heading)} '
                      f'<code>{_e(field)}</code></caption>'
                      '<thead><tr><th>Value</th><th class="n">Sessions</th><th>Share today</th>'
@@ -298,87 +294,95 @@ def _talkers_html(series: dict) -> str:
         if not rows:
             parts.append('<tr><td colspan="4" class="muted">No retained sessions on the day.</td></tr>')
         for t in rows:
-            new = bool(t.get("new"))
-            share = _finite(t.get("share")) or 0.0
+            new = bool(t.new)
+            share = _finite(t.share) or 0.0
             badge = ' <span class="badge-new" title="not seen in this series on the earlier days of the window">new</span>' if new else ""
             parts.append(
-                f'<tr class="{"is-new" if new else ""}"><td class="value"><code>{_e(t.get("value"))}</code>{badge}</td>'
-                f'<td class="n">{_e(_num(t.get("count")))}</td>'
+                f'<tr class="{"is-new" if new else ""}"><td class="value"><code>{_e(t.value)}</code>{badge}</td>'
+                f'<td class="n">{_e(_num(t.count))}</td>'
                 f'<td><span class="share"><span class="share-bar" style="width:{min(max(share, 0), 1) * 100:.1f}%"></span></span>'
-                f'<span class="share-text">{_pct(t.get("share"))}</span></td>'
-                f'<td class="n">{_pct(t.get("usual_share"))}</td></tr>')
+                f'<span class="share-text">{_pct(t.share)}</span></td>'
+                f'<td class="n">{_pct(t.usual_share)}</td></tr>')
         parts.append('</tbody></table>')
     parts.append('</div>')
     return "".join(parts)
 
 
-def _series_html(alert: dict, series: dict, window, number: int) -> str:
-    base = _finite(series.get("baseline"))
-    ratio = f" ({series.get('total', 0) / base:.1f}× baseline)" if base and base > 0 else ""
+def _series_html(alert: "Alert", series: "AlertSeries", window, number: int) -> str:
+    if alert.kind == "static":
+        w = alert.window
+        head = (f'<h3>{_e(_series_label(series))}</h3>'
+                f'<p class="series-facts"><strong class="hot">{_e(_num(series.total))} sessions</strong> '
+                f'from {_e(_when(w.start))} to {_e(_when(w.end))}, over the threshold of '
+                f'{_e(_num(series.threshold))} (counted from {_e(w.counted_from)}).</p>')
+        return f'<div class="series">{head}{_talkers_html(series)}</div>'
+    base = _finite(series.baseline)
+    ratio = f" ({series.total / base:.1f}× baseline)" if base and base > 0 else ""
     head = (f'<h3>{_e(_series_label(series))}</h3>'
-            f'<p class="series-facts"><strong class="hot">{_e(_num(series.get("total")))} sessions</strong> '
-            f'on the last day against a baseline of {_e(_num(series.get("baseline")))}{_e(ratio)}, '
-            f'anomaly score <strong>{_e(_num(series.get("score"), 2))}</strong>.</p>')
+            f'<p class="series-facts"><strong class="hot">{_e(_num(series.total))} sessions</strong> '
+            f'on the last day against a baseline of {_e(_num(series.baseline))}{_e(ratio)}, '
+            f'anomaly score <strong>{_e(_num(series.score, 2))}</strong>.</p>')
     facts = []
-    outage, quiet = series.get("outage_days") or [], series.get("quiet_days") or []
+    outage, quiet = series.outage_days or [], series.quiet_days or []
     if outage:
         facts.append(f"No data at all on {len(outage)} day(s) of the window (shaded): "
-                     + ", ".join(str(d)[:10] for d in outage) + ".")
+                     + ", ".join(d.strftime("%Y-%m-%d") for d in outage) + ".")
     if quiet:
         facts.append(f"No sessions for this series on {len(quiet)} day(s) while other traffic was "
-                     "seen: " + ", ".join(str(d)[:10] for d in quiet) + ".")
-    raw_today = series.get("raw_sessions_today")
-    if raw_today is not None and series.get("total") is not None and raw_today < series["total"]:
-        facts.append(f"Talkers below come from {raw_today:,} retained raw sessions of the day's "
-                     f"{series['total']:,}.")
+                     "seen: " + ", ".join(d.strftime("%Y-%m-%d") for d in quiet) + ".")
+    raw_today = series.raw_sessions_today
+    if raw_today is not None and raw_today < series.total:
+        facts.append(f"Talkers below come from {raw_today:,} retained raw sessions of the "
+                     f"{'day' if alert.kind == 'anomaly' else 'bin'}'s {series.total:,}.")
     extra = "".join(f'<p class="series-note">{_e(f)}</p>' for f in facts)
     return (f'<div class="series">{head}<div class="chart">{_svg_chart(alert, series, window, number)}</div>'
             f'{extra}{_talkers_html(series)}</div>')
 
 
-def _alert_html(alert: dict, window, index: int) -> str:
-    severity = str(alert.get("Severity") or "")
+def _alert_html(alert: "Alert", window, index: int) -> str:
+    severity = str(alert.severity or "")
     sev_class = _SEVERITY_CLASS.get(severity.lower(), "sev-info")
-    tactics = alert.get("tactics") or [t.strip() for t in str(alert.get("Tactic") or "").split(",") if t.strip()]
+    tactics = alert.tactics
     rows = [
         ("Severity", f'<span class="sev {sev_class}">{_e(severity)}</span>'),
         ("Tactics", " ".join(f'<span class="tag">{_e(t)}</span>' for t in tactics) or "—"),
-        ("Destination port", f'<strong>{_e(alert.get("DstPortNumber"))}</strong>'),
-        ("Protocols", _e(", ".join(map(str, alert.get("NetworkProtocols") or [])) or "—")),
-        ("Directions", _e(", ".join(map(str, alert.get("NetworkDirections") or [])) or "—")),
-        ("Device actions", _e(", ".join(map(str, alert.get("DvcActions") or [])) or "—")),
-        ("Last day", f'{_e(_num(alert.get("total")))} sessions; baseline {_e(_num(alert.get("baseline")))}; '
-                     f'score {_e(_num(alert.get("score"), 2))}'),
+        ("Destination port", f'<strong>{_e(alert.port)}</strong>'),
+        ("Protocols", _e(", ".join(alert.protocols) or "—")),
+        ("Directions", _e(", ".join(alert.directions) or "—")),
+        ("Device actions", _e(", ".join(alert.actions) or "—")),
+        ("Last day", f'{_e(_num(alert.total))} sessions; baseline {_e(_num(alert.baseline))}; '
+                     f'score {_e(_num(alert.score, 2))}') if alert.kind == "anomaly" else
+        ("Static threshold", f'{_e(_num(alert.total))} sessions in 10 minutes; threshold '
+                             f'{_e(_num(alert.threshold))}'),
     ]
-    if alert.get("techniques"):
-        rows.append(("Techniques", _e(", ".join(alert["techniques"]))))
-    missing = (alert.get("window") or {}).get("missing_days")
+    if alert.techniques:
+        rows.append(("Techniques", _e(", ".join(alert.techniques))))
+    missing = alert.window.missing_days
     if missing and missing != "zero":
         rows.append(("Missing days", _e(f"{missing} (outage days left out of the decomposition)")))
-    rows.append(("Alert id", f'<code>{_e(alert.get("id"))}</code>'))
+    rows.append(("Alert id", f'<code>{_e(alert.id)}</code>'))
     meta = "".join(f"<tr><th>{_e(k)}</th><td>{v}</td></tr>" for k, v in rows)
 
-    explanation = alert.get("explanation")
-    if explanation is None:
+    if alert.raw_retained is None:
         notes_html = ('<div class="notes"><p>Talkers were not computed for this alert '
                       '(the report was built without the explanation step).</p></div>')
     else:
-        notes = explanation.get("notes") or []
-        if notes or explanation.get("raw_retained") is False:
-            head = ("<strong>Raw sessions not fully retained.</strong> " if explanation.get("raw_retained") is False
+        notes = alert.notes
+        if notes or alert.raw_retained is False:
+            head = ("<strong>Raw sessions not fully retained.</strong> " if alert.raw_retained is False
                     else "")
             notes_html = (f'<div class="notes">{head}<ul>'
                           + "".join(f"<li>{_e(n)}</li>" for n in notes) + "</ul></div>")
         else:
-            notes_html = ('<p class="muted notes-ok">All of the day\'s sessions are retained raw; '
-                          'the talkers below cover them all.</p>')
+            notes_html = (f'<p class="muted notes-ok">All of the {"day" if alert.kind == "anomaly" else "bin"}\'s '
+                          'sessions are retained raw; the talkers below cover them all.</p>')
 
-    series = alert.get("series") or []
+    series = alert.series or []
     body = "".join(_series_html(alert, s, window, n) for n, s in enumerate(series))
-    aid = _e(alert.get("id"))
+    aid = _e(alert.id)
     return (f'<section class="alert {sev_class}" id="alert-{aid}" data-alert-id="{aid}">'
-            f'<h2><span class="alert-no">{index}</span> {_e(alert.get("title"))}</h2>'
-            f'<p class="description">{_e(str(alert.get("Description") or "").strip())}</p>'
+            f'<h2><span class="alert-no">{index}</span> {_e(alert.title)}</h2>'
+            f'<p class="description">{_e(str(alert.description or "").strip())}</p>'
             f'<table class="meta">{meta}</table>{notes_html}'
             f'<p class="muted">{len(series)} matching series.</p>{body}</section>')
 
@@ -482,10 +486,10 @@ def render_html(result: "Detection", *, figures: dict | None = None) -> str:
 
     if alerts:
         overview_rows = "".join(
-            f'<tr><td class="n">{i}</td><td><span class="sev {_SEVERITY_CLASS.get(str(a.get("Severity") or "").lower(), "sev-info")}">'
-            f'{_e(a.get("Severity"))}</span></td><td><a href="#alert-{_e(a.get("id"))}">{_e(a.get("title"))}</a></td>'
-            f'<td class="n">{_e(a.get("DstPortNumber"))}</td><td class="n">{_e(_num(a.get("total")))}</td>'
-            f'<td class="n">{_e(_num(a.get("baseline")))}</td><td class="n">{_e(_num(a.get("score"), 2))}</td></tr>'
+            f'<tr><td class="n">{i}</td><td><span class="sev {_SEVERITY_CLASS.get(str(a.severity or "").lower(), "sev-info")}">'
+            f'{_e(a.severity)}</span></td><td><a href="#alert-{_e(a.id)}">{_e(a.title)}</a></td>'
+            f'<td class="n">{_e(a.port)}</td><td class="n">{_e(_num(a.total))}</td>'
+            f'<td class="n">{_e(_num(a.baseline))}</td><td class="n">{_e(_num(a.score, 2))}</td></tr>'
             for i, a in enumerate(alerts, 1))
         overview = ('<table class="overview"><caption>Alerts</caption><thead><tr><th class="n">#</th>'
                     '<th>Severity</th><th>Alert</th><th class="n">Port</th><th class="n">Sessions on last day</th>'
@@ -550,8 +554,8 @@ def _plain(text: Any) -> str:
 
 
 def write_pngs(result: "Detection", folder) -> list[Path]:
-    """One PNG per alert (one panel per matching series) in `folder`; returns the paths in
-    alert order. Needs matplotlib (the `plot` extra); drawn with the Agg canvas, no display."""
+    """One PNG per anomaly alert (one panel per matching series) in `folder`; returns the
+    paths in alert order (static-threshold alerts have no daily series to draw). Needs matplotlib (the `plot` extra); drawn with the Agg canvas, no display."""
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
@@ -563,37 +567,38 @@ def write_pngs(result: "Detection", folder) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     window = result.window
     paths: list[Path] = []
-    for n, alert in enumerate(result.alerts, 1):
-        series = alert.get("series") or []
+    for n, alert in enumerate(a for a in result.alerts if a.kind == "anomaly"):  # static: no days
+        n += 1
+        series = alert.series or []
         panels = max(len(series), 1)
         fig = Figure(figsize=(10, 1.0 + 3.0 * panels), dpi=100)
         FigureCanvasAgg(fig)
         axes = fig.subplots(panels, 1, squeeze=False)[:, 0]
-        fig.suptitle(_plain(f"{alert.get('title')} — port {alert.get('DstPortNumber')} "
-                            f"({alert.get('Severity')}) as of {_when(window.as_of)}"),
+        fig.suptitle(_plain(f"{alert.title} — port {alert.port} "
+                            f"({alert.severity}) as of {_when(window.as_of)}"),
                      fontsize=12, fontweight="bold")
         for ax, s in zip(axes, series):
-            totals = [int(v) for v in s.get("totals") or []]
+            totals = [int(v) for v in s.totals or []]
             days = len(totals)
             bins = [window.start + timedelta(days=i) for i in range(days)]
             xs = list(range(days))
             colours = [BAR] * days
             if days:
                 colours[-1] = ANOMALY
-            outage = _day_index(window, s.get("outage_days"))
+            outage = _day_index(window, s.outage_days)
             for i in outage:
                 ax.axvspan(i - 0.5, i + 0.5, color=OUTAGE, zorder=0)
             if days:
                 ax.axvspan(days - 1.5, days - 0.5, color=ANOMALY_BAND, zorder=0)
             ax.bar(xs, totals, color=colours, width=0.66, zorder=2, label="daily sessions")
-            base = [_finite(b) for b in (s.get("baselines") or [])]
+            base = [_finite(b) for b in (s.baselines or [])]
             base = [math.nan if b is None else b for b in base]
             if base:
                 ax.plot(xs[:len(base)], base, color=BASELINE, linestyle="--", linewidth=2,
                         zorder=3, label="baseline (linefit trend)")
             if days:
-                ax.annotate(_plain(f"{totals[-1]:,} sessions\nscore {_num(s.get('score'), 1)}, "
-                                   f"baseline {_num(s.get('baseline'))}"),
+                ax.annotate(_plain(f"{totals[-1]:,} sessions\nscore {_num(s.score, 1)}, "
+                                   f"baseline {_num(s.baseline)}"),
                             xy=(days - 1, totals[-1]), xytext=(-8, 4), textcoords="offset points",
                             ha="right", va="bottom", color=ANOMALY, fontweight="bold", fontsize=10)
                 top = max(totals + [b for b in base if math.isfinite(b)] + [1])
@@ -618,8 +623,8 @@ def write_pngs(result: "Detection", folder) -> list[Path]:
         if not series:
             axes[0].text(0.5, 0.5, "no series", ha="center", va="center")
         fig.tight_layout()
-        path = folder / f"{n:02d}-port{_slug(alert.get('DstPortNumber'))}-{_slug(alert.get('Name'))}-" \
-                        f"{str(alert.get('id', ''))[:8]}.png"
+        path = folder / f"{n:02d}-port{_slug(alert.port)}-{_slug(alert.name)}-" \
+                        f"{alert.id[:8]}.png"
         fig.savefig(path, format="png")
         paths.append(path)
     return paths

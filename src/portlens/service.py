@@ -17,10 +17,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Callable
 
-from . import monitor
-from .alerts import write_jsonl
-from .rules import port_anomaly
-from .sources import SourceError
+from . import api, files, monitor
+from .errors import SourceError
+from .formats import write_jsonl
 from .store import Store
 
 
@@ -66,7 +65,7 @@ class Watcher:
     def scan(self) -> int:
         """Ingest files that are new or changed and whose size has settled (not being written)."""
         ingested = 0
-        for path in sorted(p for p in self.folder.rglob("*") if p.is_file() and not p.name.startswith(".")):
+        for path in map(Path, files.expand([self.folder]).files):
             if self._stop.is_set():
                 break
             stat = path.stat()
@@ -91,12 +90,11 @@ class Watcher:
         if not os.path.exists(self.db):
             return 0
         with Store(self.db, read_only=True) as store:
-            newest = store.newest_time()
-            if newest is None:
+            if store.newest_time() is None:
                 return 0
-            result = port_anomaly.run(store, cfg, port_anomaly.default_as_of(newest))
+            result = api.detect(store, config=cfg)
         seen = _written_ids(self.alerts_path)
-        fresh = [a for a in result.alerts if a["id"] not in seen]
+        fresh = [a for a in result.alerts if a.id not in seen]
         if fresh:
             self.alerts_path.parent.mkdir(parents=True, exist_ok=True)
             with open(self.alerts_path, "a", encoding="utf-8") as f:
@@ -134,7 +132,7 @@ def parse_every(text: str) -> float:
         else:
             value = float(text)
     except ValueError:
-        raise ValueError(f"--every {text!r}: use a number with s, m, h or d (e.g. 10m)") from None
+        raise ValueError(f"{text!r}: use a number with s, m, h or d (e.g. 10m)") from None
     if value <= 0:
-        raise ValueError(f"--every {text!r}: must be positive")
+        raise ValueError(f"{text!r}: must be positive")
     return value

@@ -38,7 +38,8 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import asim, selection, summary
+from . import asim, kql, selection, summary
+from .errors import StoreError
 from .sources import Source, SourceError, detect, get
 from .sources.base import parse_file
 
@@ -85,10 +86,6 @@ RETENTION_DEFAULTS = {"raw_days": 30, "summary_days": 400}
 MIN_SUMMARY_DAYS = 15  # a 14-day window plus the partial day before it
 
 
-class StoreError(RuntimeError):
-    """The store cannot be opened or used (one line, for the user)."""
-
-
 @dataclass
 class IngestResult:
     path: str
@@ -115,7 +112,7 @@ class Store:
         self.path = path
         self._ingested_here: set[int] = set()  # files this object ingested: its ingests' retention spares them
         if read_only and not os.path.exists(path):
-            raise StoreError(f"{path}: no such store; run 'portlens ingest' first or pass --db")
+            raise StoreError(f"{path}: no such store; ingest logs into it first, or open another")
         try:
             self.con = duckdb.connect(path, read_only=read_only)
         except duckdb.Error as e:
@@ -267,6 +264,41 @@ class Store:
             _run(con, f"INSERT INTO _file_summary {_SUMMARY_OF_BATCH}")
         finally:
             con.unregister("_batch")
+    def ingest_table(self, table: pa.Table, name: str = "<table>") -> IngestResult:
+        """Store an in-memory Arrow table of ASIM rows like one file, all or nothing: values
+        are conformed as the native ASIM source's are (vocabulary values kept verbatim, as KQL
+        counts them), and a row that breaks the schema is quarantined with its row number
+        (1-based) as its line."""
+        conformed = asim.conform(table, strict_vocabulary=False)
+        quarantine = asim.quarantine_rows(
+            name, "table", pc.add(conformed.rejected_index, 1), conformed.rejected_reason,
+            pa.nulls(len(conformed.rejected_index), pa.string()))
+        result = IngestResult(name, "table", sessions=conformed.table.num_rows,
+                              quarantined=quarantine.num_rows, records=table.num_rows)
+        con = self.con
+        _run(con, "BEGIN TRANSACTION")
+        try:
+            file_id = _one(con, "SELECT nextval('file_ids')")[0]
+            _run(con, "INSERT INTO files (file_id, path, bytes, source, state) VALUES (?, ?, ?, 'table', 'loading')",
+                 [file_id, name, table.nbytes])
+            if conformed.table.num_rows:
+                cols = ", ".join(f'"{c}"' for c in STORED_COLUMNS)
+                con.register("_table", conformed.table)
+                try:
+                    _run(con, f"INSERT INTO sessions ({cols}, file_id) SELECT {cols}, ? FROM _table", [file_id])
+                finally:
+                    con.unregister("_table")
+            if quarantine.num_rows:
+                _append(con, "quarantine", quarantine, file_id, first=True)
+            self._summarize_file(file_id)
+            _run(con, "UPDATE files SET state = 'done', summarized = true, ingested_at = ?, records = ?, "
+                      "sessions = ?, quarantined = ?, skipped = 0 WHERE file_id = ?",
+                 [datetime.now(timezone.utc), result.records, result.sessions, result.quarantined, file_id])
+            _run(con, "COMMIT")
+        except BaseException:
+            _run(con, "ROLLBACK")
+            raise
+        return result
 
     def _summarize_file(self, file_id: int, since: datetime | None = None) -> None:
         """(Re)build one file's summary rows from its raw sessions (from `since` on)."""
@@ -349,10 +381,10 @@ class Store:
         new = {"raw_days": raw_days if raw_days is not None else current["raw_days"],
                "summary_days": summary_days if summary_days is not None else current["summary_days"]}
         if new["summary_days"] < MIN_SUMMARY_DAYS:
-            raise StoreError(f"--summary-days {new['summary_days']}: summaries must cover at least "
+            raise StoreError(f"summary retention of {new['summary_days']} days: summaries must cover at least "
                              f"{MIN_SUMMARY_DAYS} days, or a 14-day detect loses its baseline")
         if new["raw_days"] < 1:
-            raise StoreError(f"--raw-days {new['raw_days']}: keep at least 1 day of raw sessions")
+            raise StoreError(f"raw retention of {new['raw_days']} days: keep at least 1 day of raw sessions")
         for k, v in new.items():
             self._set_meta(k, str(v))
         return new
@@ -402,8 +434,15 @@ class Store:
 
     # ---- reading -----------------------------------------------------------------------
 
-    def query(self, text: str, params: list | None = None) -> pa.Table:
-        return self.con.sql(text, params=params or None).to_arrow_table()
+    def query(self, text: str, params: list | None = None, **tables: pa.Table) -> pa.Table:
+        """Run SQL on the store; `tables` are Arrow tables visible by name for this query."""
+        for name, table in tables.items():
+            self.con.register(name, table)
+        try:
+            return self.con.sql(text, params=params or None).to_arrow_table()
+        finally:
+            for name in tables:
+                self.con.unregister(name)
 
     def relations(self) -> selection.Relations:
         """The store as the rule's data selection reads it (see selection.py): summary rows
@@ -518,9 +557,7 @@ def _quote(text: str) -> str:
 
 
 def _bin_floor(t: datetime) -> datetime:
-    epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)
-    step = timedelta(minutes=summary.BIN_MINUTES)
-    return epoch + ((t - epoch) // step) * step
+    return kql.bin_time(t, timedelta(minutes=summary.BIN_MINUTES))
 
 
 def _summed(where: str) -> str:

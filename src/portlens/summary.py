@@ -12,17 +12,14 @@ EventTime_t, count__d); `from_sentinel` reads both shapes.
 
 from __future__ import annotations
 
-import glob
 import os
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from . import asim
+from . import asim, files
 from .sources.base import SourceError, parse_file, read_head
 
 BIN_MINUTES = 20
@@ -175,16 +172,7 @@ def write(rows: pa.Table, path: str) -> None:
 
 def expand(patterns: list[str]) -> list[str]:
     """Paths, globs and folders (of Parquet parts, as Spark writes them) -> files."""
-    found: list[str] = []
-    for pattern in patterns:
-        if os.path.isdir(pattern):
-            found += sorted(str(p) for p in Path(pattern).rglob("*.parquet"))
-        elif any(ch in pattern for ch in "*?["):
-            found += sorted(p for p in glob.glob(pattern, recursive=True) if os.path.isfile(p))
-        elif os.path.isfile(pattern):
-            found.append(pattern)
-        else:
-            raise SourceError(f"{pattern}: no such file or folder")
+    found = files.expand(patterns, pattern="*.parquet", skip_not_logs=False).files
     if not found:
         raise SourceError(f"{' '.join(patterns)}: no summary files found")
     return found

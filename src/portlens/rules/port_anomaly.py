@@ -18,15 +18,15 @@ All series are decomposed at once as one 2-D array (one row per key).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import asim, kql, selection, summary
-from ..alerts import alert_id, iso, split_tactics
-from ..monitor import MonitorConfig, expanded, match_mask
+from ..alerts import Alert, AlertBuilder, AlertSeries, AlertWindow
+from ..monitor import expanded, match_mask
 
 RULE_ID = "cbf07406-fa2a-48b0-82b8-efad58db14ec"
 RULE_NAME = "Detect port misuse by anomaly based detection (ASIM Network Session schema)"
@@ -36,7 +36,6 @@ TECHNIQUES = ("T1095", "T1059", "T1203", "T1190")
 LOOKBACK_DAYS = 14
 ANOMALY_THRESHOLD = 2.5          # k passed to series_decompose_anomalies
 MIN_SCORE = 2 * ANOMALY_THRESHOLD  # toint(score) >= 5
-SET_LIMITS = {"NetworkProtocols": 20, "NetworkDirections": 5, "DvcActions": 10}
 KEYS = ("DstPortNumber", "NetworkProtocol", "NetworkDirection", "DvcAction")
 
 
@@ -64,29 +63,12 @@ class Series:
     tiers: dict[str, list[int]] = field(default_factory=dict)
 
 
-@dataclass
-class Detection:
-    alerts: list[dict]
-    window: Window
-    series_count: int
-    anomalous: pa.Table = field(repr=False)  # last-bin survivors before the config join
-    tiers: dict[str, list[int]] = field(default_factory=dict)
-
-
 def default_as_of(newest: datetime) -> datetime:
     """Without --as-of the window ends just after the newest data, on the next 20-minute
     boundary: the newest session falls in the last bin (make-series excludes t >= end), and
     summary bins are never cut in two, so every tier gives the same series."""
     step = timedelta(minutes=summary.BIN_MINUTES)
-    epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)
-    return epoch + ((newest - epoch) // step + 1) * step
-
-
-def run(store, config: MonitorConfig, as_of: datetime, *, zero_spread: str = "inf",
-        tier: str = "auto", missing_days: str = "zero", seasonality: str = "auto") -> Detection:
-    """The rule over a store (or anything with window_counts) as of one time."""
-    return backtest(store, config, as_of, 1, zero_spread=zero_spread, tier=tier,
-                    missing_days=missing_days, seasonality=seasonality)[0]
+    return kql.bin_time(newest, step) + step
 
 
 def daily_series(counts: pa.Table, window: Window) -> Series:
@@ -171,123 +153,78 @@ def passes(scores: np.ndarray, baselines: np.ndarray) -> np.ndarray:
     return (_toint(scores) >= MIN_SCORE) & (_toint(baselines) > 0)
 
 
-def detect(series: Series, config: MonitorConfig, *, zero_spread: str = "inf", seasonality: str = "auto",
-           missing_days: str = "zero", fit: dict | None = None) -> Detection:
-    """The rule on one window's series (fit: a precomputed decomposition, as backtests pass)."""
-    window = series.window
-    present = np.flatnonzero(series.totals.any(axis=1))  # KQL makes no series for empty keys
-    if present.size == 0:
-        return Detection([], window, 0, series.keys.slice(0, 0), series.tiers)
-    outage = outage_days(series)
-    if fit is None:
-        fit = score_series(series, zero_spread=zero_spread, missing_days=missing_days, outage=outage,
-                           seasonality=seasonality)
+def survivors(series: Series, fit: dict) -> pa.Table:
+    """Filter: the keys whose last day passes toint(score) >= 5 and toint(baseline) > 0 (only
+    keys with sessions in the window: KQL makes no series for empty keys); `_row` is the key's
+    row in the series."""
+    present = np.flatnonzero(series.totals.any(axis=1))
     keep = present[passes(fit["scores"][present, -1], fit["baselines"][present, -1])]
-    survivors = series.keys.take(pa.array(keep, pa.int64())).append_column(
-        "_row", pa.array(keep, pa.int64()))
-    rows = expanded(config.select("Detection", "Anomaly"))
+    return series.keys.take(pa.array(keep, pa.int64())).append_column("_row", pa.array(keep, pa.int64()))
+
+
+def join_watchlist(found: pa.Table, rows: list) -> pa.Table:
+    """Watchlist join: each found key with the configuration rows for its port whose Protocol,
+    Direction and Action accept it (`== "*" or has`). Rows come out in found order, then
+    watchlist order; the row's Name, Severity, Tactic, Description and Threshold come along."""
     joined = asim.query(
-        "SELECT s.*, m.Name, m.Severity, m.Tactic, m.Description, m.Protocol, m.Direction, m.Action "
-        "FROM s JOIN m ON s.DstPortNumber = m.DstPortNumber ORDER BY s._row, m.line",
-        s=survivors, m=rows)
+        "SELECT f.*, m.line, m.Name, m.Severity, m.Tactic, m.Description, m.Protocol, m.Direction, "
+        "m.Action, m.Threshold FROM f JOIN m ON f.DstPortNumber = m.DstPortNumber "
+        "ORDER BY f._order, m.line", f=found.append_column("_order", pa.array(np.arange(found.num_rows))),
+        m=expanded(rows))
     if joined.num_rows:
         ok = (match_mask(joined["Protocol"], joined["NetworkProtocol"])
               & match_mask(joined["Direction"], joined["NetworkDirection"])
               & match_mask(joined["Action"], joined["DvcAction"]))
         joined = joined.filter(pa.array(ok))
-    alerts = _group_alerts(joined, series, fit, window, outage)
-    for alert in alerts:
-        alert["window"]["tiers"] = series.tiers
-        alert["window"]["missing_days"] = missing_days
-    return Detection(alerts, window, int(present.size), survivors, series.tiers)
+    return joined.drop_columns(["_order"])
 
 
-def backtest(store, config: MonitorConfig, first_as_of: datetime, days: int, *,
-             zero_spread: str = "inf", tier: str = "auto", missing_days: str = "zero",
-             seasonality: str = "auto") -> list[Detection]:
-    """The rule as of first_as_of and each of the following days-1 days, from one pass over
-    the data: the daily counts of the whole span are read once (selection.py: the KQL's data
-    selection for each run time), every day's 14-day window is a slice of that matrix, and
-    all windows are decomposed in one vectorized call."""
-    if days < 1:
-        raise ValueError("a backtest needs at least one day")
-    span = Window(first_as_of + timedelta(days=days - 1), days=LOOKBACK_DAYS + days - 1)
-    keys, totals, tiers = selection.window_matrices(
-        store.window_counts(first_as_of, days, KEYS, tier=tier), KEYS)
-    windows = [Series(Window(first_as_of + timedelta(days=d)), keys, totals[d], tiers[d])
-               for d in range(days)]
-    if totals.shape[1] == 0:
-        return [detect(w, config) for w in windows]
-    stacked = Series(span, keys, np.concatenate([w.totals for w in windows]))
-    outage = np.concatenate([np.broadcast_to(outage_days(w), w.totals.shape) for w in windows])
+def windows(counts, first_as_of: datetime, days: int) -> list[Series]:
+    """Daily series for the 14-day windows as of first_as_of and each following day, from the
+    counts the data selection returns for them (selection.window_matrices: one matrix)."""
+    keys, totals, tiers = selection.window_matrices(counts, KEYS)
+    return [Series(Window(first_as_of + timedelta(days=d)), keys, totals[d], tiers[d])
+            for d in range(days)]
+
+
+def score_windows(parts: list[Series], *, zero_spread: str = "inf", missing_days: str = "zero",
+                  seasonality: str = "auto") -> list[dict]:
+    """score_series on several windows of the same keys in one vectorized call."""
+    if not parts or parts[0].totals.shape[0] == 0:
+        return [None] * len(parts)
+    n = parts[0].totals.shape[0]
+    stacked = Series(parts[0].window, parts[0].keys, np.concatenate([w.totals for w in parts]))
+    outage = np.concatenate([np.broadcast_to(outage_days(w), w.totals.shape) for w in parts])
     fit = score_series(stacked, zero_spread=zero_spread, missing_days=missing_days, outage=outage,
                        seasonality=seasonality)
-    n = totals.shape[1]
-    return [detect(w, config, missing_days=missing_days,
-                   fit={k: v[d * n:(d + 1) * n] for k, v in fit.items()})
-            for d, w in enumerate(windows)]
+    return [{k: v[d * n:(d + 1) * n] for k, v in fit.items()} for d in range(len(parts))]
 
 
-def _group_alerts(joined: pa.Table, series: Series, fit: dict, window: Window,
-                  outage: np.ndarray) -> list[dict]:
-    """One alert per (Name, Severity, Tactic, DstPortNumber, Description) with the KQL sets
-    and, as portlens extras, every matching series with its numbers."""
-    alerts: dict[tuple, dict] = {}
+def group_alerts(joined: pa.Table, series: Series, fit: dict, outage: np.ndarray,
+                 missing_days: str = "zero") -> list[Alert]:
+    """Group: one alert per (Name, Severity, Tactic, DstPortNumber, Description) with the KQL
+    sets and, as portlens extras, every matching series with its numbers."""
+    window = series.window
+    builder = AlertBuilder("anomaly", (RULE_ID, RULE_NAME, RULE_VERSION), TECHNIQUES, AlertWindow(
+        window.start, window.as_of, timedelta(days=1), days=window.days, tiers=series.tiers,
+        missing_days=missing_days))
+    bins = window.bins()
     # A handful of rows survive the score filter; a loop here is over alerts, not data.
     for r in joined.to_pylist():
-        key = (r["Name"], r["Severity"], r["Tactic"], str(r["DstPortNumber"]), r["Description"])
-        alert = alerts.setdefault(key, _new_alert(*key, window))
-        for column, value in (("NetworkProtocols", r["NetworkProtocol"]),
-                              ("NetworkDirections", r["NetworkDirection"]),
-                              ("DvcActions", r["DvcAction"])):
-            if value and value not in alert[column] and len(alert[column]) < SET_LIMITS[column]:
-                alert[column].append(value)
         i = r["_row"]
-        if any(s["_row"] == i for s in alert["series"]):
-            continue
-        alert["series"].append({
-            "_row": i,
-            "NetworkProtocol": r["NetworkProtocol"], "NetworkDirection": r["NetworkDirection"],
-            "DvcAction": r["DvcAction"],
-            "total": int(series.totals[i, -1]),
-            "baseline": float(fit["baselines"][i, -1]),
-            "score": float(fit["scores"][i, -1]),
-            "totals": [int(v) for v in series.totals[i]],
-            "baselines": _numbers(fit["baselines"][i]),
-            "scores": _numbers(fit["scores"][i]),
+        builder.add(r, AlertSeries(
+            r["NetworkProtocol"], r["NetworkDirection"], r["DvcAction"],
+            total=int(series.totals[i, -1]),
+            baseline=float(fit["baselines"][i, -1]), score=float(fit["scores"][i, -1]),
+            totals=[int(v) for v in series.totals[i]],
+            baselines=_numbers(fit["baselines"][i]), scores=_numbers(fit["scores"][i]),
             # Missing data is not zero traffic: days with no data at all vs a quiet key.
-            "outage_days": [iso(d) for d, out in zip(window.bins(), outage) if out],
-            "quiet_days": [iso(d) for d, out, v in zip(window.bins(), outage, series.totals[i])
-                           if not out and v == 0],
-        })
-    out = []
-    for alert in alerts.values():
-        for s in alert["series"]:
-            s.pop("_row")
-        alert["series"].sort(key=lambda s: -s["score"])
-        alert["score"] = max(s["score"] for s in alert["series"])
-        alert["total"] = sum(s["total"] for s in alert["series"])
-        alert["baseline"] = sum(s["baseline"] for s in alert["series"])
-        out.append(alert)
-    out.sort(key=lambda a: (-a["score"], a["Name"], int(a["DstPortNumber"])))
-    return out
+            outage_days=[d for d, out in zip(bins, outage) if out],
+            quiet_days=[d for d, out, v in zip(bins, outage, series.totals[i]) if not out and v == 0]),
+            key=i)
+    return sorted(builder.done(), key=lambda a: (-a.score, a.name, a.port))
 
 
 def _numbers(values: np.ndarray) -> list[float | None]:
     """Rounded floats for JSON; NaN (a skipped outage day) becomes null."""
     return [round(float(v), 6) if np.isfinite(v) else None for v in values]
-
-
-def _new_alert(name, severity, tactic, port, description, window: Window) -> dict:
-    return {
-        "id": alert_id(RULE_ID, name, port, window.as_of),
-        "title": f"Detected {name}",
-        "Name": name, "Severity": severity, "Tactic": tactic, "DstPortNumber": port,
-        "Description": description,
-        "NetworkProtocols": [], "NetworkDirections": [], "DvcActions": [],
-        "rule_id": RULE_ID, "rule_name": RULE_NAME, "rule_version": RULE_VERSION,
-        "tactics": split_tactics(tactic), "techniques": list(TECHNIQUES),
-        "window": {"start": iso(window.start), "end": iso(window.as_of), "bin": "1d",
-                   "days": window.days},
-        "series": [],
-    }

@@ -15,15 +15,16 @@ alert says which.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from .. import asim
-from ..alerts import alert_id, iso, split_tactics
-from ..monitor import MonitorConfig, expanded, match_mask
-from .port_anomaly import KEYS, SET_LIMITS, TECHNIQUES
+from .. import kql
+from ..alerts import Alert, AlertBuilder, AlertSeries, AlertWindow, iso
+from ..monitor import MonitorConfig
+from .port_anomaly import KEYS, TECHNIQUES, join_watchlist
 
 RULE_ID = "156997bd-da0f-4729-b47a-0a3e02dd50c8"
 RULE_NAME = "Detect port misuse by static threshold (ASIM Network Session schema)"
@@ -33,61 +34,37 @@ BIN = timedelta(minutes=10)
 
 def last_bin(as_of: datetime) -> tuple[datetime, datetime]:
     """The last complete 10-minute bin before as_of: [bin(as_of) - 10m, bin(as_of))."""
-    epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)
-    end = epoch + ((as_of - epoch) // BIN) * BIN
+    end = kql.bin_time(as_of, BIN)
     return end - BIN, end
 
 
 def crossings(counts: pa.Table, rows: list, *, per_bin: bool = False) -> pa.Table:
     """Join counts (KEYS, n[, bin_start]) with static configuration rows and keep counts above
     their Threshold; `line`, `Name`, ... and `Threshold` come from the row."""
-    table = expanded(rows)
-    if counts.num_rows == 0 or table.num_rows == 0:
+    if counts.num_rows == 0 or not rows:
         return counts.slice(0, 0)
-    joined = asim.query(
-        "SELECT c.*, m.line, m.Name, m.Severity, m.Tactic, m.Description, m.Protocol, m.Direction, "
-        "m.Action, m.Threshold FROM c JOIN m ON c.DstPortNumber = m.DstPortNumber "
-        "WHERE m.Threshold IS NOT NULL AND c.n > m.Threshold ORDER BY " + ("c.bin_start, " if per_bin else "") +
-        "c.DstPortNumber, m.line", c=counts, m=table)
-    if joined.num_rows:
-        ok = (match_mask(joined["Protocol"], joined["NetworkProtocol"])
-              & match_mask(joined["Direction"], joined["NetworkDirection"])
-              & match_mask(joined["Action"], joined["DvcAction"]))
-        joined = joined.filter(pa.array(ok))
-    return joined
+    order = [("bin_start", "ascending")] if per_bin else []
+    counts = counts.sort_by(order + [(k, "ascending") for k in KEYS])
+    joined = join_watchlist(counts, rows)
+    # A row without a Threshold never fires (KQL: Sum > null is null, not true).
+    over = pc.fill_null(pc.greater(joined["n"], joined["Threshold"]), False)
+    return joined.filter(over)
 
 
-def run(store, config: MonitorConfig, as_of: datetime) -> list[dict]:
+def run(store, config: MonitorConfig, as_of: datetime) -> list[Alert]:
     """Static-threshold alerts for the last complete 10-minute bin before as_of."""
     rows = config.select("Detection", "Static")
     if not rows:
         return []
     start, end = last_bin(as_of)
     counts, source = store.bin_counts(start, end, KEYS)
-    found = crossings(counts, rows)
-    alerts: dict[tuple, dict] = {}
-    for r in found.to_pylist():  # a few rows over threshold; loop over alerts, not data
-        key = (r["Name"], r["Severity"], r["Tactic"], str(r["DstPortNumber"]), r["Description"])
-        alert = alerts.setdefault(key, {
-            "id": alert_id(RULE_ID, key[0], key[3], end),
-            "title": f"Detected {key[0]}",
-            "Name": key[0], "Severity": key[1], "Tactic": key[2], "DstPortNumber": key[3],
-            "Description": key[4], "NetworkProtocols": [], "NetworkDirections": [], "DvcActions": [],
-            "rule_id": RULE_ID, "rule_name": RULE_NAME, "rule_version": RULE_VERSION,
-            "tactics": split_tactics(key[2]), "techniques": list(TECHNIQUES),
-            "window": {"start": iso(start), "end": iso(end), "bin": "10m", "counted_from": source},
-            "threshold": r["Threshold"], "total": 0, "score": None, "baseline": None, "series": [],
-        })
-        for column, value in (("NetworkProtocols", r["NetworkProtocol"]),
-                              ("NetworkDirections", r["NetworkDirection"]), ("DvcActions", r["DvcAction"])):
-            if value and value not in alert[column] and len(alert[column]) < SET_LIMITS[column]:
-                alert[column].append(value)
-        series = {"NetworkProtocol": r["NetworkProtocol"], "NetworkDirection": r["NetworkDirection"],
-                  "DvcAction": r["DvcAction"], "total": int(r["n"]), "threshold": r["Threshold"]}
-        if series not in alert["series"]:
-            alert["series"].append(series)
-            alert["total"] += int(r["n"])
-    return sorted(alerts.values(), key=lambda a: (-a["total"], a["Name"]))
+    builder = AlertBuilder("static", (RULE_ID, RULE_NAME, RULE_VERSION), TECHNIQUES,
+                           AlertWindow(start, end, BIN, counted_from=source))
+    for r in crossings(counts, rows).to_pylist():  # a few rows over threshold
+        builder.add(r, AlertSeries(r["NetworkProtocol"], r["NetworkDirection"], r["DvcAction"],
+                                   total=int(r["n"]), threshold=r["Threshold"]),
+                    key=(r["NetworkProtocol"], r["NetworkDirection"], r["DvcAction"], r["Threshold"]))
+    return sorted(builder.done(), key=lambda a: (-a.total, a.name))
 
 
 def hunt(store, config: MonitorConfig, as_of: datetime, days: int = 1) -> list[dict]:
@@ -100,38 +77,29 @@ def hunt(store, config: MonitorConfig, as_of: datetime, days: int = 1) -> list[d
     counts, source = store.bin_counts(end - timedelta(days=days), end, KEYS, per_bin=True)
     found = crossings(counts, rows, per_bin=True)
     return [{"kind": "static", "Name": r["Name"], "Severity": r["Severity"], "line": r["line"],
-             "DstPortNumber": r["DstPortNumber"], "NetworkProtocol": r["NetworkProtocol"],
+             "DstPortNumber": str(r["DstPortNumber"]), "NetworkProtocol": r["NetworkProtocol"],
              "NetworkDirection": r["NetworkDirection"], "DvcAction": r["DvcAction"],
              "bin_start": iso(r["bin_start"]), "count": int(r["n"]), "threshold": r["Threshold"],
              "counted_from": source} for r in found.to_pylist()]
 
 
-def hunt_anomalies(series, config: MonitorConfig, fit: dict | None = None) -> list[dict]:
+def hunt_anomalies(series, config: MonitorConfig, fit: dict) -> list[dict]:
     """Hunting rows with ThresholdType = Anomaly: every day of the window (not only the last)
     where the rule's score filter passes, matched to the hunting rows."""
-    from .port_anomaly import passes, score_series
+    from .port_anomaly import passes
     if series.totals.shape[0] == 0:
         return []
-    fit = fit or score_series(series)
     hit_rows, hit_days = np.nonzero(passes(fit["scores"], fit["baselines"]))
     if hit_rows.size == 0:
         return []
     keys = series.keys.take(pa.array(hit_rows)).append_column("_i", pa.array(np.arange(hit_rows.size)))
-    joined = asim.query(
-        "SELECT k.*, m.line, m.Name, m.Severity, m.Protocol, m.Direction, m.Action FROM k "
-        "JOIN m ON k.DstPortNumber = m.DstPortNumber ORDER BY k._i, m.line",
-        k=keys, m=expanded(config.select("Hunting", "Anomaly")))
-    if joined.num_rows:
-        ok = (match_mask(joined["Protocol"], joined["NetworkProtocol"])
-              & match_mask(joined["Direction"], joined["NetworkDirection"])
-              & match_mask(joined["Action"], joined["DvcAction"]))
-        joined = joined.filter(pa.array(ok))
+    joined = join_watchlist(keys, config.select("Hunting", "Anomaly"))
     bins = series.window.bins()
     out = []
     for r in joined.to_pylist():
         i, day = hit_rows[r["_i"]], hit_days[r["_i"]]
         out.append({"kind": "anomaly", "Name": r["Name"], "Severity": r["Severity"], "line": r["line"],
-                    "DstPortNumber": r["DstPortNumber"], "NetworkProtocol": r["NetworkProtocol"],
+                    "DstPortNumber": str(r["DstPortNumber"]), "NetworkProtocol": r["NetworkProtocol"],
                     "NetworkDirection": r["NetworkDirection"], "DvcAction": r["DvcAction"],
                     "day_start": iso(bins[day]), "count": int(series.totals[i, day]),
                     "baseline": round(float(fit["baselines"][i, day]), 3),

@@ -26,13 +26,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import asim
+from ..errors import SourceError  # noqa: F401  (sources raise it; re-exported)
 
 BATCH_LINES = 100_000
 _CHUNK_BYTES = 8 << 20
-
-
-class SourceError(ValueError):
-    """A file cannot be read as the requested source (one line, for the user)."""
 
 
 class TruncatedInput(SourceError):
