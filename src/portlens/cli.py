@@ -105,6 +105,11 @@ def _time_bounds(not_before: str, max_future: float) -> asim.TimeBounds:
     return asim.TimeBounds(_as_of(not_before, "--not-before"), timedelta(hours=max_future))
 
 
+def _is_url(path: str) -> bool:
+    from .storage import is_url
+    return is_url(path)
+
+
 def _as_of(value: Optional[str], option: str = "--as-of") -> Optional[datetime]:
     if value is None:
         return None
@@ -140,7 +145,7 @@ def _print_skipped(skipped_by: dict) -> None:
 
 
 @app.command()
-def ingest(paths: List[Path] = typer.Argument(..., help="Files or folders."),
+def ingest(paths: List[str] = typer.Argument(..., help="Files, folders or object-storage URLs (s3://, az://, gs://; a prefix or glob)."),
            source: str = SourceOption, db: str = DbOption, tz: Optional[str] = TimezoneOption,
            not_before: str = typer.Option("1990-01-01", "--not-before", help="Quarantine records stamped before this date."),
            max_future: float = typer.Option(24.0, "--max-future", help="Quarantine records stamped more than this many hours after the clock of this machine.")) -> None:
@@ -159,7 +164,9 @@ def ingest(paths: List[Path] = typer.Argument(..., help="Files or folders."),
                 err.print(f"portlens: error: {e}", markup=False, highlight=False)
                 failed += 1
                 continue
-            if r.duplicate_of:
+            if r.duplicate_of == path:
+                out.print(f"{escape(path)}: already ingested (unchanged); nothing read")
+            elif r.duplicate_of:
                 out.print(f"{escape(path)}: already ingested (same content as {escape(r.duplicate_of)}); "
                           "nothing changed")
             else:
@@ -176,12 +183,15 @@ def ingest(paths: List[Path] = typer.Argument(..., help="Files or folders."),
 
 
 @app.command()
-def normalize(path: Path = typer.Argument(..., help="A raw log file."),
+def normalize(path: str = typer.Argument(..., help="A raw log file or object URL."),
               source: str = SourceOption,
               output: str = typer.Option("-", "--output", "-o", help="'-' for JSON lines on stdout, *.parquet for Parquet, else a JSON-lines file."),
               tz: Optional[str] = TimezoneOption) -> None:
     """Print or write a file's ASIM rows without storing them."""
-    if not path.is_file():
+    from . import storage
+    if storage.is_url(path):
+        storage.stat(path)  # a missing object, bucket or credentials: one line now
+    elif not Path(path).is_file():
         raise UsageError(f"{path}: no such file")
     _timezone(tz)
     vendors: dict[str, int] = {}

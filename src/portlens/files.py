@@ -14,6 +14,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import storage
 from .errors import UsageError
 
 # What portlens writes: a DuckDB store and its WAL, reports, charts, temporary files.
@@ -43,6 +44,12 @@ def expand(patterns: list[str | os.PathLike], *, pattern: str = "*",
     out = Expanded()
     for item in patterns:
         text = os.fspath(item)
+        if storage.is_url(text):  # object storage (issue 14): a prefix or glob lists its objects
+            objects = [o.url for o in storage.list_files(text)]
+            if pattern != "*" and not any(ch in text for ch in "*?[") and objects != [text.rstrip("/")]:
+                objects = [u for u in objects if fnmatch.fnmatch(u.rsplit("/", 1)[-1], pattern)]
+            out.files += objects
+            continue
         path = Path(text)
         if path.is_dir():
             for f in _walk(path, pattern):

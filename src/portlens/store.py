@@ -38,7 +38,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import asim, kql, selection, summary
+from . import asim, kql, selection, storage, summary
 from .errors import StoreError
 from .sources import Source, SourceError, detect, get
 from .sources.base import parse_file
@@ -78,6 +78,9 @@ _DDL = [
     "CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)",
     # why a file's skipped records were skipped (JSON {reason: count}; sources that say so)
     "ALTER TABLE files ADD COLUMN IF NOT EXISTS skipped_by VARCHAR",
+    # Objects in cloud storage are known by storage.identity (URL, size, stamp), so a second
+    # ingest of a bucket prefix reads nothing it has seen; local files go by content hash.
+    "ALTER TABLE files ADD COLUMN IF NOT EXISTS object_id VARCHAR",
     """CREATE VIEW IF NOT EXISTS ingested AS SELECT * FROM sessions
         WHERE file_id IN (SELECT file_id FROM files WHERE state = 'done')""",
 ]
@@ -158,19 +161,17 @@ class Store:
                apply_retention: bool = True) -> IngestResult:
         """Parse and store one file, all or nothing; a file already in the ledger (same
         content hash) is not read again."""
-        if not os.path.isfile(path):
-            raise SourceError(f"{path}: no such file")
+        known = self._known(path)
+        if isinstance(known, IngestResult):
+            return known
+        digest, object_id, size = known
         parser: Source = detect(path) if source == "auto" else get(source)
-        digest = file_sha256(path)
-        seen = _one(self.con, "SELECT path FROM files WHERE sha256 = ? AND state = 'done'", [digest])
-        if seen:
-            return IngestResult(path, parser.name, duplicate_of=seen[0])
         result = IngestResult(path, parser.name)
         con = self.con
         file_id = _one(con, "SELECT nextval('file_ids')")[0]
-        _run(con, "INSERT INTO files (file_id, path, sha256, bytes, source, state) "
-                  "VALUES (?, ?, ?, ?, ?, 'loading')",
-             [file_id, os.path.abspath(path), digest, os.path.getsize(path), parser.name])
+        _run(con, "INSERT INTO files (file_id, path, sha256, bytes, source, state, object_id) "
+                  "VALUES (?, ?, ?, ?, ?, 'loading', ?)",
+             [file_id, storage.canonical(path), digest, size, parser.name, object_id])
         in_transaction = False
         _run(con, "CREATE OR REPLACE TEMP TABLE _file_summary ("
                   + ", ".join(f'"{f.name}" {_SQL_TYPE[f.type]}' for f in summary.SCHEMA) + ")")
@@ -300,6 +301,25 @@ class Store:
             raise
         return result
 
+    def _known(self, path: str) -> IngestResult | tuple[str | None, str | None, int]:
+        """A file already in the ledger -> its IngestResult (duplicate_of set); else the new
+        file's (content hash, object identity, size). An object in cloud storage is looked up
+        by its identity before a byte of it is read; a local file by its content hash."""
+        if storage.is_url(path):
+            info = storage.stat(path)
+            seen = _one(self.con, "SELECT path, source FROM files WHERE object_id = ? AND state = 'done'",
+                        [info.identity])
+            if seen:
+                return IngestResult(path, seen[1], duplicate_of=seen[0])
+            return None, info.identity, info.size
+        if not os.path.isfile(path):
+            raise SourceError(f"{path}: no such file")
+        digest = file_sha256(path)
+        seen = _one(self.con, "SELECT path, source FROM files WHERE sha256 = ? AND state = 'done'", [digest])
+        if seen:
+            return IngestResult(path, seen[1], duplicate_of=seen[0])
+        return digest, None, os.path.getsize(path)
+
     def _summarize_file(self, file_id: int, since: datetime | None = None) -> None:
         """(Re)build one file's summary rows from its raw sessions (from `since` on)."""
         cut = "" if since is None else f" AND {summary.bin_sql()} >= ?::TIMESTAMPTZ"
@@ -313,12 +333,11 @@ class Store:
     def import_summaries(self, path: str) -> IngestResult:
         """Load summary rows exported from Sentinel (NetworkSummary_Protocol_CL or
         NetworkCustomAnalytics_protocol_CL, CSV or JSON) or written by portlens/Spark (Parquet)."""
-        if not os.path.isfile(path):
-            raise SourceError(f"{path}: no such file")
-        digest = file_sha256(path)
-        seen = _one(self.con, "SELECT path FROM files WHERE sha256 = ? AND state = 'done'", [digest])
-        if seen:
-            return IngestResult(path, "summaries", duplicate_of=seen[0])
+        known = self._known(path)
+        if isinstance(known, IngestResult):
+            known.source = "summaries"
+            return known
+        digest, object_id, size = known
         rows = summary.read(path)
         con = self.con
         _run(con, "BEGIN TRANSACTION")
@@ -330,10 +349,10 @@ class Store:
             # 'legacy-summaries' (NetworkCustomAnalytics_protocol_CL): the rule gates them apart.
             kind = "legacy-summaries" if summary.table_name(rows) == summary.LEGACY_TABLE else "summaries"
             _run(con, "INSERT INTO files (file_id, path, sha256, bytes, source, ingested_at, records, "
-                      "sessions, quarantined, skipped, state, kind, summarized) "
-                      "VALUES (?, ?, ?, ?, 'summaries', ?, ?, ?, 0, 0, 'done', ?, true)",
-                 [file_id, os.path.abspath(path), digest, os.path.getsize(path),
-                  datetime.now(timezone.utc), rows.num_rows, total, kind])
+                      "sessions, quarantined, skipped, state, kind, summarized, object_id) "
+                      "VALUES (?, ?, ?, ?, 'summaries', ?, ?, ?, 0, 0, 'done', ?, true, ?)",
+                 [file_id, storage.canonical(path), digest, size,
+                  datetime.now(timezone.utc), rows.num_rows, total, kind, object_id])
             _run(con, "COMMIT")
         except BaseException:
             _run(con, "ROLLBACK")

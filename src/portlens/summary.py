@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from . import asim, files
+from . import asim, files, storage
 from .sources.base import SourceError, parse_file, read_head
 
 BIN_MINUTES = 20
@@ -109,6 +109,13 @@ def read(path: str) -> pa.Table:
     NetworkSummary_Protocol_CL / NetworkCustomAnalytics_protocol_CL as CSV, JSON lines or a
     JSON array. Other columns (TenantId, TimeGenerated, Type, ...) are ignored. The file is
     all or nothing: the first bad row is an error naming its row number."""
+    if storage.is_url(path):  # storage hook (issue 14): summary files are small; read a local copy
+        with storage.local_copy(path) as local:
+            return _read(local, path)
+    return _read(path, path)
+
+
+def _read(path: str, name: str) -> pa.Table:
     head = read_head(path, 64)
     fmt = ("parquet" if head[:4] == b"PAR1" else
            "json" if head.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] in (b"{", b"[") else "csv")
@@ -119,12 +126,12 @@ def read(path: str) -> pa.Table:
     try:
         names = [d[0] for d in con.execute(f"DESCRIBE SELECT * FROM {reader}", [path]).fetchall()]
     except Exception as e:  # duckdb reports parse errors with its own types
-        raise SourceError(f"{path}: not a readable summary file ({str(e).splitlines()[0]})") from None
+        raise SourceError(f"{name}: not a readable summary file ({str(e).splitlines()[0]})") from None
     rename = {n: LEGACY_COLUMNS.get(n, n) for n in names}
     have = set(rename.values())
     missing = [c for c in SCHEMA.names if c not in have]
     if missing:
-        raise SourceError(f"{path}: not a summary export; missing column(s) {', '.join(missing)} "
+        raise SourceError(f"{name}: not a summary export; missing column(s) {', '.join(missing)} "
                           f"(expected NetworkSummary_Protocol_CL or NetworkCustomAnalytics_protocol_CL)")
     src = ", ".join(f'CAST("{n}" AS VARCHAR) AS "{rename[n]}"' for n in names if rename[n] in SCHEMA.names)
     text = lambda c: f"NULLIF(trim(\"{c}\"), '')"  # noqa: E731
@@ -145,7 +152,7 @@ def read(path: str) -> pa.Table:
         "ORDER BY _row LIMIT 1", r=rows)
     if bad.num_rows:
         row, why = bad["_row"][0].as_py(), bad["why"][0].as_py()
-        raise SourceError(f"{path}: summary row {row}: {why}")
+        raise SourceError(f"{name}: summary row {row}: {why}")
     # Which Sentinel table the rows are matters to the rule (the legacy one is counted only
     # without recent NetworkSummary_Protocol_CL rows): recorded in the schema metadata.
     table = LEGACY_TABLE if any(n in LEGACY_COLUMNS for n in names) else TABLE

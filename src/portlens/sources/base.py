@@ -256,7 +256,9 @@ def finish(parsed: "pa.Table | Query", path: str, source: str, defaults: dict | 
 
 def open_binary(path: str) -> io.BufferedIOBase:
     """Open a file, transparently decompressing gzip (detected by magic bytes, not name)."""
-    f = open(path, "rb")
+    # storage hook (issue 14): object-storage URLs (s3://, az://, ...) open as streams too.
+    from .. import storage
+    f = storage.open_input(path)
     if f.peek(2)[:2] == b"\x1f\x8b":
         return gzip.GzipFile(fileobj=f)  # type: ignore[return-value]
     return f

@@ -117,7 +117,8 @@ class NativeAsim(Source):
                      batch.skipped, batch.records + len(invalid))
 
     def _parquet(self, path: str, batch_lines: int) -> Iterator[Batch]:
-        pf = pq.ParquetFile(path)
+        from .. import storage  # storage hook (issue 14): Parquet objects in cloud storage
+        pf = pq.ParquetFile(storage.arrow_file(path))
         wanted = [n for n in pf.schema_arrow.names if n in asim.COLUMNS]
         offset = 0
         for record_batch in pf.iter_batches(batch_size=batch_lines, columns=wanted):
