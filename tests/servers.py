@@ -142,9 +142,9 @@ def azurite():
     if exe is None:
         pytest.skip("Azurite is not installed (npm install -g azurite)")
     port = free_port()
-    with tempfile.TemporaryDirectory(prefix="portlens-azurite-") as data:
-        # Not --silent: its access log (one line per request) is how a test counts fetches.
-        argv = [exe, "--blobHost", LOOPBACK, "--blobPort", str(port), "--location", data,
-                "--skipApiVersionCheck", "--inMemoryPersistence"]
-        with _server(argv, port, "Azurite") as (_, log, _tmp):
-            yield AzuriteServer(port, log)
+    # In memory (nothing on disk); not --silent: its access log (one line per request) is how
+    # a test counts fetches.
+    argv = [exe, "--blobHost", LOOPBACK, "--blobPort", str(port), "--skipApiVersionCheck",
+            "--inMemoryPersistence"]
+    with _server(argv, port, "Azurite") as (_, log, _tmp):
+        yield AzuriteServer(port, log)

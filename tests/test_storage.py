@@ -206,3 +206,17 @@ def test_error_lines_for_what_the_clouds_answer():
     e = storage._error("az://c/k", OSError("DefaultAzureCredential: Failed to get token from "
                                            "ManagedIdentityCredential.\nmore"))
     assert str(e).startswith("az://c/k: no credentials found (AZURE_STORAGE_CONNECTION_STRING")
+
+
+def test_run_watch_a_bucket_prefix(s3, s3_env, tmp_path):
+    db, alerts = tmp_path / "w.duckdb", tmp_path / "alerts.jsonl"
+    args = ("run", "--watch", f"s3://flowlogs/{PREFIX}/", "--once", "--db", db, "--alerts", alerts)
+    r = portlens(*args, env=s3_env)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.replace("\n", "").count("5 sessions, 0 quarantined") >= 3
+    gets = len(s3.requests("GET", f"/flowlogs/{PREFIX}/"))
+    r = portlens(*args, env=s3_env)
+    assert r.returncode == 0 and "sessions, 0 quarantined" not in r.stderr, r.stderr
+    assert len(s3.requests("GET", f"/flowlogs/{PREFIX}/")) == gets
+    r = portlens("run", "--watch", "s3://no-such-bucket/x/", "--once", "--db", db, "--alerts", alerts, env=s3_env)
+    assert r.returncode == 0 and "scan failed: s3://no-such-bucket/x/: no such bucket" in r.stderr.replace("\n", "")

@@ -172,7 +172,8 @@ def ingest(paths: List[str] = typer.Argument(..., help="Files, folders or object
             else:
                 out.print(f"{escape(path)}: [bold]{r.sessions:,}[/] sessions ({r.source})"
                           + (f", [yellow]{r.quarantined:,} quarantined[/]" if r.quarantined else "")
-                          + (f", {r.skipped:,} skipped (not sessions)" if r.skipped else ""))
+                          + (f", {r.skipped:,} skipped (not sessions)" if r.skipped else "")
+                          + ("; replaces the earlier version of this object" if r.replaced else ""))
                 for note in getattr(r, "notes", ()):
                     err.print(f"warning: {note}", markup=False, highlight=False)
                 _print_skipped(getattr(r, "skipped_by", {}))
@@ -511,7 +512,7 @@ def prune(db: str = DbOption,
 
 
 @app.command()
-def run(watch: Path = typer.Option(..., "--watch", help="Folder to watch for new log files."),
+def run(watch: str = typer.Option(..., "--watch", help="Folder (or object-storage URL prefix) to watch for new log files."),
         db: str = DbOption,
         every: str = typer.Option("10m", "--every", help="Time between scans (e.g. 30s, 10m, 1h)."),
         alerts: Path = typer.Option(Path("portlens-alerts.jsonl"), "--alerts", help="JSON-lines file new alerts are appended to."),
@@ -522,8 +523,10 @@ def run(watch: Path = typer.Option(..., "--watch", help="Folder to watch for new
     """Run as a service: ingest new files as they appear, detect once a day (SIGUSR1: now).
     SIGTERM stops it after the step in flight."""
     from .service import Watcher, parse_every
-    if not watch.is_dir():
-        raise UsageError(f"{watch}: not a folder")
+    if not _is_url(watch):
+        if not Path(watch).is_dir():
+            raise UsageError(f"{watch}: not a folder")
+        watch = Path(watch)
     try:
         seconds = parse_every(every)
     except ValueError as e:

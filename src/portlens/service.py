@@ -17,7 +17,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Callable
 
-from . import api, files, monitor
+from . import api, files, monitor, storage
 from .errors import SourceError
 from .formats import write_jsonl
 from .store import Store
@@ -25,7 +25,7 @@ from .store import Store
 
 @dataclass
 class Watcher:
-    folder: Path
+    folder: Path | str  # a folder, or an object-storage URL prefix
     db: str
     alerts_path: Path
     every: float = 600.0  # seconds between scans
@@ -65,16 +65,19 @@ class Watcher:
     def scan(self) -> int:
         """Ingest files that are new or changed and whose size has settled (not being written)."""
         ingested = 0
-        for path in map(Path, files.expand([self.folder]).files):
+        try:
+            entries = list(self._entries())
+        except SourceError as e:  # a bucket out of reach: said, and tried again next scan
+            self.log(f"scan failed: {e}")
+            return 0
+        for path, key, settled in entries:
             if self._stop.is_set():
                 break
-            stat = path.stat()
-            key = (str(path), stat.st_size, stat.st_mtime)
-            if key in self._done or time.time() - stat.st_mtime < self.settle:
+            if key in self._done or not settled:
                 continue
             with Store(self.db) as store:
                 try:
-                    r = store.ingest(str(path))
+                    r = store.ingest(path)
                 except SourceError as e:
                     self.log(f"skipped {e}")
                 else:
@@ -83,6 +86,18 @@ class Watcher:
                                             f"{r.sessions:,} sessions, {r.quarantined:,} quarantined"))
             self._done.add(key)
         return ingested
+
+    def _entries(self):
+        """(path, key, settled) for each file under the folder. An object-storage URL
+        (storage hook, issue 14) is listed as a prefix; an object appears whole, and its key is
+        its identity (URL, size, stamp), so an unchanged object is not looked at again."""
+        if storage.is_url(self.folder):
+            for obj in storage.list_files(str(self.folder)):
+                yield obj.url, obj.identity, True
+            return
+        for path in map(Path, files.expand([self.folder]).files):
+            stat = path.stat()
+            yield str(path), (str(path), stat.st_size, stat.st_mtime), time.time() - stat.st_mtime >= self.settle
 
     def detect(self, cfg: monitor.MonitorConfig) -> int:
         """Run the rule as of just after the newest data; append alerts not written before."""

@@ -328,7 +328,7 @@ def list_files(path: str) -> list[ObjectInfo]:
             found = [_info(place, entry)]
         elif entry.type == pafs.FileType.NotFound:
             found = []
-            _check_container(place, base_url)
+            _check_container(place, path)
             if not magic:
                 raise StorageError(f"{path}: no such object or prefix")
         else:

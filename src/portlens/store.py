@@ -100,6 +100,7 @@ class IngestResult:
     duplicate_of: str | None = None  # set when the same content was ingested before
     skipped_by: dict = field(default_factory=dict)  # why records were skipped (when the source says)
     notes: list = field(default_factory=list)  # one-line warnings from the source (e.g. a zone assumed)
+    replaced: int = 0  # earlier versions of the same object that this one replaced
 
 
 def file_sha256(path: str) -> str:
@@ -199,6 +200,8 @@ class Store:
             _run(con, "BEGIN TRANSACTION")
             in_transaction = True
             _run(con, f"INSERT INTO summaries SELECT {file_id}, * FROM ({_summed('_file_summary')})")
+            if object_id is not None:
+                result.replaced = self._replace_versions(storage.canonical(path), file_id)
             _run(con, "UPDATE files SET state = 'done', summarized = true, ingested_at = ?, records = ?, "
                       "sessions = ?, quarantined = ?, skipped = ?, skipped_by = ? WHERE file_id = ?",
                  [datetime.now(timezone.utc), result.records, result.sessions,
@@ -300,6 +303,17 @@ class Store:
             _run(con, "ROLLBACK")
             raise
         return result
+
+    def _replace_versions(self, path: str, file_id: int) -> int:
+        """An object that changed in place replaces its earlier version (Azure appends to an
+        hour's PT1H.json blob all hour; a rewritten object is the new truth): the earlier
+        version's rows go in the same transaction as the new version's appear."""
+        old = [r[0] for r in _run(self.con, "SELECT file_id FROM files WHERE path = ? AND file_id <> ? "
+                                            "AND object_id IS NOT NULL AND state = 'done'", [path, file_id])]
+        for stale in old:
+            for table in ("sessions", "quarantine", "summaries", "files"):
+                _run(self.con, f"DELETE FROM {table} WHERE file_id = ?", [stale])
+        return len(old)
 
     def _known(self, path: str) -> IngestResult | tuple[str | None, str | None, int]:
         """A file already in the ledger -> its IngestResult (duplicate_of set); else the new
