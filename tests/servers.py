@@ -148,3 +148,43 @@ def azurite():
             "--inMemoryPersistence"]
     with _server(argv, port, "Azurite") as (_, log, _tmp):
         yield AzuriteServer(port, log)
+
+
+@dataclass
+class SparkCluster:
+    master: str
+    log: Path
+
+
+@contextmanager
+def spark_cluster(cores: int = 2, seconds: float = 120, env: dict | None = None):
+    """A standalone master and one worker on 127.0.0.1, from PySpark's own spark-class.
+    `env`: more environment for the worker (its executors inherit it, e.g. credentials)."""
+    try:
+        import pyspark
+    except ImportError:
+        pytest.skip("pyspark is not installed")
+    if shutil.which("java") is None:
+        pytest.skip("java is not on PATH")
+    home = os.path.dirname(pyspark.__file__)
+    spark_class = os.path.join(home, "bin", "spark-class")
+    if not os.path.exists(spark_class):
+        pytest.skip("this PySpark has no bin/spark-class")
+    env = {"SPARK_HOME": home, "SPARK_LOCAL_IP": LOOPBACK, "SPARK_NO_DAEMONIZE": "1",
+           "PYSPARK_PYTHON": sys.executable, **(env or {})}
+    port = free_port()
+    master = f"spark://{LOOPBACK}:{port}"
+    with _server([spark_class, "org.apache.spark.deploy.master.Master", "--host", LOOPBACK,
+                  "--port", str(port), "--webui-port", str(free_port())],
+                 port, "Spark master", env, seconds) as (_, master_log, _tmp):
+        worker = [spark_class, "org.apache.spark.deploy.worker.Worker", "--host", LOOPBACK,
+                  "--cores", str(cores), "--memory", "2g", "--webui-port", str(free_port()), master]
+        worker_port = free_port()
+        with _server(worker + ["--port", str(worker_port)], worker_port, "Spark worker", env, seconds) \
+                as (_, worker_log, _tmp2):
+            deadline = time.monotonic() + seconds
+            while "Registering worker" not in master_log.read_text(errors="replace"):
+                if time.monotonic() > deadline:
+                    pytest.skip("the Spark worker did not register with the master in time")
+                time.sleep(0.2)
+            yield SparkCluster(master, worker_log)

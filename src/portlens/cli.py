@@ -445,8 +445,12 @@ def summarize(db: str = DbOption,
               engine: Engine = typer.Option(Engine.duckdb, "--engine", help="duckdb (this machine) or spark."),
               inputs: Optional[List[str]] = typer.Option(None, "--input", help="Raw files or globs to summarize into --output instead of the store."),
               source: str = SourceOption,
-              output: Optional[str] = typer.Option(None, "--output", help="Folder for summary Parquet (with --input).")) -> None:
+              output: Optional[str] = typer.Option(None, "--output", help="Folder for summary Parquet (with --input)."),
+              master: Optional[str] = typer.Option(None, "--master", help="Spark master: local[N] (default local[2]), spark://HOST:7077, yarn, k8s://..."),
+              conf: Optional[List[str]] = typer.Option(None, "--conf", help="A Spark setting KEY=VALUE; repeatable.")) -> None:
     """Rebuild the store's 20-minute summaries, or summarize raw files to Parquet."""
+    if (master or conf) and engine is not Engine.spark:
+        raise UsageError("--master and --conf go with --engine spark")
     if not inputs:
         if engine is Engine.spark or output:
             raise UsageError("--engine spark and --output need --input FILES")
@@ -463,7 +467,11 @@ def summarize(db: str = DbOption,
             from .engines import spark as spark_engine
         except ImportError as e:
             raise UsageError(f"the Spark engine needs PySpark: pip install 'portlens[spark]' ({e})") from None
-        r = spark_engine.summarize_files(paths, source, output)
+        try:
+            settings = spark_engine.parse_conf(conf)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+        r = spark_engine.summarize_files(paths, source, output, master=master or "local[2]", conf=settings)
         out.print(f"{output}: {r.summary_rows:,} summary rows from {r.sessions:,} sessions in {r.files} files (spark)")
         for failed in r.errors:
             err.print(f"portlens: error: {failed.error}", markup=False, highlight=False)

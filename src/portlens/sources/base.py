@@ -269,18 +269,23 @@ def read_head(path: str, size: int = 4096) -> bytes:
         return f.read(size)
 
 
-def read_lines(path: str, batch_lines: int = BATCH_LINES) -> Iterator[tuple[pa.Array, pa.Array]]:
+def read_lines(path: str, batch_lines: int = BATCH_LINES, byte_range: tuple[int, int] | None = None,
+               stats: dict | None = None) -> Iterator[tuple[pa.Array, pa.Array]]:
     """Yield (lines, 1-based line numbers) in batches of `batch_lines` (the last may be
     shorter); bounded memory whatever the file size.
 
     Bytes are decoded as UTF-8 with replacement (a wrongly encoded line still lands, marked
     with U+FFFD), a BOM is dropped, and LF, CRLF and lone CR all end a line. Blank lines are
     not records: they keep their number but are not yielded. Splitting is done by Arrow.
+
+    storage hook (issue 14), for Spark's splits of one large plain-text file:
+    `byte_range=(start, end)` reads only the lines that start in [start, end), numbered from 1
+    within the range; `stats["lines"]` is then the number of lines the range held.
     """
     pending: list[tuple[pa.Array, pa.Array]] = []
     held = 0
     try:
-        for lines, numbers in _line_pieces(path):
+        for lines, numbers in _line_pieces(path, byte_range, stats):
             pending.append((lines, numbers))
             held += len(lines)
             while held >= batch_lines:
@@ -297,18 +302,20 @@ def read_lines(path: str, batch_lines: int = BATCH_LINES) -> Iterator[tuple[pa.A
         yield pa.concat_arrays([p[0] for p in pending]), pa.concat_arrays([p[1] for p in pending])
 
 
-def _line_pieces(path: str) -> Iterator[tuple[pa.Array, pa.Array]]:
+def _line_pieces(path: str, byte_range: tuple[int, int] | None = None,
+                 stats: dict | None = None) -> Iterator[tuple[pa.Array, pa.Array]]:
     """The file's non-blank lines and their numbers, one read chunk at a time."""
     number = 0
     carry = b""
-    first = True
+    first = not byte_range or byte_range[0] == 0
     with open_binary(path) as f:
+        read = f.read if byte_range is None else _range_reader(f, *byte_range)
         # Compressed input is read in small pieces so that, if the stream breaks off, the
         # lines before the break are still handed out (TruncatedInput follows them).
         size = _CHUNK_BYTES if isinstance(f, io.BufferedReader) else 1 << 20
         while True:
             try:
-                chunk = f.read(size)
+                chunk = read(size)
             except (EOFError, zlib.error, gzip.BadGzipFile) as e:
                 raise TruncatedInput(path, number, str(e)) from None
             data = carry + chunk
@@ -322,12 +329,38 @@ def _line_pieces(path: str) -> Iterator[tuple[pa.Array, pa.Array]]:
                     continue
                 carry = data[cut + 1:]
             if cut or data:
-                lines, numbers, number = _split_lines(data[:cut], number, first)
+                text = data[:cut]
+                if cut < len(data) and text.endswith(b"\r"):
+                    text = text[:-1]  # a CRLF cut at its LF: the CR is no line of its own
+                lines, numbers, number = _split_lines(text, number, first)
                 first = False
                 if len(lines):
                     yield lines, numbers
             if not chunk:
                 break
+    if stats is not None:
+        stats["lines"] = number
+
+
+def _range_reader(f, start: int, end: int):
+    """read(n) over the lines of an uncompressed file that start in [start, end): the line
+    running into `start` belongs to the range before, the one running past `end` to this one."""
+    if start > 0:
+        f.seek(start - 1)
+        f.readline()
+    pos = f.tell()
+
+    def read(n: int) -> bytes:
+        nonlocal pos
+        if pos >= end:
+            return b""
+        chunk = f.read(min(n, end - pos))
+        pos += len(chunk)
+        if pos >= end and chunk and not chunk.endswith(b"\n"):
+            chunk += f.readline()
+            pos = end
+        return chunk
+    return read
 
 
 def _split_lines(text: bytes, number: int, first: bool) -> tuple[pa.Array, pa.Array, int]:
