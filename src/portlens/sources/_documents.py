@@ -15,9 +15,11 @@ it is, for the source to quarantine line by line.
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import tempfile
+import zlib
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -71,13 +73,17 @@ def head_lines(head: bytes, path: str) -> bytes | None:
 def as_json_lines(path: str) -> Iterator[str | None]:
     """A temporary JSON-lines copy of a JSON document file (None when the file is not a
     readable multi-line document); removed afterwards."""
-    with open_binary(path) as f:
-        head = f.read(65536)
-    if not is_document_head(head):
-        yield None
+    try:
+        with open_binary(path) as f:
+            head = f.read(65536)
+        if not is_document_head(head):
+            yield None
+            return
+        with open_binary(path) as f:
+            data = f.read(MAX_BYTES + 1)
+    except (EOFError, zlib.error, gzip.BadGzipFile):
+        yield None  # a cut or corrupt gzip: the line reader reports it with its line
         return
-    with open_binary(path) as f:
-        data = f.read(MAX_BYTES + 1)
     if len(data) > MAX_BYTES:
         yield None
         return
