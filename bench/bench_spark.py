@@ -3,6 +3,14 @@ mode, next to the DuckDB path on the same files, run in the same process.
 
     python bench/bench_spark.py             # 8 files x 250k sessions, median of 3
     python bench/bench_spark.py --quick     # 2 files x 20k sessions, a smoke run
+    python bench/bench_spark.py --cluster   # also on a standalone master + worker (127.0.0.1)
+
+With --cluster the same engine also runs on a Spark standalone cluster started here from
+PySpark's own bin/spark-class (one master, one worker with --cores cores, on 127.0.0.1): the
+same files, the same summary. On one 2-core machine this measures the cluster's overhead (a
+separate executor JVM, task scheduling over the network stack), not a speed-up: the worker has
+the same cores local[N] has. With W workers of C cores each, the file-parallel part scales with
+W*C until the driver's listing or the final groupBy dominate.
 
 Inputs are ASIM JSON-lines files generated with `portlens.demo.generate` (one seed a file,
 so files overlap in time like several sensors). Both paths parse every file with the same
@@ -23,10 +31,15 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import signal
+import socket
 import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -64,9 +77,68 @@ def duckdb_path(paths: list[str], output: str) -> tuple[int, "object"]:
     return sessions, combined
 
 
+@contextmanager
+def standalone_cluster(cores: int):
+    """A Spark standalone master and one worker on 127.0.0.1; yields the master URL."""
+    import pyspark
+    home = os.path.dirname(pyspark.__file__)
+    spark_class = os.path.join(home, "bin", "spark-class")
+    env = {**os.environ, "SPARK_HOME": home, "SPARK_LOCAL_IP": "127.0.0.1", "SPARK_NO_DAEMONIZE": "1",
+           "PYSPARK_PYTHON": sys.executable}
+    port = _free_port()
+    log = tempfile.NamedTemporaryFile(prefix="portlens-bench-master-", suffix=".log", delete=False)
+    procs = [subprocess.Popen([spark_class, "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
+                               "--port", str(port), "--webui-port", str(_free_port())],
+                              stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)]
+    try:
+        _wait(lambda: _listening(port), 120, "the master")
+        procs.append(subprocess.Popen(
+            [spark_class, "org.apache.spark.deploy.worker.Worker", "--host", "127.0.0.1", "--cores", str(cores),
+             "--memory", "4g", "--webui-port", str(_free_port()), f"spark://127.0.0.1:{port}"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True))
+        _wait(lambda: "Registering worker" in open(log.name, errors="replace").read(), 120, "the worker")
+        yield f"spark://127.0.0.1:{port}"
+    finally:
+        for proc in reversed(procs):
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(30)
+        os.unlink(log.name)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _wait(ready, seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not ready():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{what} did not start within {seconds:.0f}s")
+        time.sleep(0.2)
+
+
 def spark_path(spark, paths: list[str], output: str):
     from portlens.engines import spark as engine
     return engine.summarize_files(paths, "auto", output, spark=spark)
+
+
+def timed_runs(spark, paths: list[str], output: str, repeat: int):
+    """(seconds of each run, the last result, the summary it wrote)."""
+    import pyarrow.parquet as pq
+    times, result = [], None
+    for _ in range(repeat):
+        t = time.perf_counter()
+        result = spark_path(spark, paths, output)
+        times.append(time.perf_counter() - t)
+    return times, result, pq.read_table(output)
 
 
 # ---- memory --------------------------------------------------------------------------------
@@ -155,6 +227,8 @@ def main() -> None:
     parser.add_argument("--cores", type=int, default=2, help="Spark local[N]")
     parser.add_argument("--dir", help="keep the generated files here (reused when present)")
     parser.add_argument("--quick", action="store_true", help="2 files x 20k sessions")
+    parser.add_argument("--cluster", action="store_true",
+                        help="also run on a standalone master + one worker with --cores cores")
     args = parser.parse_args()
     if args.quick:
         args.files, args.rows = 2, 20_000
@@ -183,17 +257,27 @@ def main() -> None:
             t = time.perf_counter()
             spark = engine.local_session(f"local[{args.cores}]", "portlens-bench")
             startup = time.perf_counter() - t
-            spark_times, result = [], None
             try:
-                for _ in range(args.repeat):
-                    t = time.perf_counter()
-                    result = spark_path(spark, paths, os.path.join(tmp, "spark-summary"))
-                    spark_times.append(time.perf_counter() - t)
-                import pyarrow.parquet as pq
-                got = pq.read_table(os.path.join(tmp, "spark-summary"))
+                spark_times, result, got = timed_runs(spark, paths, os.path.join(tmp, "spark-summary"),
+                                                      args.repeat)
             finally:
                 spark.stop()
         rss_after_spark = maxrss_mib(resource.RUSAGE_SELF)
+
+        cluster_times, cluster_same, cluster_startup = [], None, 0.0
+        if args.cluster:
+            t = time.perf_counter()
+            with standalone_cluster(args.cores) as master:
+                spark = engine.local_session(master, "portlens-bench-cluster")
+                cluster_startup = time.perf_counter() - t
+                try:
+                    cluster_times, r, on_cluster = timed_runs(
+                        spark, paths, os.path.join(tmp, "cluster-summary"), args.repeat)
+                finally:
+                    spark.stop()
+            key = [(c, "ascending") for c in expected.column_names]
+            cluster_same = (r.sessions == sessions and not r.errors and on_cluster.select(
+                expected.column_names).sort_by(key).equals(expected.sort_by(key)))
 
     key = [(c, "ascending") for c in expected.column_names]
     same = (result.sessions == sessions and not result.errors
@@ -213,12 +297,17 @@ def main() -> None:
     print(f"  Spark / DuckDB throughput: {spark_rate / duck_rate:.2f}x   "
           f"(Spark session start-up {startup:.1f}s, not included)")
     print(f"  same summary: {'yes' if same else 'NO'}")
+    if cluster_times:
+        cluster_rate = line(f"Spark standalone ({args.cores} cores)", cluster_times)
+        print(f"  cluster / local[{args.cores}] throughput: {cluster_rate / spark_rate:.2f}x   "
+              f"(master + worker + session start-up {cluster_startup:.1f}s, not included); "
+              f"same summary: {'yes' if cluster_same else 'NO'}")
     print("peak memory:")
     print(f"  this process, after DuckDB runs (RUSAGE_SELF)   {rss_after_duckdb:8.0f} MiB")
     print(f"  this process, after Spark runs (RUSAGE_SELF)    {rss_after_spark:8.0f} MiB")
     print(f"  Spark process tree, sampled (JVM + workers)     {tree.peak_kib / 1024:8.0f} MiB")
     print(f"  JVM and its workers, once reaped (RUSAGE_CHILDREN) {stop_jvm():5.0f} MiB")
-    if not same:
+    if not same or cluster_same is False:
         raise SystemExit("Spark and DuckDB summaries differ")
 
 

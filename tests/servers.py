@@ -27,6 +27,21 @@ import pytest
 LOOPBACK = "127.0.0.1"
 
 
+def put(fs, path: str, data: bytes) -> None:
+    """Write an object as is (pyarrow would gzip a '.gz' name again by default)."""
+    with fs.open_output_stream(path, compression=None) as out:
+        out.write(data)
+
+
+def portlens(*args, env: dict) -> subprocess.CompletedProcess:
+    """The CLI in a child process; `.text` is stdout unwrapped (long URLs wrap at the piped
+    width of 140 columns)."""
+    r = subprocess.run([sys.executable, "-m", "portlens", *map(str, args)], capture_output=True,
+                       text=True, timeout=300, env=env)
+    r.text = r.stdout.replace("\n", "")
+    return r
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind((LOOPBACK, 0))

@@ -8,15 +8,13 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from portlens import storage
 from portlens.store import Store
-from servers import moto_s3
+from servers import moto_s3, portlens, put
 
 FIXTURES = Path(__file__).parent / "fixtures" / "aws_vpc"
 PREFIX = "AWSLogs/123456789010/vpcflowlogs/us-east-1/2019/08/26"
@@ -35,18 +33,6 @@ def flow_log(i: int) -> bytes:
 
 def key(i: int) -> str:
     return f"{PREFIX}/123456789010_vpcflowlogs_us-east-1_fl-1234abcd_20190826T{1900 + i:04d}Z_fe12345{i}.log.gz"
-
-
-def put(fs, path: str, data: bytes) -> None:
-    with fs.open_output_stream(path, compression=None) as out:
-        out.write(data)
-
-
-def portlens(*args, env):
-    r = subprocess.run([sys.executable, "-m", "portlens", *map(str, args)], capture_output=True,
-                       text=True, timeout=120, env=env)
-    r.text = r.stdout.replace("\n", "")  # long URLs wrap at the piped width of 140 columns
-    return r
 
 
 @pytest.fixture(scope="module")

@@ -7,15 +7,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from portlens import storage
 from portlens.store import Store
-from servers import azurite
+from servers import azurite, portlens, put
 
 FIXTURES = Path(__file__).parent / "fixtures" / "azure_nsg"
 CONTAINER = "insights-logs-networksecuritygroupflowevent"
@@ -25,18 +23,6 @@ RESOURCE = ("resourceId=/SUBSCRIPTIONS/00000000-0000-0000-0000-000000000000/RESO
 
 def blob(hour: int) -> str:
     return f"{RESOURCE}/y=2017/m=02/d=16/h={hour:02d}/m=00/macAddress=000D3AF87856/PT1H.json"
-
-
-def put(fs, path: str, data: bytes) -> None:
-    with fs.open_output_stream(path, compression=None) as out:
-        out.write(data)
-
-
-def portlens(*args, env):
-    r = subprocess.run([sys.executable, "-m", "portlens", *map(str, args)], capture_output=True,
-                       text=True, timeout=120, env=env)
-    r.text = r.stdout.replace("\n", "")  # long URLs wrap at the piped width of 140 columns
-    return r
 
 
 def fetches(az, method: str) -> list[str]:

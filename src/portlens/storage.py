@@ -320,6 +320,8 @@ def list_files(path: str) -> list[ObjectInfo]:
     part starting with '.' are skipped, as hidden files are in local folders."""
     from pyarrow import fs as pafs
     magic = re.search(r"[*?\[]", path)
+    if not magic and path in _listed:  # an object this process has just listed
+        return [_listed[path]]
     base_url = path[:path.rfind("/", 0, magic.start())] if magic else path.rstrip("/")
     place = _place(base_url)
     try:
