@@ -136,7 +136,7 @@ def _split_parse(parser, path: str, byte_range: tuple[int, int], counts: dict) -
         for lines, numbers in read_lines(path, BATCH_LINES, (0, min(byte_range[0], _PRIME_BYTES))):
             parser.parse_lines(lines, numbers, state)
     for lines, numbers in read_lines(path, BATCH_LINES, byte_range, counts):
-        yield parser.finish(parser.parse_lines(lines, numbers, state), path)
+        yield parser.finish(parser.map_lines(lines, numbers, state), path)
 
 
 def _file_rows(path: str, source: str, with_quarantine: bool, part: int = 0,
