@@ -248,12 +248,16 @@ def one_window(selected: Selected) -> pa.Table:
 
 def key_index(table: pa.Table, keys) -> tuple[np.ndarray, np.ndarray]:
     """Number the distinct key tuples of `table` (case-sensitive, nulls included) by combining
-    per-column dictionary codes in NumPy: (first row of each key, each row's key number)."""
+    per-column dictionary codes in NumPy: (first row of each key, each row's key number).
+    Keys are numbered in the order of their values (nulls first), not of their first row, so
+    the numbering does not depend on the order the engine returned the rows in."""
     import pyarrow.compute as pc
     combined = np.zeros(table.num_rows, dtype=np.int64)
     for name in keys:
         encoded = pc.dictionary_encode(table[name]).combine_chunks()
-        codes = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64) + 1
+        rank = np.asarray(pc.rank(encoded.dictionary, sort_keys="ascending"), dtype=np.int64)  # 1-based
+        index = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+        codes = np.where(index >= 0, rank[np.maximum(index, 0)], 0)
         combined = combined * (len(encoded.dictionary) + 1) + codes
     _, first, k = np.unique(combined, return_index=True, return_inverse=True)
     return first, k.reshape(-1)
