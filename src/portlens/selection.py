@@ -257,7 +257,8 @@ def key_index(table: pa.Table, keys) -> tuple[np.ndarray, np.ndarray]:
         encoded = pc.dictionary_encode(table[name]).combine_chunks()
         rank = np.asarray(pc.rank(encoded.dictionary, sort_keys="ascending"), dtype=np.int64)  # 1-based
         index = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
-        codes = np.where(index >= 0, rank[np.maximum(index, 0)], 0)
+        codes = np.zeros(len(index), dtype=np.int64)  # null -> 0 (an all-null column has no dictionary)
+        codes[index >= 0] = rank[index[index >= 0]]
         combined = combined * (len(encoded.dictionary) + 1) + codes
     _, first, k = np.unique(combined, return_index=True, return_inverse=True)
     return first, k.reshape(-1)
