@@ -272,3 +272,119 @@ def test_profile_backtest_days_match_single_runs(tmp_path):
     np.testing.assert_array_equal(last_series.totals, only_series.totals)
     np.testing.assert_array_equal(last_fit["score"], only_fit["score"])
     assert not any(f["alert"].any() for _, f in three)
+
+
+# ---- --profile improved through the front ends ----------------------------------------------
+# The same labeled export (3389 doubled on its last day) through the Python API, `detect`
+# (one day, a backtest, from summary files and from a store), `report` and `run --watch
+# --once`: the same improved alerts everywhere, each saying why; `sentinel` stays the rule.
+
+import json
+import os
+import subprocess
+from datetime import datetime, timedelta, timezone
+
+import portlens
+from portlens.errors import UsageError
+
+END = datetime(2024, 6, 5, tzinfo=timezone.utc)
+
+
+def cli(*args, ok=True):
+    r = subprocess.run([sys.executable, "-m", "portlens", *map(str, args)], capture_output=True,
+                       text=True, timeout=300, env={**os.environ, "COLUMNS": "200"})
+    assert (r.returncode == 0) == ok, r.stderr
+    assert "Traceback" not in r.stderr
+    return r
+
+
+def records(text):
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def export(tmp_path_factory):
+    return _summary_export(tmp_path_factory.mktemp("profile") / "export.csv", END, surge=2)
+
+
+@pytest.fixture(scope="module")
+def store_db(export, tmp_path_factory):
+    db = tmp_path_factory.mktemp("profile-store") / "s.duckdb"
+    cli("import-summaries", export, "--db", db)
+    return db
+
+
+def test_api_improved_alerts_with_the_model_sentinel_unchanged(export):
+    mine = portlens.detect(export, profile="improved")
+    rule = portlens.detect(export)
+    assert mine.profile == "improved" and rule.profile == "sentinel"
+    assert rule.window.days == 14 and mine.window.days == Params().history_days + 1
+    [alert] = mine.alerts
+    assert alert.port == 3389 and alert.profile == "improved" and alert.rule_id == improved.RULE_ID
+    assert all(a.rule_id != improved.RULE_ID and a.profile == "sentinel" for a in rule.alerts)
+    assert alert.id not in {a.id for a in rule.alerts}
+    [s] = alert.series
+    assert s.model["lower"] < s.baseline == s.model["expected"] < s.model["upper"] < s.total
+    assert s.model["reason"] == "above the expected interval" and s.model["weekly_profile"]
+    assert s.model["explanation"].startswith(f"{s.total} sessions vs")
+    assert len(s.totals) == len(s.scores) == len(s.baselines) == Params().history_days + 1
+    assert portlens.detect(export, profile="sentinel").alerts == rule.alerts
+
+
+def test_api_improved_backtest_last_day_is_the_single_run(export):
+    as_of = portlens.detect(export, profile="improved").window.as_of
+    days = portlens.backtest(export, as_of - timedelta(days=6), as_of, profile="improved")
+    assert len(days) == 7 and all(d.profile == "improved" for d in days)
+    assert [a.id for a in days[-1].alerts] == [a.id for a in portlens.detect(export, profile="improved").alerts]
+    assert not any(d.alerts for d in days[:-1])
+
+
+def test_api_profile_usage_errors(export):
+    with pytest.raises(UsageError, match="unknown profile 'fancy'"):
+        portlens.detect(export, profile="fancy")
+    with pytest.raises(UsageError, match="--missing-days skip applies to the sentinel profile"):
+        portlens.detect(export, profile="improved", missing_days="skip")
+    short = portlens.detect(export).series                          # the rule's 14 days
+    with pytest.raises(UsageError, match="at least 57 days"):
+        portlens.detect(short, profile="improved")
+
+
+def test_cli_detect_improved_jsonl_table_and_backtest(export, store_db):
+    from_files = records(cli("detect", "--summaries", export, "--profile", "improved", "--format", "jsonl").stdout)
+    from_store = records(cli("detect", "--db", store_db, "--profile", "improved", "--format", "jsonl").stdout)
+    api_ids = [a.id for a in portlens.detect(export, profile="improved").alerts]
+    assert [a["id"] for a in from_files] == [a["id"] for a in from_store] == api_ids
+    [a] = from_files
+    assert a["profile"] == "improved" and a["rule_id"] == improved.RULE_ID
+    model = a["series"][0]["model"]
+    assert model["lower"] < model["expected"] < model["upper"] < a["total"]
+    assert a["explanation"]["model"] == [model["explanation"]]
+    # the rule's output keeps exactly its shape: no profile key, no model
+    rule = records(cli("detect", "--summaries", export, "--format", "jsonl").stdout)
+    assert rule == records(cli("detect", "--summaries", export, "--profile", "sentinel", "--format", "jsonl").stdout)
+    assert all("profile" not in r and all("model" not in s for s in r["series"]) for r in rule)
+    table = cli("detect", "--summaries", export, "--profile", "improved").stdout
+    assert "interval" in table and "why Detected Suspicious Remote Desktop" in table
+    assert "above the expected interval" in table
+    as_of = datetime.fromisoformat(a["window"]["end"].replace("Z", "+00:00"))
+    back = records(cli("detect", "--db", store_db, "--profile", "improved", "--format", "jsonl",
+                       "--from", (as_of - timedelta(days=3)).isoformat(), "--to", as_of.isoformat()).stdout)
+    assert [b["id"] for b in back] == api_ids
+    err = cli("detect", "--summaries", export, "--profile", "improved", "--missing-days", "skip", ok=False)
+    assert err.stderr.startswith("portlens: error: --missing-days skip applies")
+
+
+def test_cli_report_and_watch_improved(export, store_db, tmp_path):
+    [alert_id] = [a.id for a in portlens.detect(export, profile="improved").alerts]
+    cli("report", "--db", store_db, "--profile", "improved", "--output", tmp_path / "r.html")
+    page = (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert f'data-alert-id="{alert_id}"' in page and improved.RULE_NAME in page
+    assert 'class="model-interval"' in page and '<p class="series-why">Why: ' in page
+    cli("report", "--db", store_db, "--output", tmp_path / "rule.html")
+    assert alert_id not in (tmp_path / "rule.html").read_text(encoding="utf-8")
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    cli("run", "--watch", inbox, "--db", store_db, "--alerts", tmp_path / "a.jsonl", "--once",
+        "--profile", "improved")
+    [written] = records((tmp_path / "a.jsonl").read_text())
+    assert written["id"] == alert_id and written["series"][0]["model"]["expected"] > 0

@@ -65,6 +65,7 @@ class AlertSeries:
     threshold: int | None = None                 # static rule: the row's threshold
     talkers: dict[str, list[Talker]] | None = None  # field -> top values; None: not computed
     raw_sessions_today: int | None = None        # raw sessions behind `total` still retained
+    model: dict | None = None                    # improved profile: expected, interval, why
 
 
 @dataclass
@@ -105,6 +106,7 @@ class Alert:
     threshold: int | None = None         # static rule
     notes: list[str] = field(default_factory=list)  # what limits the explanation
     raw_retained: bool | None = None     # None: talkers not computed
+    profile: str = "sentinel"            # detection profile that raised it (anomaly)
 
     @property
     def title(self) -> str:
@@ -143,6 +145,7 @@ class Detection:
     series: "Series | None" = field(default=None, repr=False)
     fit: dict | None = field(default=None, repr=False)  # flags/scores/baselines per series and day
     newest: datetime | None = None       # newest data time, when the rule looked it up
+    profile: str = "sentinel"            # "sentinel" (the rule) or "improved" (docs/improved.md)
 
     @property
     def empty(self) -> bool:
@@ -155,8 +158,9 @@ class AlertBuilder:
     Description), with the KQL sets (protocols/directions/actions, capped like make_set_if)."""
 
     def __init__(self, kind: str, rule: tuple[str, str, str], techniques: tuple[str, ...],
-                 window: AlertWindow):
+                 window: AlertWindow, profile: str = "sentinel"):
         self.kind, self.rule, self.techniques, self.window = kind, rule, techniques, window
+        self.profile = profile
         self.alerts: dict[tuple, Alert] = {}
         self._seen: dict[tuple, set] = {}  # series keys already in each alert
 
@@ -174,7 +178,7 @@ class AlertBuilder:
                 description=description, port=port, protocols=[], directions=[], actions=[],
                 window=self.window, series=[], score=None, baseline=None, total=0,
                 rule_id=rule_id, rule_name=rule_name, rule_version=rule_version,
-                techniques=list(self.techniques), threshold=row.get("Threshold"))
+                techniques=list(self.techniques), threshold=row.get("Threshold"), profile=self.profile)
         for values, value, limit in ((alert.protocols, series.protocol, SET_LIMITS["protocols"]),
                                      (alert.directions, series.direction, SET_LIMITS["directions"]),
                                      (alert.actions, series.action, SET_LIMITS["actions"])):
@@ -232,15 +236,36 @@ def render_table(alerts: list[Alert], console, *, as_of: str, series_count: int)
             str(a.port),
             " / ".join(", ".join(v) or "-" for v in (a.protocols, a.directions, a.actions)),
             f"{a.total:,}",
-            "-" if a.baseline is None else f"{a.baseline:,.0f}",
+            _baseline(a),
             "-" if a.score is None else f"{a.score:.1f}",
-            sparkline(top.totals) if top.totals else f"> {a.threshold:,} in {_minutes(a.window.bin)}",
+            # The improved profile's series span its whole history; the column shows 14 days.
+            sparkline(top.totals[-14:]) if top.totals else f"> {a.threshold:,} in {_minutes(a.window.bin)}",
             _talkers((top.talkers or {}).get("SrcIpAddr", [])),
         )
     console.print(table)
     for a in alerts:
+        for s in a.series:  # the improved profile says why each series alerted
+            if s.model and s.model.get("explanation"):
+                console.print(f"[bold]why[/] {escape(a.title)} ({escape(_series_name(s))}): "
+                              f"{escape(s.model['explanation'])}")
         for note in a.notes:
             console.print(f"[yellow]note[/] {a.title}: {note}")
+
+
+def _baseline(a: Alert) -> str:
+    """The rule's baseline; for the improved profile the expected count and, below it, the
+    interval of counts that would not have alerted (the top series')."""
+    if a.baseline is None:
+        return "-"
+    model = a.series[0].model if a.series else None
+    if not model:
+        return f"{a.baseline:,.0f}"
+    upper = "-" if model.get("upper") is None else f"{model['upper']:,.0f}"
+    return f"{a.baseline:,.0f}\n[dim]interval {model['lower'] or 0:,.0f}-{upper}[/]"
+
+
+def _series_name(s: AlertSeries) -> str:
+    return "/".join(v or "-" for v in (s.protocol, s.direction, s.action))
 
 
 def _minutes(step: timedelta) -> str:

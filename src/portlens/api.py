@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator, Union
 
 import pyarrow as pa
@@ -28,13 +28,16 @@ from . import files, monitor, summary
 from .alerts import Alert, Detection
 from .errors import NoData, UsageError
 from .monitor import MonitorConfig
-from .rules import port_anomaly, port_static
-from .rules.port_anomaly import KEYS, Series
+from .rules import improved, port_anomaly, port_static
+from .rules.port_anomaly import KEYS, Series, Window
 from .store import DEFAULT_DB, IngestResult, Store
 
 __all__ = ["open_store", "ingest", "detect", "backtest", "hunt", "Hunting", "load_config", "Detection", "Alert"]
 
 PathLike = Union[str, os.PathLike]
+#: Detection profiles: "sentinel" is the rule exactly; "improved" is portlens' own model
+#: (docs/improved.md) over the same daily counts, watchlist rows and alert shape.
+PROFILES = ("sentinel", "improved")
 Config = Union[MonitorConfig, PathLike, None]
 
 
@@ -61,7 +64,8 @@ def ingest(store: Store, path_or_table: Any, source: str = "auto") -> list[Inges
 
 def detect(data: Any, *, config: Config = None, as_of: datetime | None = None,
            explain: bool = True, static: bool = True, zero_spread: str = "inf",
-           tier: str = "auto", missing_days: str = "zero", seasonality: str = "auto") -> Detection:
+           tier: str = "auto", missing_days: str = "zero", seasonality: str = "auto",
+           profile: str = "sentinel") -> Detection:
     """The port-anomaly rule (and its static-threshold sibling) as of one time.
 
     data: a Store, a path to a store, summary files (a path, folder, glob or a list), an
@@ -70,27 +74,44 @@ def detect(data: Any, *, config: Config = None, as_of: datetime | None = None,
     as_of: end of the 14-day window; default: just after the newest data (next 20-minute
     boundary). explain: add the talkers behind each alert (needs raw sessions). static:
     also run the Detection rows with ThresholdType Static. zero_spread, tier, missing_days
-    and seasonality: see `portlens detect --help`."""
+    and seasonality: see `portlens detect --help`. profile: "sentinel" (the rule) or
+    "improved" (portlens' own model, docs/improved.md; it reads 56 days of history before
+    the day, from the summaries alone if need be)."""
+    _check_profile(profile, zero_spread, missing_days, seasonality)
     with _reader(data, tier) as (reader, name):
         first = _as_of(as_of, reader, name)
         return _run(reader, load_config(config), first, 1, explain=explain, static=static,
                     zero_spread=zero_spread, tier=tier, missing_days=missing_days,
-                    seasonality=seasonality)[0]
+                    seasonality=seasonality, profile=profile)[0]
 
 
 def backtest(data: Any, first_as_of: datetime, last_as_of: datetime, *, config: Config = None,
              explain: bool = True, static: bool = True, zero_spread: str = "inf",
-             tier: str = "auto", missing_days: str = "zero", seasonality: str = "auto") -> list[Detection]:
+             tier: str = "auto", missing_days: str = "zero", seasonality: str = "auto",
+             profile: str = "sentinel") -> list[Detection]:
     """`detect` as of first_as_of and every day after it up to last_as_of (inclusive), from
     one pass over the data. Each as-of ends its window, so the last day scored in a run is
     the day before its as-of."""
+    _check_profile(profile, zero_spread, missing_days, seasonality)
     days = (_utc(last_as_of) - _utc(first_as_of)).days + 1
     if days < 1:
         raise UsageError(f"the last as-of {last_as_of.isoformat()} is before the first {first_as_of.isoformat()}")
     with _reader(data, tier) as (reader, _):
         return _run(reader, load_config(config), _utc(first_as_of), days, explain=explain,
                     static=static, zero_spread=zero_spread, tier=tier, missing_days=missing_days,
-                    seasonality=seasonality)
+                    seasonality=seasonality, profile=profile)
+
+
+def _check_profile(profile: str, zero_spread: str, missing_days: str, seasonality: str) -> None:
+    if profile not in PROFILES:
+        raise UsageError(f"unknown profile {profile!r} (expected one of {', '.join(PROFILES)})")
+    if profile == "improved":
+        # These shape the rule's decomposition; the improved model has none of them.
+        for name, value, default in (("zero_spread", zero_spread, "inf"), ("missing_days", missing_days, "zero"),
+                                     ("seasonality", seasonality, "auto")):
+            if value != default:
+                raise UsageError(f"--{name.replace('_', '-')} {value} applies to the sentinel profile only "
+                                 "(improved always leaves outage days out and finds weekly rhythms itself)")
 
 
 @dataclass
@@ -121,29 +142,41 @@ def hunt(data: Any, *, config: Config = None, as_of: datetime | None = None,
 
 def _run(reader, cfg: MonitorConfig, first_as_of: datetime, days: int, *, explain: bool,
          static: bool, zero_spread: str, tier: str, missing_days: str,
-         seasonality: str = "auto") -> list[Detection]:
+         seasonality: str = "auto", profile: str = "sentinel") -> list[Detection]:
     """The rule, step by step, for `days` consecutive as-of times."""
-    # 1-2. counts -> daily series: one (keys x days) matrix over the whole span; every
-    #      14-day window is a slice of it.
-    windows = _series(reader, first_as_of, days, tier)
-    # 3. score: series_decompose_anomalies on every series of every window at once.
-    fits = _score(windows, zero_spread=zero_spread, missing_days=missing_days, seasonality=seasonality)
+    if profile == "improved":
+        # 1-3. the improved profile: daily counts over its history, scored by its model.
+        windows, fits = _improved(reader, first_as_of, days, tier)
+    else:
+        # 1-2. counts -> daily series: one (keys x days) matrix over the whole span; every
+        #      14-day window is a slice of it.
+        windows = _series(reader, first_as_of, days, tier)
+        # 3. score: series_decompose_anomalies on every series of every window at once.
+        fits = _score(windows, zero_spread=zero_spread, missing_days=missing_days, seasonality=seasonality)
     stored = isinstance(reader, Store)  # a prepared series has no sessions behind it
     results = []
     for series, fit in zip(windows, fits):
         window = series.window
         present = int(series.totals.any(axis=1).sum()) if series.totals.size else 0
         if present == 0:
-            results.append(Detection([], window, 0, series.keys.slice(0, 0), series.tiers, series, fit))
+            results.append(Detection([], window, 0, series.keys.slice(0, 0), series.tiers, series, fit,
+                                     profile=profile))
             continue
-        # 4. filter: toint(score) >= 5 and toint(baseline) > 0 on the last day.
-        found = port_anomaly.survivors(series, fit)
-        # 5. watchlist join: Detection/Anomaly rows on the port, protocol, direction, action.
-        joined = port_anomaly.join_watchlist(found, cfg.select("Detection", "Anomaly"))
-        # 6. group: one alert per watchlist row and port, with its series.
-        alerts = port_anomaly.group_alerts(joined, series, fit, port_anomaly.outage_days(series),
-                                           missing_days)
-        results.append(Detection(alerts, window, present, found, series.tiers, series, fit))
+        rows = cfg.select("Detection", "Anomaly")
+        outage = port_anomaly.outage_days(series)
+        if profile == "improved":
+            # 4-6. the model's alert flag, the same watchlist join and grouping, with the
+            #      expected count, interval and why on every series.
+            found = improved.survivors(series, fit)
+            alerts = improved.group_alerts(port_anomaly.join_watchlist(found, rows), series, fit, outage)
+        else:
+            # 4. filter: toint(score) >= 5 and toint(baseline) > 0 on the last day.
+            found = port_anomaly.survivors(series, fit)
+            # 5. watchlist join: Detection/Anomaly rows on the port, protocol, direction, action.
+            joined = port_anomaly.join_watchlist(found, rows)
+            # 6. group: one alert per watchlist row and port, with its series.
+            alerts = port_anomaly.group_alerts(joined, series, fit, outage, missing_days)
+        results.append(Detection(alerts, window, present, found, series.tiers, series, fit, profile=profile))
     for result in results:
         # 7. static-threshold rows: Detection/Static rows on the last complete 10-minute bin.
         if static and stored:
@@ -161,6 +194,26 @@ def _series(reader, first_as_of: datetime, days: int, tier: str) -> list[Series]
         return [reader.series]
     # The KQL's data selection (selection.py) decides which counts enter each window.
     return port_anomaly.windows(reader.window_counts(first_as_of, days, KEYS, tier=tier), first_as_of, days)
+
+
+def _improved(reader, first_as_of: datetime, days: int, tier: str) -> tuple[list[Series], list]:
+    """The improved profile's daily series (its history and the day, per as-of) and fits: one
+    read of daily counts over the whole span (improved.span_days), one scoring call."""
+    if isinstance(reader, _Prepared):
+        whole, length = reader.series, improved.Params().history_days + 1
+        if whole.totals.shape[1] < length:
+            raise UsageError(f"the improved profile needs a series of at least {length} days "
+                             f"(this one has {whole.totals.shape[1]})")
+        pairs = improved.score_windows(whole, whole.window.as_of, 1)
+    elif not hasattr(reader, "daily_counts"):
+        raise UsageError(f"the improved profile reads daily counts over weeks; "
+                         f"{type(reader).__name__} has no daily_counts (use a store or summary files)")
+    else:
+        n = improved.span_days(days)
+        span = Window(first_as_of + timedelta(days=days - 1), days=n)
+        whole = port_anomaly.daily_series(reader.daily_counts(span.start, n, KEYS, tier=tier), span)
+        pairs = improved.score_windows(whole, first_as_of, days)
+    return [series for series, _ in pairs], [fit for _, fit in pairs]
 
 
 def _score(windows: list[Series], *, zero_spread: str = "inf", missing_days: str = "zero",

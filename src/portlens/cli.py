@@ -284,6 +284,17 @@ class MissingDays(str, Enum):
     skip = "skip"
 
 
+class Profile(str, Enum):
+    sentinel = "sentinel"
+    improved = "improved"
+
+
+ProfileOption = typer.Option(Profile.sentinel, "--profile", help="sentinel: the rule exactly (default). "
+                             "improved: portlens' own model over the same daily counts and watchlist rows: "
+                             "the day against what the 8 weeks before it predict, with the expected count "
+                             "and interval in each alert (docs/improved.md).")
+
+
 class Engine(str, Enum):
     duckdb = "duckdb"
     spark = "spark"
@@ -304,7 +315,8 @@ def detect_cmd(db: str = DbOption,
                date_to: Optional[str] = typer.Option(None, "--to", help="... to this date (inclusive), in one pass over the data. Each date is an as-of, the END of its window: the last day scored is the day before --to."),
                deliver: Optional[List[str]] = typer.Option(None, "--deliver", help="Send alerts: webhook=URL, syslog=tls://HOST:6514 (or tcp://HOST:PORT, udp://HOST:PORT), file=PATH; KIND+FORMAT=... picks the format. Repeatable."),
                ca: Optional[str] = CaOption,
-               retries: int = typer.Option(3, "--retries", help="Retries after a failed delivery attempt, per alert and sink in this run (3: up to 4 attempts).")) -> None:
+               retries: int = typer.Option(3, "--retries", help="Retries after a failed delivery attempt, per alert and sink in this run (3: up to 4 attempts)."),
+               profile: Profile = ProfileOption) -> None:
     """Run the port-anomaly rule (and the static-threshold rows) on the store or on summary
     files; --from/--to backtests."""
     cfg = monitor.load_config(config)
@@ -328,7 +340,7 @@ def detect_cmd(db: str = DbOption,
         if last < first:
             raise UsageError(f"--to {date_to} is before --from {date_from}")
     options = dict(config=cfg, zero_spread=zero_spread.value, tier=tier.value,
-                   missing_days=missing_days.value, seasonality=seasonality.value)
+                   missing_days=missing_days.value, seasonality=seasonality.value, profile=profile.value)
     if summaries:
         results = _detect(summaries, " ".join(summaries), first, last, options)
     else:
@@ -527,7 +539,7 @@ def run(watch: str = typer.Option(..., "--watch", help="Folder (or object-storag
         config: Optional[str] = typer.Option(None, "--config", help="Monitor configuration CSV."),
         once: bool = typer.Option(False, "--once", help="One scan and one detect, then exit (for cron)."),
         deliver: Optional[List[str]] = typer.Option(None, "--deliver", help="Also send new alerts to these sinks (see detect --deliver)."),
-        ca: Optional[str] = CaOption) -> None:
+        ca: Optional[str] = CaOption, profile: Profile = ProfileOption) -> None:
     """Run as a service: ingest new files as they appear, detect once a day (SIGUSR1: now).
     SIGTERM stops it after the step in flight."""
     from .service import Watcher, parse_every
@@ -540,7 +552,7 @@ def run(watch: str = typer.Option(..., "--watch", help="Folder (or object-storag
     except ValueError as e:
         raise UsageError(f"--every {e}") from None
     watcher = Watcher(watch, db, alerts, every=seconds, config=config, sinks=_sinks(deliver, ca),
-                      log=lambda m: err.print(m, markup=False, highlight=False))
+                      log=lambda m: err.print(m, markup=False, highlight=False), profile=profile.value)
     watcher.install_signals()
     err.print(f"watching {watch} every {every}; store {db}; alerts -> {alerts} (pid {os.getpid()})",
               markup=False, highlight=False)
@@ -610,13 +622,14 @@ def report_cmd(db: str = DbOption,
                config: Optional[Path] = typer.Option(None, "--config", help="Monitor configuration CSV."),
                as_of: Optional[str] = typer.Option(None, "--as-of", help="End of the 14-day window; default just after the newest data."),
                output: Path = typer.Option(Path("report.html"), "--output", "-o", help="The HTML file to write."),
-               png: Optional[Path] = typer.Option(None, "--png", help="Also write one PNG chart per alert into this folder (needs portlens[plot]).")) -> None:
+               png: Optional[Path] = typer.Option(None, "--png", help="Also write one PNG chart per alert into this folder (needs portlens[plot])."),
+               profile: Profile = ProfileOption) -> None:
     """Write a self-contained HTML report: each alert's series, baseline, anomaly and talkers."""
     from . import report
     started = time.perf_counter()
     cfg = monitor.load_config(config)
     with Store(db, read_only=True) as store:
-        [result] = _detect(store, db, _as_of(as_of), None, {"config": cfg})
+        [result] = _detect(store, db, _as_of(as_of), None, {"config": cfg, "profile": profile.value})
         sessions = store.status()["sessions"]
     if result.empty:
         _say_empty(result)

@@ -103,6 +103,8 @@ def _series_record(s: AlertSeries, kind: str) -> dict:
         out["talkers"] = {f: [_talker_record(t) for t in found] for f, found in s.talkers.items()}
     if s.raw_sessions_today is not None:
         out["raw_sessions_today"] = s.raw_sessions_today
+    if s.model is not None:  # the improved profile: expected count, interval, why
+        out["model"] = dict(s.model)
     return out
 
 
@@ -127,8 +129,16 @@ def to_record(alert: Alert | dict) -> dict:
         out["threshold"] = alert.threshold
     out["series"] = [_series_record(s, alert.kind) for s in alert.series]
     out.update(score=alert.score, total=alert.total, baseline=alert.baseline)
+    if alert.profile != "sentinel":  # the rule's alerts keep exactly their shape
+        out["profile"] = alert.profile
+    explanation = {}
     if alert.raw_retained is not None:
-        out["explanation"] = {"raw_retained": alert.raw_retained, "notes": list(alert.notes)}
+        explanation = {"raw_retained": alert.raw_retained, "notes": list(alert.notes)}
+    why = [s.model["explanation"] for s in alert.series if s.model and s.model.get("explanation")]
+    if why:
+        explanation["model"] = why
+    if explanation:
+        out["explanation"] = explanation
     return out
 
 
@@ -315,6 +325,11 @@ def to_ocsf(alert: Alert | dict) -> dict:
     if alert.get("kind") == "static":
         analytic = {"type_id": 1, "type": "Rule",
                     "desc": "sessions in the last complete 10-minute bin above the row's Threshold"}
+    elif alert.get("profile") == "improved":
+        analytic = {"type_id": 3, "type": "Statistical",
+                    "desc": "portlens improved profile: the last day's session count against the "
+                            "count expected from the days before it (weekly profile, negative "
+                            "binomial noise); score above the threshold"}
     else:
         analytic = {"type_id": 3, "type": "Statistical",
                     "desc": "series_decompose_anomalies(daily session counts, 2.5, -1, 'linefit') "

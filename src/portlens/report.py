@@ -149,11 +149,13 @@ def _svg_chart(alert: dict, series: dict, window, number: int) -> str:
     bins = [window.start + timedelta(days=i) for i in range(days)]
     outage = _day_index(window, series.outage_days)
     last = days - 1
+    model = series.model or {}
 
     width, height = 1060, 300
     left, right, top, bottom = 62, 18, 46, 46
     pw, ph = width - left - right, height - top - bottom
-    values = totals + [b for b in baselines if b is not None]
+    values = totals + [b for b in baselines if b is not None] + \
+        [v for v in (_finite(model.get("lower")), _finite(model.get("upper"))) if v is not None]
     ticks = _nice_ticks(min(0.0, min(values)), max(1.0, max(values)) * 1.18)
     y_lo, y_hi = ticks[0], ticks[-1]
 
@@ -181,7 +183,8 @@ def _svg_chart(alert: dict, series: dict, window, number: int) -> str:
     # legend (top row)
     lx, ly = left, 16
     legend = [("rect", BAR, "daily sessions"), ("rect", ANOMALY, "anomalous last day"),
-              ("line", BASELINE, "baseline (linefit trend)")]
+              ("line", BASELINE, "expected count and interval (improved model)" if model
+               else "baseline (linefit trend)")]
     if outage:
         legend.append(("rect", OUTAGE, "no data at all (outage)"))
     for kind, colour, text in legend:
@@ -226,6 +229,16 @@ def _svg_chart(alert: dict, series: dict, window, number: int) -> str:
                 f'height="{max(y_zero - y_top, 0.0):.1f}" fill="{colour}"><title>{_e(tip)}</title></rect>')
 
     out.append(bar(last, ANOMALY))
+    if model:  # the improved model's interval: counts that would not have alerted
+        lo, hi = _finite(model.get("lower")) or 0.0, _finite(model.get("upper"))
+        cx = left + (last + 0.5) * slot
+        y_hi = y(hi) if hi is not None else top
+        out.append(f'<g class="model-interval"><line x1="{cx:.1f}" y1="{y(lo):.1f}" x2="{cx:.1f}" '
+                   f'y2="{y_hi:.1f}" stroke="{BASELINE}" stroke-width="2"/>'
+                   + "".join(f'<line x1="{cx - slot * 0.4:.1f}" y1="{yy:.1f}" x2="{cx + slot * 0.4:.1f}" '
+                             f'y2="{yy:.1f}" stroke="{BASELINE}" stroke-width="2"/>' for yy in (y(lo), y_hi))
+                   + f'<title>{_e(f"expected {_num(series.baseline)}, interval {_num(lo)} to {_num(hi)}")}'
+                   '</title></g>')
     bar_top = y(max(totals[last], 0))
     label_x = left + pw - 2
     ratio = ""
@@ -234,14 +247,18 @@ def _svg_chart(alert: dict, series: dict, window, number: int) -> str:
         ratio = f" · {totals[last] / base_last:.1f}× baseline"
     out.append(f'<text x="{label_x:.1f}" y="{bar_top - 21:.1f}" font-size="13" font-weight="700" '
                f'fill="{ANOMALY}" text-anchor="end">▲ {_e(f"{totals[last]:,}")} sessions</text>')
+    basis = "expected" if model else "baseline"
     out.append(f'<text x="{label_x:.1f}" y="{bar_top - 7:.1f}" font-size="11.5" fill="{ANOMALY}" '
-               f'text-anchor="end">score {_e(_num(series.score, 1))} · baseline '
-               f'{_e(_num(series.baseline))}{_e(ratio)}</text>')
+               f'text-anchor="end">score {_e(_num(series.score, 1))} · {basis} '
+               f'{_e(_num(series.baseline))}{_e(ratio.replace("baseline", basis))}</text>')
     out.append('</g>')
 
     # ordinary days, with their counts above the bars
+    crowded = days > 21  # a long history: counts and dates only where they fit
     for i in range(last):
         out.append(bar(i, BAR))
+        if crowded:
+            continue
         out.append(f'<text x="{x(i) + bar_w / 2:.1f}" y="{y(max(totals[i], 0)) - 4:.1f}" font-size="10" '
                    f'fill="#445" text-anchor="middle" stroke="#fff" stroke-width="3" paint-order="stroke">{_e(_tick_label(totals[i]) if totals[i] >= 10_000 else f"{totals[i]:,}")}</text>')
 
@@ -266,6 +283,8 @@ def _svg_chart(alert: dict, series: dict, window, number: int) -> str:
 
     # day labels: weekday and date of each bin's start
     for i, t in enumerate(bins):
+        if crowded and (last - i) % 7:
+            continue
         cx = left + (i + 0.5) * slot
         style = f'fill="{ANOMALY}" font-weight="700"' if i == last else 'fill="#444"'
         out.append(f'<text class="day-label" x="{cx:.1f}" y="{top + ph + 16}" font-size="11" '
@@ -318,10 +337,19 @@ def _series_html(alert: "Alert", series: "AlertSeries", window, number: int) -> 
         return f'<div class="series">{head}{_talkers_html(series)}</div>'
     base = _finite(series.baseline)
     ratio = f" ({series.total / base:.1f}× baseline)" if base and base > 0 else ""
-    head = (f'<h3>{_e(_series_label(series))}</h3>'
-            f'<p class="series-facts"><strong class="hot">{_e(_num(series.total))} sessions</strong> '
-            f'on the last day against a baseline of {_e(_num(series.baseline))}{_e(ratio)}, '
-            f'anomaly score <strong>{_e(_num(series.score, 2))}</strong>.</p>')
+    if series.model:
+        m = series.model
+        head = (f'<h3>{_e(_series_label(series))}</h3>'
+                f'<p class="series-facts"><strong class="hot">{_e(_num(series.total))} sessions</strong> '
+                f'on the last day against an expected {_e(_num(series.baseline))}{_e(ratio.replace("baseline", "expected"))} '
+                f'(interval {_e(_num(m.get("lower")))} to {_e(_num(m.get("upper")))}), '
+                f'score <strong>{_e(_num(series.score, 2))}</strong>.</p>'
+                f'<p class="series-why">Why: {_e(m.get("explanation"))}</p>')
+    else:
+        head = (f'<h3>{_e(_series_label(series))}</h3>'
+                f'<p class="series-facts"><strong class="hot">{_e(_num(series.total))} sessions</strong> '
+                f'on the last day against a baseline of {_e(_num(series.baseline))}{_e(ratio)}, '
+                f'anomaly score <strong>{_e(_num(series.score, 2))}</strong>.</p>')
     facts = []
     outage, quiet = series.outage_days or [], series.quiet_days or []
     if outage:
@@ -350,15 +378,18 @@ def _alert_html(alert: "Alert", window, index: int) -> str:
         ("Protocols", _e(", ".join(alert.protocols) or "—")),
         ("Directions", _e(", ".join(alert.directions) or "—")),
         ("Device actions", _e(", ".join(alert.actions) or "—")),
-        ("Last day", f'{_e(_num(alert.total))} sessions; baseline {_e(_num(alert.baseline))}; '
-                     f'score {_e(_num(alert.score, 2))}') if alert.kind == "anomaly" else
+        ("Last day", f'{_e(_num(alert.total))} sessions; {"expected" if alert.profile == "improved" else "baseline"} '
+                     f'{_e(_num(alert.baseline))}; score {_e(_num(alert.score, 2))}') if alert.kind == "anomaly" else
         ("Static threshold", f'{_e(_num(alert.total))} sessions in 10 minutes; threshold '
                              f'{_e(_num(alert.threshold))}'),
     ]
     if alert.techniques:
         rows.append(("Techniques", _e(", ".join(alert.techniques))))
     missing = alert.window.missing_days
-    if missing and missing != "zero":
+    if alert.profile == "improved":
+        rows.append(("Profile", "improved: portlens' own model (the day against the weeks before it), "
+                                "not the Sentinel rule; outage days are left out of its history"))
+    elif missing and missing != "zero":
         rows.append(("Missing days", _e(f"{missing} (outage days left out of the decomposition)")))
     rows.append(("Alert id", f'<code>{_e(alert.id)}</code>'))
     meta = "".join(f"<tr><th>{_e(k)}</th><td>{v}</td></tr>" for k, v in rows)
@@ -445,6 +476,7 @@ section.alert.sev-low{border-left-color:#2f6fb3}
 .series{border-top:1px solid #eceef2;margin-top:14px}
 .series-facts{margin:2px 0 6px}
 .series-note{margin:2px 0;color:#6b5a1e}
+.series-why{margin:2px 0 6px;color:#1d6b66}
 .hot{color:#d7301f}
 .chart{overflow-x:auto}
 svg.series-chart{display:block;max-width:100%;height:auto}
@@ -469,8 +501,9 @@ footer{color:#6b7385;font-size:12px;margin-top:30px}
 
 def render_html(result: "Detection", *, figures: dict | None = None) -> str:
     """The report page as a string (see write_html)."""
-    from .rules.port_anomaly import RULE_ID, RULE_NAME, RULE_VERSION
+    from .rules import improved, port_anomaly
 
+    rule = improved if result.profile == "improved" else port_anomaly
     window = result.window
     alerts = list(result.alerts or [])
     as_of = _when(window.as_of)
@@ -497,9 +530,19 @@ def render_html(result: "Detection", *, figures: dict | None = None) -> str:
                     + overview_rows + "</tbody></table>")
         body = overview + "".join(_alert_html(a, window, i) for i, a in enumerate(alerts, 1))
     else:
+        test = ("a count above the improved model's interval" if result.profile == "improved"
+                else "score ≥ 5 over a positive baseline")
         body = (f'<div class="no-alerts" id="no-alerts"><strong>No alerts.</strong> None of the '
-                f'{result.series_count:,} series scored had an anomalous last day (score ≥ 5 over a '
-                f'positive baseline) on a port the monitor configuration watches, as of {_e(as_of)}.</div>')
+                f'{result.series_count:,} series scored had an anomalous last day ({test}) '
+                f'on a port the monitor configuration watches, as of {_e(as_of)}.</div>')
+    if result.profile == "improved":
+        method = ("The expected count is the improved model's: what the days before the last one "
+                  "predict for it (weekly profile, level and trend, count-aware noise; docs/improved.md); "
+                  "the interval holds the counts that would not have alerted, and the score says how far "
+                  "outside it the last day sits.")
+    else:
+        method = (f"The baseline is the rule's linefit trend over the {window.days} days; the score "
+                  "measures how far the last day sits from it.")
 
     generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return f"""<!DOCTYPE html>
@@ -513,13 +556,12 @@ def render_html(result: "Detection", *, figures: dict | None = None) -> str:
 </head>
 <body>
 <header class="page"><h1>Port misuse report as of {_e(as_of)}</h1>
-<p>{_e(RULE_NAME)} · v{_e(RULE_VERSION)} · rule {_e(RULE_ID)}</p></header>
+<p>{_e(rule.RULE_NAME)} · v{_e(rule.RULE_VERSION)} · rule {_e(rule.RULE_ID)}</p></header>
 <main>
 <div class="figures">{figures_html}</div>
 {_tiers_html(result.tiers or {}, window)}
 <p class="muted">Each day is the 24 hours starting at {_e(window.start.astimezone(timezone.utc).strftime("%H:%M"))} UTC
-on the date shown; the last day ends at the as-of time. The baseline is the rule's linefit trend over the
-{window.days} days; the score measures how far the last day sits from it. Share of the day is a talker's part of the
+on the date shown; the last day ends at the as-of time. {_e(method)} Share of the day is a talker's part of the
 series' sessions on the last day, usual share its part on the earlier days; "new" talkers were not seen earlier in the window.</p>
 {body}
 <footer>Generated {_e(generated)} by portlens {_e(__version__)}. Self-contained page: no scripts, no network.</footer>
@@ -594,18 +636,23 @@ def write_pngs(result: "Detection", folder) -> list[Path]:
             base = [_finite(b) for b in (s.baselines or [])]
             base = [math.nan if b is None else b for b in base]
             if base:
-                ax.plot(xs[:len(base)], base, color=BASELINE, linestyle="--", linewidth=2,
-                        zorder=3, label="baseline (linefit trend)")
+                ax.plot(xs[:len(base)], base, color=BASELINE, linestyle="--", linewidth=2, marker=".",
+                        zorder=3, label="expected (improved model)" if s.model else "baseline (linefit trend)")
             if days:
                 ax.annotate(_plain(f"{totals[-1]:,} sessions\nscore {_num(s.score, 1)}, "
-                                   f"baseline {_num(s.baseline)}"),
+                                   f"{'expected' if s.model else 'baseline'} {_num(s.baseline)}"),
                             xy=(days - 1, totals[-1]), xytext=(-8, 4), textcoords="offset points",
                             ha="right", va="bottom", color=ANOMALY, fontweight="bold", fontsize=10)
                 top = max(totals + [b for b in base if math.isfinite(b)] + [1])
                 bottom = min([0.0] + [b for b in base if math.isfinite(b)])
                 ax.set_ylim(bottom, top * 1.25)
-            ax.set_xticks(xs)
-            ax.set_xticklabels([t.strftime("%a\n%m-%d") for t in bins], fontsize=8)
+            if s.model and days:  # the improved model's interval on the last day
+                lo, hi = _finite(s.model.get("lower")) or 0.0, _finite(s.model.get("upper"))
+                ax.vlines(days - 1, lo, hi if hi is not None else ax.get_ylim()[1], color=BASELINE,
+                          linewidth=2, zorder=4)
+            ticks = [i for i in xs if days <= 21 or (days - 1 - i) % 7 == 0]  # a long history: weekly
+            ax.set_xticks(ticks)
+            ax.set_xticklabels([bins[i].strftime("%a\n%m-%d") for i in ticks], fontsize=8)
             for label in ax.get_xticklabels()[-1:]:
                 label.set_color(ANOMALY)
                 label.set_fontweight("bold")

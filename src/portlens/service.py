@@ -33,6 +33,7 @@ class Watcher:
     config: str | None = None
     sinks: list = field(default_factory=list)  # delivery sinks (portlens.delivery), if any
     log: Callable[[str], None] = print
+    profile: str = "sentinel"  # detection profile (api.PROFILES)
     _stop: threading.Event = field(default_factory=threading.Event)
     _detect_now: threading.Event = field(default_factory=threading.Event)
     settle: float = 2.0  # a file modified more recently than this may still be being written
@@ -107,7 +108,7 @@ class Watcher:
         with Store(self.db, read_only=True) as store:
             if store.newest_time() is None:
                 return 0
-            result = api.detect(store, config=cfg)
+            result = api.detect(store, config=cfg, profile=self.profile)
         seen = _written_ids(self.alerts_path)
         fresh = [a for a in result.alerts if a.id not in seen]
         if fresh:

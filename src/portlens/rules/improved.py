@@ -36,7 +36,14 @@ from statistics import NormalDist
 import numpy as np
 import pyarrow as pa
 
-from .port_anomaly import Series, Window, outage_days
+from ..alerts import Alert, AlertBuilder, AlertSeries, AlertWindow
+from .port_anomaly import TECHNIQUES, Series, Window, outage_days
+
+# An improved alert is portlens' own, not the Sentinel rule's: its own rule identity (and so
+# its own alert ids: a store's outbox keeps both profiles' alerts of the same day apart).
+RULE_ID = "portlens-port-anomaly-improved"
+RULE_NAME = "Detect port misuse by anomaly (portlens improved profile)"
+RULE_VERSION = "1.0"
 
 #: Median of a squared standard normal: median(Z^2) = 0.4549 * Var(Z).
 _MEDIAN_CHI2_1 = 0.454936
@@ -348,3 +355,27 @@ def extras(fit: dict, row: int) -> dict:
 def _number(v) -> float | None:
     """Rounded for JSON; NaN and inf (no bound) become None."""
     return round(float(v), 3) if np.isfinite(v) else None
+
+
+def group_alerts(joined: pa.Table, series: Series, fit: dict, outage: np.ndarray) -> list[Alert]:
+    """One alert per (Name, Severity, Tactic, DstPortNumber, Description), as the rule groups
+    them (port_anomaly.group_alerts), each series carrying the model's expected count,
+    interval and explanation (`model`). Its window is the model's: the history and the day."""
+    window = series.window
+    builder = AlertBuilder("anomaly", (RULE_ID, RULE_NAME, RULE_VERSION), TECHNIQUES, AlertWindow(
+        window.start, window.as_of, timedelta(days=1), days=window.days, tiers=series.tiers,
+        missing_days="skip"), profile="improved")
+    bins = window.bins()
+    for r in joined.to_pylist():                          # a handful of alerting series
+        i = r["_row"]
+        model = extras(fit, i)
+        builder.add(r, AlertSeries(
+            r["NetworkProtocol"], r["NetworkDirection"], r["DvcAction"],
+            total=int(series.totals[i, -1]), baseline=model["expected"], score=_number(fit["score"][i]),
+            totals=[int(v) for v in series.totals[i]],
+            baselines=[_number(v) for v in fit["baselines"][i]],
+            scores=[_number(v) for v in fit["scores"][i]],
+            outage_days=[d for d, out in zip(bins, outage) if out],
+            quiet_days=[d for d, out, v in zip(bins, outage, series.totals[i]) if not out and v == 0],
+            model=model), key=i)
+    return sorted(builder.done(), key=lambda a: (-a.score, a.name, a.port))
