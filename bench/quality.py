@@ -51,6 +51,8 @@ class Bench:
     new_key: np.ndarray                   # (keys, days) within NEW_KEY_GRACE of appearing
     incidents: list[dict] = field(default_factory=list)  # kind, size, key, days
     truth: dict = field(default_factory=dict)            # what the generator did (for the text)
+    mean: np.ndarray | None = None        # (keys, days) the traffic's intended mean, before noise
+    cv: np.ndarray | None = None          # (keys,) its day-to-day variation (gamma factor CV)
 
 
 def generate(n_keys: int = 1000, days: int = 140, seed: int = 0) -> Bench:
@@ -156,7 +158,7 @@ def generate(n_keys: int = 1000, days: int = 140, seed: int = 0) -> Bench:
              "partial_loss": partial, "quiet_keys": int(quiet.sum()), "new_keys": int(appears.sum()),
              "gone_keys": int(gone.sum()), "level_shifts": int(shifted.sum()),
              "cv_median": float(np.median(cv))}
-    return Bench(counts, active, new_key, incidents, truth)
+    return Bench(counts, active, new_key, incidents, truth, mean * active, cv)
 
 
 # ---- the two profiles, backtested over every evaluation day at once -------------------------
@@ -208,7 +210,8 @@ def run_improved(counts: np.ndarray, first: int, params: improved.Params) -> imp
     masks[:, -1] = outage[first:]
     totals = windows(padded, length, first + pad)
     n_keys = counts.shape[0]
-    return improved.score_last_day(totals, np.repeat(masks, n_keys, axis=0), params)
+    # Each evaluated day's keys are scored together (one as-of: group_size = the keys).
+    return improved.score_last_day(totals, np.repeat(masks, n_keys, axis=0), params, group_size=n_keys)
 
 
 # ---- scoring -------------------------------------------------------------------------------

@@ -5,20 +5,25 @@ the residuals with ctukey, so one end spike scores about 5.9 however large it is
 weekends widen the spread. This model scores the last day against what the days *before* it
 predict (KQL's `test_points` idea), with everything a count series needs:
 
-  expected  level x weekday factor.
-            weekday factor: each weekday's median over the history relative to the mean of
-            the seven medians, once every weekday has season_weeks values (else 1: no weekly
-            rhythm is assumed). level: the median of the de-seasonalised last level_days
-            days, moved to today by the growth since the oldest level_days (trend, capped).
+  weeks     the history is cut into 7-day blocks ending yesterday; a block's level is the
+            mean of its de-seasonalised days (blocks with 4 usable days or more).
+  weekday   each weekday's factor is the median over the blocks of (count / block level),
+            used once every weekday has season_weeks values, normalised to a mean of 1 and
+            pulled towards 1 by its own estimation noise (James-Stein): a flat key keeps a
+            flat profile, an office key its quiet weekends.
+  level     a robust mean (Huber: clipped at huber MADs) of the de-seasonalised last
+            level_days days, moved to today by the growth since the oldest days (capped).
   noise     negative binomial: Var = mu + theta mu^2. On the square-root scale a Poisson
-            count has variance ~1 whatever its size (Anscombe), so what the history's
-            week-on-week differences (day-on-day without a weekly profile) show beyond 1 is
-            over-dispersion; read robustly (clipped mean of squares), never below Poisson.
+            count has variance ~1 whatever its size (Anscombe), so what the residuals
+            against block level x weekday factor show beyond 1 is over-dispersion (a clipped
+            mean of squares). Each key's theta is then moderated towards the median theta of
+            the keys scored with it (empirical Bayes, as limma moderates variances): a key
+            whose history happens to look calm is not taken for a noiseless one.
   score     the difference between today and expected on the negative binomial's variance-
             stabilising scale, over its standard deviation (today's noise plus the
-            uncertainty of the expected value, a median of n values). The noise level is
-            itself measured from a limited history, so the score is a Student t, reported
-            as the normal score with the same tail: short histories score lower.
+            uncertainty of the expected value); theta is itself estimated, so the score is a
+            Student t (residual degrees of freedom plus the prior's), reported as the normal
+            score with the same tail: short histories score lower.
   alert     score >= threshold, today's count >= min_volume, >= min_history usable days,
             and the day is not an outage.
 
@@ -47,15 +52,21 @@ RULE_VERSION = "1.0"
 
 #: Median of a squared standard normal: median(Z^2) = 0.4549 * Var(Z).
 _MEDIAN_CHI2_1 = 0.454936
-#: Squared differences are clipped at this many (first, median-based) standard deviations;
+#: Squared residuals are clipped at this many (first, median-based) standard deviations;
 #: E[min(Z^2, c^2)] for a standard normal Z keeps the clipped mean consistent.
 _CLIP = 2.5
 _CLIPPED_CHI2_1 = ((1 - 2 * NormalDist().cdf(-_CLIP)) - 2 * _CLIP * NormalDist().pdf(_CLIP)
                    + 2 * _CLIP ** 2 * NormalDist().cdf(-_CLIP))
 #: Growth per day is capped at 2% (x1.8 a month): beyond that it is a change, not a trend.
 _MAX_GROWTH = 0.02
-#: The variance of a median of n normal values is about pi/2 / n of one value's.
+#: The variance of a median of n normal values is about pi/2 / n of one value's; of a
+#: Huber mean about 1.1 / n.
 _MEDIAN_EFFICIENCY = np.pi / 2
+_HUBER_EFFICIENCY = 1.1
+#: A block (week) counts towards the profile and the noise with this many usable days.
+_BLOCK_DAYS = 4
+#: Keys with more usable days than this set the over-dispersion prior of their group.
+_PRIOR_MIN_DAYS = 14
 
 # Why a series did or did not alert on its last day (Scores.reason).
 ALERT, WITHIN, LOW_VOLUME, SHORT_HISTORY, OUTAGE = 0, 1, 2, 3, 4
@@ -72,13 +83,15 @@ REASONS = {
 class Params:
     history_days: int = 56      # days before the scored day the model may learn from
     min_history: int = 7        # usable days (seen, not outage) needed to score at all
-    season_weeks: int = 3       # values per weekday needed for a weekly profile
+    season_weeks: int = 2       # values per weekday needed for a weekly profile
     level_days: int = 14        # the level is read from this many most recent days
-    threshold: float = 3.7      # score needed to alert (normal-equivalent)
+    threshold: float = 4.3      # score needed to alert (normal-equivalent)
     min_volume: int = 10        # today's count needed to alert
-    smoothing: float = 1.0      # added to weekday medians so tiny counts give a flat profile
+    smoothing: float = 1.0      # added to counts and levels so tiny counts give a flat profile
     trend: bool = True          # carry the level by its growth over the history
-    df_per_pair: float = 0.5    # degrees of freedom per difference the noise is read from
+    huber: float = 2.5          # the level's days are clipped at this many MADs from their median
+    prior_days: float = 16.0    # days of evidence the group's median over-dispersion counts for
+    prior_theta: float | None = None  # that prior itself; None: the median of the group
 
 
 @dataclass
@@ -99,11 +112,14 @@ class Scores:
     theta: np.ndarray           # negative binomial over-dispersion: Var = mu + theta mu^2
 
 
-def score_last_day(counts, outage=None, params: Params = Params()) -> Scores:
+def score_last_day(counts, outage=None, params: Params = Params(), group_size: int | None = None) -> Scores:
     """Score the last column of `counts` (n_series, days) against the columns before it.
 
     `outage` marks days without data (True = left out): shape (days,) for all series or
     (n_series, days). Only the last params.history_days days before the scored day are used.
+    `group_size`: the rows are consecutive groups of this many series scored together (the
+    keys of one as-of); each group's median over-dispersion is its prior (params.prior_theta
+    fixes it instead). None: all rows are one group.
     """
     x = np.asarray(counts, dtype=float)
     if x.ndim != 2 or x.shape[1] < 2:
@@ -119,69 +135,114 @@ def score_last_day(counts, outage=None, params: Params = Params()) -> Scores:
     usable &= np.logical_or.accumulate((hist > 0) & usable, axis=1)   # not before first seen
     n_usable = usable.sum(axis=1)
 
-    # Weekly profile: each weekday's median over the weeks, relative to their mean.
-    weeks = h // 7 + 1
-    grid = np.arange(7)[:, None] + 7 * np.arange(weeks)[None, :]      # lag of (weekday, week)
-    grid[0] += 7                                                      # weekday 0 = today's
-    cols = h - grid
-    inside = cols >= 0
-    cols = np.where(inside, cols, 0)
-    by_ok = usable[:, cols] & inside                                  # (n, 7, weeks)
-    per_weekday = by_ok.sum(axis=2)
+    # Blocks of 7 days ending yesterday: (n, weeks, 7) by block and weekday (0 = today's).
+    weekday, week = lag % 7, (lag - 1) // 7
+    weeks = int(week.max()) + 1 if h else 0
+    grid = np.full((weeks, 7), -1)
+    grid[week, weekday] = np.arange(h)
+    cols = np.maximum(grid, 0)
+    by_week = hist[:, cols]
+    ok = usable[:, cols] & (grid >= 0)
+    in_week = ok.sum(axis=2)
+    full = in_week >= _BLOCK_DAYS                                   # (n, weeks)
+    ratio_ok = ok & full[:, :, None]
+    per_weekday = ratio_ok.sum(axis=1)                              # (n, 7)
     seasonal = per_weekday.min(axis=1) >= params.season_weeks
-    medians = _median(hist[:, cols], by_ok)
-    mean_median = np.where(seasonal, np.where(seasonal[:, None], medians, 0.0).mean(axis=1), 0.0)
-    profile = np.where(seasonal[:, None],
-                       (medians + params.smoothing) / (mean_median[:, None] + params.smoothing), 1.0)
-    flat = hist / profile[:, lag % 7]                                 # de-seasonalised
 
-    # Level: the de-seasonalised median of the most recent days (all usable days if few),
-    # moved to today by the growth since the oldest days of the history.
-    k = min(params.level_days, h)                                    # the last k columns
+    # Weekly profile: each weekday's median ratio to its block's level; the block levels are
+    # read twice, the second time de-seasonalised by the first profile.
+    factor = np.ones((n, 7))
+    for _ in range(2):
+        block = np.where(ok, by_week / factor[:, None, :], 0.0).sum(axis=2) / np.maximum(in_week, 1)
+        ratio = (by_week + params.smoothing) / (block[:, :, None] + params.smoothing)
+        medians = _median(ratio.transpose(0, 2, 1), ratio_ok.transpose(0, 2, 1))
+        medians = np.where(seasonal[:, None], medians, 1.0)
+        factor = medians / medians.mean(axis=1, keepdims=True)
+    # Pulled towards 1 by the factors' own noise: each is a median of per_weekday ratios of
+    # relative variance `spread` (Poisson 1/level plus over-dispersion).
+    fitted = block[:, :, None] * factor[:, None, :]
+    rel = ((by_week - fitted) ** 2 - fitted) / np.maximum(fitted, 1.0) ** 2
+    spread = np.maximum(np.nan_to_num(_median(rel.reshape(n, -1), ratio_ok.reshape(n, -1))) / _MEDIAN_CHI2_1, 0.0)
+    level_now = np.where(full.any(axis=1), (block * full).sum(axis=1) / np.maximum(full.sum(axis=1), 1), 0.0)
+    noise = _MEDIAN_EFFICIENCY * (spread + 1 / np.maximum(level_now, 1.0))[:, None] / np.maximum(per_weekday, 1)
+    signal = ((factor - 1) ** 2).sum(axis=1)
+    keep = np.where(seasonal, np.clip(1 - noise.sum(axis=1) / np.maximum(signal, 1e-12), 0.0, 1.0), 0.0)
+    factor = 1 + (factor - 1) * keep[:, None]
+    factor /= factor.mean(axis=1, keepdims=True)
+    flat = hist / factor[:, weekday]                                 # de-seasonalised
+
+    # Level: a Huber mean of the most recent days (all usable days if few), moved to today
+    # by the growth since the oldest days of the history.
+    k = min(params.level_days, h)
     recent_count = usable[:, -k:].sum(axis=1)
     enough_recent = recent_count >= min(params.min_history, params.level_days)
-    level = _median(flat[:, -k:], usable[:, -k:])
+    level = _huber_mean(flat[:, -k:], usable[:, -k:], params.huber)
     few = np.flatnonzero(~enough_recent)
-    level[few] = _median(flat[few], usable[few])
+    level[few] = _huber_mean(flat[few], usable[few], params.huber)
+    n_level = np.where(enough_recent, recent_count, n_usable)
     distance = h - params.level_days
     if params.trend and distance >= params.level_days:
         older = _median(flat[:, :h - distance], usable[:, :h - distance])   # lag > distance
-        ok = (usable[:, :h - distance].sum(axis=1) >= params.min_history) & (older > 0) & (level > 0)
-        growth = np.log(np.where(ok, level, 1.0) / np.where(ok, older, 1.0)) / distance
+        grown = (usable[:, :h - distance].sum(axis=1) >= params.min_history) & (older > 0) & (level > 0)
+        growth = np.log(np.where(grown, level, 1.0) / np.where(grown, older, 1.0)) / distance
         level = level * np.exp(np.clip(growth, -_MAX_GROWTH, _MAX_GROWTH) * (params.level_days + 1) / 2)
-    expected = level * profile[:, 0]
+    expected = level * factor[:, 0]
 
     # Noise. On the square-root scale a Poisson count has variance ~1 whatever its size
-    # (Anscombe); what the history's differences show beyond that is over-dispersion, the
-    # negative binomial's theta in Var = mu + theta mu^2. Differences are week-on-week on the
-    # same weekday with a weekly profile, day-on-day without.
-    gap = np.where(seasonal, 7, 1)
-    root_var, pairs = _pair_variance(2 * np.sqrt(hist + 0.375), usable, gap)
-    theta = np.maximum(np.nan_to_num(root_var, nan=1.0) - 1.0, 0.0) / np.maximum(level, 1.0)
-    theta = np.maximum(theta, 1e-9)                                 # 0: Poisson
-    # The expected value is itself a median of n_behind values (~pi/2 / n of one's variance);
-    # theta is an estimate from `pairs` differences, so the score is a Student t with
-    # df_per_pair * pairs degrees of freedom (neighbouring differences share a day), given as
-    # the normal score with the same tail (Wallace's approximation).
-    n_behind = np.where(seasonal, per_weekday[:, 0], np.where(enough_recent, recent_count, n_usable))
-    variance = 1.0 + _MEDIAN_EFFICIENCY / np.maximum(n_behind, 1)
-    df = np.maximum(params.df_per_pair * pairs, 1.0)
+    # (Anscombe); what the residuals against block level x weekday factor show beyond that is
+    # over-dispersion, the negative binomial's theta in Var = mu + theta mu^2. A block's level
+    # is fitted from its own days, which shrinks their residuals by (1 - 1/days).
+    fitted = np.maximum(block[:, :, None] * factor[:, None, :], 0.0)
+    square = (2 * np.sqrt(by_week + 0.375) - 2 * np.sqrt(fitted + 0.375)) ** 2
+    square /= 1 - 1 / np.maximum(in_week, 2)[:, :, None]
+    square, fitted, used = square.reshape(n, -1), fitted.reshape(n, -1), ratio_ok.reshape(n, -1)
+    first = _median(square, used) / _MEDIAN_CHI2_1
+    clipped = np.minimum(square, _CLIP ** 2 * first[:, None])
+    residuals = used.sum(axis=1)
+    mean_square = np.where(used, clipped, 0.0).sum(axis=1) / np.maximum(residuals, 1) / _CLIPPED_CHI2_1
+    mean_fit = np.where(used, fitted, 0.0).sum(axis=1) / np.maximum(residuals, 1)
+    theta = np.where(residuals > 0, np.maximum(mean_square - 1.0, 0.0) / np.maximum(mean_fit, 1.0), 0.0)
+    df = np.maximum(residuals - full.sum(axis=1) - 6 * seasonal, 1.0)
+    # Moderated towards the group's typical over-dispersion, worth prior_days residuals.
+    prior = _prior(theta, n_usable > _PRIOR_MIN_DAYS, n if group_size is None else group_size, params)
+    theta = np.maximum((df * theta + params.prior_days * prior) / (df + params.prior_days), 1e-9)
+    df = df + params.prior_days * (prior > 0)
 
+    # The expected value carries the level's uncertainty (a Huber mean of n_level days) and
+    # the weekday factor's (a median of per_weekday ratios, each against a block level).
+    variance = (1.0 + _HUBER_EFFICIENCY / np.maximum(n_level, 1)
+                + keep * _MEDIAN_EFFICIENCY * (1 + 1 / 7) / np.maximum(per_weekday[:, 0], 1))
     enough = (n_usable >= params.min_history) & np.isfinite(expected) & ~today_out
     sd = np.sqrt(variance)
     centre = _stabilise(np.where(enough, expected, 0.0), theta)
     t = (_stabilise(today, theta) - centre) / sd
+    # theta is an estimate: t is a Student t with df degrees of freedom, given as the normal
+    # score with the same tail (Wallace's approximation).
     score = np.where(enough, np.sign(t) * np.sqrt((df - 0.5) * np.log1p(t * t / df)), np.nan)
     width = np.sqrt(df * np.expm1(params.threshold ** 2 / (df - 0.5))) * sd
     upper = np.where(enough, _unstabilise(centre + width, theta), np.nan)
     lower = np.where(enough, _unstabilise(np.maximum(centre - width, 0.0), theta), np.nan)
     scores = Scores(count=today, score=score, expected=np.where(enough, expected, np.nan),
                     lower=np.maximum(lower, 0.0), upper=upper, alert=np.zeros(n, bool),
-                    reason=np.zeros(n, np.int8), history=n_usable, seasonal=seasonal,
-                    weekday_factor=profile[:, 0], variance=variance, theta=theta)
+                    reason=np.zeros(n, np.int8), history=n_usable, seasonal=seasonal & (keep > 0),
+                    weekday_factor=factor[:, 0], variance=variance, theta=theta)
     scores.alert, scores.reason = _decide(scores, params.threshold, params.min_volume,
                                           n_usable >= params.min_history, today_out)
     return scores
+
+
+def _prior(theta: np.ndarray, counted: np.ndarray, group_size: int, params: Params) -> np.ndarray:
+    """Per row, the over-dispersion its estimate is moderated towards: params.prior_theta, or
+    the median theta of the rows of its group with enough history (0, no moderation, in a
+    group without any)."""
+    if params.prior_theta is not None:
+        return np.full(theta.shape, float(params.prior_theta))
+    size = max(int(group_size), 1)
+    if len(theta) % size:
+        raise ValueError(f"{len(theta)} series are not groups of {size}")
+    groups = theta.reshape(-1, size)
+    median = np.nan_to_num(_median(groups, counted.reshape(-1, size)), nan=0.0)
+    return np.repeat(median, size)
 
 
 def collective_dips(counts, outage=None, *, ratio: float = 0.6, share: float = 0.2,
@@ -244,28 +305,14 @@ def _median(values: np.ndarray, ok: np.ndarray) -> np.ndarray:
     return np.where(k > 0, med, np.nan)
 
 
-def _pair_variance(values: np.ndarray, usable: np.ndarray,
-                          gap: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """One day's variance from the differences of days `gap` (per row: 7 or 1) apart:
-    Var(a - b) = 2 Var. Read robustly: the median of the squared differences gives a first
-    scale, then squares beyond (_CLIP x that scale)^2 are clipped (a surge or an outage edge
-    in the history counts as a large difference, not as a huge one) and averaged, which uses
-    the data about twice as well as the median alone."""
-    out = np.full(values.shape[0], np.nan)
-    count = np.zeros(values.shape[0], np.int64)
-    for g in np.unique(gap):
-        rows = gap == g
-        if values.shape[1] > g:
-            diff = values[rows, g:] - values[rows, :-g]
-            ok = usable[rows, g:] & usable[rows, :-g]
-            square = diff * diff
-            first = _median(square, ok) / _MEDIAN_CHI2_1
-            clipped = np.minimum(square, _CLIP ** 2 * first[:, None])
-            pairs = ok.sum(axis=1)
-            mean = np.where(ok, clipped, 0.0).sum(axis=1) / np.maximum(pairs, 1)
-            out[rows] = np.where(pairs > 0, mean / _CLIPPED_CHI2_1 / 2, np.nan)
-            count[rows] = pairs
-    return out, count
+def _huber_mean(values: np.ndarray, ok: np.ndarray, c: float) -> np.ndarray:
+    """Mean over the entries where ok is True after clipping them at median +- c MADs (a
+    one-step Huber estimate: an odd day counts as a large one, not as a huge one)."""
+    med = _median(values, ok)
+    mad = 1.4826 * _median(np.abs(values - med[:, None]), ok)
+    clipped = np.clip(values, (med - c * mad)[:, None], (med + c * mad)[:, None])
+    k = ok.sum(axis=1)
+    return np.where(k > 0, np.where(ok, clipped, 0.0).sum(axis=1) / np.maximum(k, 1), np.nan)
 
 
 def _stabilise(x, theta):
@@ -318,7 +365,7 @@ def score_windows(whole, first_as_of, days: int, params: Params = Params()) -> l
     for d0 in range(0, days, step):
         chunk = cols[d0:d0 + step]
         scored = score_last_day(whole.totals[:, chunk].transpose(1, 0, 2).reshape(-1, length),
-                                np.repeat(mask[d0:d0 + step], n, axis=0), params) if n else None
+                                np.repeat(mask[d0:d0 + step], n, axis=0), params, group_size=n) if n else None
         for i, part in enumerate(chunk):
             series = Series(Window(first_as_of + timedelta(days=d0 + i), days=length), whole.keys,
                             whole.totals[:, part], {t: [v[c] for c in part] for t, v in whole.tiers.items()})
