@@ -85,7 +85,7 @@ class Params:
     min_history: int = 7        # usable days (seen, not outage) needed to score at all
     season_weeks: int = 2       # values per weekday needed for a weekly profile
     level_days: int = 14        # the level is read from this many most recent days
-    threshold: float = 4.3      # score needed to alert (normal-equivalent)
+    threshold: float = 4.1      # score needed to alert (normal-equivalent)
     min_volume: int = 10        # today's count needed to alert
     smoothing: float = 1.0      # added to counts and levels so tiny counts give a flat profile
     trend: bool = True          # carry the level by its growth over the history
@@ -158,13 +158,31 @@ def score_last_day(counts, outage=None, params: Params = Params(), group_size: i
         medians = _median(ratio.transpose(0, 2, 1), ratio_ok.transpose(0, 2, 1))
         medians = np.where(seasonal[:, None], medians, 1.0)
         factor = medians / medians.mean(axis=1, keepdims=True)
-    # Pulled towards 1 by the factors' own noise: each is a median of per_weekday ratios of
-    # relative variance `spread` (Poisson 1/level plus over-dispersion).
+    # Noise. On the square-root scale a Poisson count has variance ~1 whatever its size
+    # (Anscombe); what the residuals against block level x weekday factor show beyond that is
+    # over-dispersion, the negative binomial's theta in Var = mu + theta mu^2. A block's level
+    # is fitted from its own days, which shrinks their residuals by (1 - 1/days).
     fitted = block[:, :, None] * factor[:, None, :]
-    rel = ((by_week - fitted) ** 2 - fitted) / np.maximum(fitted, 1.0) ** 2
-    spread = np.maximum(np.nan_to_num(_median(rel.reshape(n, -1), ratio_ok.reshape(n, -1))) / _MEDIAN_CHI2_1, 0.0)
-    level_now = np.where(full.any(axis=1), (block * full).sum(axis=1) / np.maximum(full.sum(axis=1), 1), 0.0)
-    noise = _MEDIAN_EFFICIENCY * (spread + 1 / np.maximum(level_now, 1.0))[:, None] / np.maximum(per_weekday, 1)
+    square = (2 * np.sqrt(by_week + 0.375) - 2 * np.sqrt(fitted + 0.375)) ** 2
+    # Each weekday factor is fitted from that weekday's own ratios: (1 - 1/weeks) more.
+    square /= np.maximum(1 - 1 / np.maximum(in_week, 1)[:, :, None]
+                         - np.where(seasonal[:, None], 1 / np.maximum(per_weekday, 1), 0.0)[:, None, :], 0.25)
+    square, used = square.reshape(n, -1), ratio_ok.reshape(n, -1)
+    first = _median(square, used) / _MEDIAN_CHI2_1
+    residuals = used.sum(axis=1)
+    mean_square = (np.where(used, np.minimum(square, _CLIP ** 2 * first[:, None]), 0.0).sum(axis=1)
+                   / np.maximum(residuals, 1) / _CLIPPED_CHI2_1)
+    level_now = (block * full).sum(axis=1) / np.maximum(full.sum(axis=1), 1)   # of the full blocks
+    theta = np.where(residuals > 0, np.maximum(mean_square - 1.0, 0.0) / np.maximum(level_now, 1.0), 0.0)
+    df = np.maximum(residuals - full.sum(axis=1) - 6 * seasonal, 1.0)
+    # Moderated towards the group's typical over-dispersion, worth prior_days residuals.
+    prior = _prior(theta, n_usable > _PRIOR_MIN_DAYS, n if group_size is None else group_size, params)
+    theta = np.maximum((df * theta + params.prior_days * prior) / (df + params.prior_days), 1e-9)
+    df = df + params.prior_days * (prior > 0)
+
+    # The weekday factors, pulled towards 1 by their own noise (James-Stein): each is a median
+    # of per_weekday ratios of relative variance theta + 1/level.
+    noise = _MEDIAN_EFFICIENCY * (theta + 1 / np.maximum(level_now, 1.0))[:, None] / np.maximum(per_weekday, 1)
     signal = ((factor - 1) ** 2).sum(axis=1)
     keep = np.where(seasonal, np.clip(1 - noise.sum(axis=1) / np.maximum(signal, 1e-12), 0.0, 1.0), 0.0)
     factor = 1 + (factor - 1) * keep[:, None]
@@ -172,7 +190,7 @@ def score_last_day(counts, outage=None, params: Params = Params(), group_size: i
     flat = hist / factor[:, weekday]                                 # de-seasonalised
 
     # Level: a Huber mean of the most recent days (all usable days if few), moved to today
-    # by the growth since the oldest days of the history.
+    # by the growth since the oldest blocks of the history.
     k = min(params.level_days, h)
     recent_count = usable[:, -k:].sum(axis=1)
     enough_recent = recent_count >= min(params.min_history, params.level_days)
@@ -180,33 +198,15 @@ def score_last_day(counts, outage=None, params: Params = Params(), group_size: i
     few = np.flatnonzero(~enough_recent)
     level[few] = _huber_mean(flat[few], usable[few], params.huber)
     n_level = np.where(enough_recent, recent_count, n_usable)
-    distance = h - params.level_days
-    if params.trend and distance >= params.level_days:
-        older = _median(flat[:, :h - distance], usable[:, :h - distance])   # lag > distance
-        grown = (usable[:, :h - distance].sum(axis=1) >= params.min_history) & (older > 0) & (level > 0)
+    old = -(-params.level_days // 7)                                 # blocks as long as the level's days
+    if params.trend and weeks >= 3 * old:
+        older_full = full[:, -old:]
+        older = (block[:, -old:] * older_full).sum(axis=1) / np.maximum(older_full.sum(axis=1), 1)
+        grown = older_full.all(axis=1) & (older > 0) & (level > 0)
+        distance = 7 * (weeks - old) - (params.level_days - 7 * old) / 2   # between their centres
         growth = np.log(np.where(grown, level, 1.0) / np.where(grown, older, 1.0)) / distance
         level = level * np.exp(np.clip(growth, -_MAX_GROWTH, _MAX_GROWTH) * (params.level_days + 1) / 2)
     expected = level * factor[:, 0]
-
-    # Noise. On the square-root scale a Poisson count has variance ~1 whatever its size
-    # (Anscombe); what the residuals against block level x weekday factor show beyond that is
-    # over-dispersion, the negative binomial's theta in Var = mu + theta mu^2. A block's level
-    # is fitted from its own days, which shrinks their residuals by (1 - 1/days).
-    fitted = np.maximum(block[:, :, None] * factor[:, None, :], 0.0)
-    square = (2 * np.sqrt(by_week + 0.375) - 2 * np.sqrt(fitted + 0.375)) ** 2
-    square /= 1 - 1 / np.maximum(in_week, 2)[:, :, None]
-    square, fitted, used = square.reshape(n, -1), fitted.reshape(n, -1), ratio_ok.reshape(n, -1)
-    first = _median(square, used) / _MEDIAN_CHI2_1
-    clipped = np.minimum(square, _CLIP ** 2 * first[:, None])
-    residuals = used.sum(axis=1)
-    mean_square = np.where(used, clipped, 0.0).sum(axis=1) / np.maximum(residuals, 1) / _CLIPPED_CHI2_1
-    mean_fit = np.where(used, fitted, 0.0).sum(axis=1) / np.maximum(residuals, 1)
-    theta = np.where(residuals > 0, np.maximum(mean_square - 1.0, 0.0) / np.maximum(mean_fit, 1.0), 0.0)
-    df = np.maximum(residuals - full.sum(axis=1) - 6 * seasonal, 1.0)
-    # Moderated towards the group's typical over-dispersion, worth prior_days residuals.
-    prior = _prior(theta, n_usable > _PRIOR_MIN_DAYS, n if group_size is None else group_size, params)
-    theta = np.maximum((df * theta + params.prior_days * prior) / (df + params.prior_days), 1e-9)
-    df = df + params.prior_days * (prior > 0)
 
     # The expected value carries the level's uncertainty (a Huber mean of n_level days) and
     # the weekday factor's (a median of per_weekday ratios, each against a block level).
