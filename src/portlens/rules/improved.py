@@ -150,28 +150,35 @@ def score_last_day(counts, outage=None, params: Params = Params(), group_size: i
     seasonal = per_weekday.min(axis=1) >= params.season_weeks
 
     # Weekly profile: each weekday's median ratio to its block's level; the block levels are
-    # read twice, the second time de-seasonalised by the first profile. (The ratios are sorted
-    # in single precision: half the memory, and a median needs no more digits.)
-    factor = np.ones((n, 7))
-    for _ in range(2):
-        block = np.where(ok, by_day / factor[:, :, None], 0.0).sum(axis=1) / np.maximum(in_week, 1)
-        ratio = ((by_day + params.smoothing) / (block[:, None, :] + params.smoothing)).astype(np.float32)
+    # read twice, the second time de-seasonalised by the first profile. (Ratios and residuals
+    # are worked in single precision: half the memory to move and sort, and a median or a
+    # mean of squares needs no more digits.)
+    counted = np.where(ok, by_day, 0.0)
+    days_in = np.maximum(in_week, 1)
+    shifted = (by_day + params.smoothing).astype(np.float32)
+    block = counted.sum(axis=1) / days_in
+    for second in (False, True):
+        ratio = shifted / (block[:, None, :] + params.smoothing).astype(np.float32)
         medians = np.where(seasonal[:, None], _median(ratio, ratio_ok).astype(float), 1.0)
         factor = medians / medians.mean(axis=1, keepdims=True)
+        if not second:
+            block = (counted / factor[:, :, None]).sum(axis=1) / days_in
     # Noise. On the square-root scale a Poisson count has variance ~1 whatever its size
     # (Anscombe); what the residuals against block level x weekday factor show beyond that is
     # over-dispersion, the negative binomial's theta in Var = mu + theta mu^2. A block's level
-    # is fitted from its own days, which shrinks their residuals by (1 - 1/days).
-    fitted = block[:, None, :] * factor[:, :, None]
-    square = (2 * np.sqrt(by_day + 0.375) - 2 * np.sqrt(fitted + 0.375)) ** 2
-    # Each weekday factor is fitted from that weekday's own ratios: (1 - 1/weeks) more.
-    square /= np.maximum(1 - 1 / np.maximum(in_week, 1)[:, None, :]
-                         - np.where(seasonal[:, None], 1 / np.maximum(per_weekday, 1), 0.0)[:, :, None], 0.25)
+    # is fitted from its own days, and each weekday factor from that weekday's own ratios,
+    # which shrinks the residuals by (1 - 1/days - 1/weeks).
+    fitted = (block[:, None, :] * factor[:, :, None]).astype(np.float32)
+    root = np.sqrt(by_day.astype(np.float32) + np.float32(0.375))
+    square = np.square(root - np.sqrt(fitted + np.float32(0.375)), out=root) * np.float32(4)
+    square /= np.maximum(1 - 1 / days_in[:, None, :]
+                         - np.where(seasonal[:, None], 1 / np.maximum(per_weekday, 1), 0.0)[:, :, None],
+                         0.25).astype(np.float32)
     square, used = square.reshape(n, -1), ratio_ok.reshape(n, -1)
-    first = _median(square.astype(np.float32), used).astype(float) / _MEDIAN_CHI2_1   # a first scale
+    first = _median(square, used) / np.float32(_MEDIAN_CHI2_1)                 # a first scale
     residuals = used.sum(axis=1)
-    mean_square = (np.where(used, np.minimum(square, _CLIP ** 2 * first[:, None]), 0.0).sum(axis=1)
-                   / np.maximum(residuals, 1) / _CLIPPED_CHI2_1)
+    mean_square = (np.where(used, np.minimum(square, np.float32(_CLIP ** 2) * first[:, None]), 0.0)
+                   .sum(axis=1, dtype=float) / np.maximum(residuals, 1) / _CLIPPED_CHI2_1)
     level_now = (block * full).sum(axis=1) / np.maximum(full.sum(axis=1), 1)   # of the full blocks
     theta = np.where(residuals > 0, np.maximum(mean_square - 1.0, 0.0) / np.maximum(level_now, 1.0), 0.0)
     df = np.maximum(residuals - full.sum(axis=1) - 6 * seasonal, 1.0)
