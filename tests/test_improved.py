@@ -410,7 +410,13 @@ def test_cli_report_and_watch_improved(export, store_db, tmp_path):
     cli("report", "--db", store_db, "--profile", "improved", "--output", tmp_path / "r.html")
     page = (tmp_path / "r.html").read_text(encoding="utf-8")
     assert f'data-alert-id="{alert_id}"' in page and improved.RULE_NAME in page
-    assert 'class="model-interval"' in page and '<p class="series-why">Why: ' in page
+    assert '<p class="series-why">Why: ' in page
+    # the interval is drawn on the day, inside the chart (an SVG 300 units high)
+    import re
+    interval = re.search(r'<g class="model-interval"><line x1="[\d.]+" y1="([\d.-]+)" x2="[\d.]+" '
+                         r'y2="([\d.-]+)"', page)
+    low, high = map(float, interval.groups())
+    assert 0 < high < low < 300
     cli("report", "--db", store_db, "--output", tmp_path / "rule.html")
     assert alert_id not in (tmp_path / "rule.html").read_text(encoding="utf-8")
     inbox = tmp_path / "inbox"

@@ -232,11 +232,11 @@ def _svg_chart(alert: dict, series: dict, window, number: int) -> str:
     if model:  # the improved model's interval: counts that would not have alerted
         lo, hi = _finite(model.get("lower")) or 0.0, _finite(model.get("upper"))
         cx = left + (last + 0.5) * slot
-        y_hi = y(hi) if hi is not None else top
-        out.append(f'<g class="model-interval"><line x1="{cx:.1f}" y1="{y(lo):.1f}" x2="{cx:.1f}" '
-                   f'y2="{y_hi:.1f}" stroke="{BASELINE}" stroke-width="2"/>'
+        bottom_y, top_y = y(lo), (y(hi) if hi is not None else top)   # no upper bound: to the top
+        out.append(f'<g class="model-interval"><line x1="{cx:.1f}" y1="{bottom_y:.1f}" x2="{cx:.1f}" '
+                   f'y2="{top_y:.1f}" stroke="{BASELINE}" stroke-width="2"/>'
                    + "".join(f'<line x1="{cx - slot * 0.4:.1f}" y1="{yy:.1f}" x2="{cx + slot * 0.4:.1f}" '
-                             f'y2="{yy:.1f}" stroke="{BASELINE}" stroke-width="2"/>' for yy in (y(lo), y_hi))
+                             f'y2="{yy:.1f}" stroke="{BASELINE}" stroke-width="2"/>' for yy in (bottom_y, top_y))
                    + f'<title>{_e(f"expected {_num(series.baseline)}, interval {_num(lo)} to {_num(hi)}")}'
                    '</title></g>')
     bar_top = y(max(totals[last], 0))
@@ -341,8 +341,8 @@ def _series_html(alert: "Alert", series: "AlertSeries", window, number: int) -> 
         m = series.model
         head = (f'<h3>{_e(_series_label(series))}</h3>'
                 f'<p class="series-facts"><strong class="hot">{_e(_num(series.total))} sessions</strong> '
-                f'on the last day against an expected {_e(_num(series.baseline))}{_e(ratio.replace("baseline", "expected"))} '
-                f'(interval {_e(_num(m.get("lower")))} to {_e(_num(m.get("upper")))}), '
+                f'on the last day against an expected {_e(_num(series.baseline))} (interval '
+                f'{_e(_num(m.get("lower")))} to {_e(_num(m.get("upper")))}{_e(ratio.replace("baseline", "expected").replace(" (", "; ").rstrip(")"))}), '
                 f'score <strong>{_e(_num(series.score, 2))}</strong>.</p>'
                 f'<p class="series-why">Why: {_e(m.get("explanation"))}</p>')
     else:
