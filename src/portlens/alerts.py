@@ -14,6 +14,7 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from .attack import split_tactics
+from .terminal import safe
 
 if TYPE_CHECKING:  # the rule module pulls in numpy/pyarrow; only its types are needed here
     import pyarrow as pa
@@ -209,13 +210,14 @@ _SEVERITY_STYLE = {"High": "bold red", "Medium": "yellow", "Low": "cyan", "Infor
 
 def _severity(value: str) -> str:
     # A watchlist may carry any Severity (Sentinel runs every row but "Disabled").
-    from rich.markup import escape
     style = _SEVERITY_STYLE.get(value)
-    return f"[{style}]{escape(value)}[/]" if style else escape(value)
+    return f"[{style}]{safe(value)}[/]" if style else safe(value)
 
 
 def render_table(alerts: list[Alert], console, *, as_of: str, series_count: int) -> None:
-    from rich.markup import escape
+    """The alerts as a Rich table. Every value that comes from logs or the watchlist (talkers,
+    protocols, names) goes through terminal.safe: markup and control characters in data are
+    shown, never acted on."""
     from rich.table import Table
     if not alerts:
         console.print(f"No alerts as of {as_of} ({series_count} series scored).")
@@ -232,9 +234,9 @@ def render_table(alerts: list[Alert], console, *, as_of: str, series_count: int)
         table.add_row(
             _severity(a.severity),
             # One tactic per line: a long list wraps between tactics, never inside one.
-            f"{escape(a.title)}\n[dim]{escape(chr(10).join(a.tactics) or a.tactic)}[/]",
+            f"{safe(a.title)}\n[dim]{chr(10).join(safe(t) for t in a.tactics) or safe(a.tactic)}[/]",
             str(a.port),
-            " / ".join(", ".join(v) or "-" for v in (a.protocols, a.directions, a.actions)),
+            " / ".join(", ".join(safe(x) for x in v) or "-" for v in (a.protocols, a.directions, a.actions)),
             f"{a.total:,}",
             _baseline(a),
             "-" if a.score is None else f"{a.score:.1f}",
@@ -249,7 +251,7 @@ def render_table(alerts: list[Alert], console, *, as_of: str, series_count: int)
                 console.print(f"[bold]why[/] {escape(a.title)} ({escape(_series_name(s))}): "
                               f"{escape(s.model['explanation'])}")
         for note in a.notes:
-            console.print(f"[yellow]note[/] {a.title}: {note}")
+            console.print(f"[yellow]note[/] {safe(a.title)}: {safe(note)}")
 
 
 def _baseline(a: Alert) -> str:
@@ -280,7 +282,7 @@ def _talkers(talkers: list[Talker], top: int = 3) -> str:
     lines = []
     for t in talkers[:top]:
         usual = "new" if t.new else f"usually {pct(t.usual_share or 0)}"
-        lines.append(f"{t.value} {pct(t.share)} ({usual})")
+        lines.append(f"{safe(t.value)} {pct(t.share)} ({usual})")
     return "\n".join(lines) or "-"
 
 

@@ -306,6 +306,52 @@ def _trim(expr: str) -> str:
             f"THEN {expr} ELSE trim({expr}, {_literal(_WHITESPACE)}) END)")
 
 
+# ---- address fields ------------------------------------------------------------------------
+# ASIM's "IP address" type is an IPv4 address in dotted-decimal form or an IPv6 address (full
+# or short form). SrcIpAddr and DstIpAddr are recommended fields, not mandatory ones: a record
+# without them is still a valid session, and the rule counts it. So a value that is not an
+# address does not reject the record; it leaves the column (which then is NULL) and is kept in
+# AdditionalFields as InvalidSrcIpAddr / InvalidDstIpAddr. (Such values are also how log data
+# would smuggle terminal escapes into the talkers an alert names.)
+ADDRESS_COLUMNS = ("SrcIpAddr", "DstIpAddr")
+_OCTET = "(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+IPV4_PATTERN = rf"{_OCTET}(\.{_OCTET}){{3}}"
+_H16 = "[0-9A-Fa-f]{1,4}"
+_LS32 = f"({_H16}:{_H16}|{IPV4_PATTERN})"
+# RFC 3986's IPv6address, plus an RFC 6874 zone (fe80::1%eth0)
+IPV6_PATTERN = "(" + "|".join([
+    f"({_H16}:){{6}}{_LS32}",
+    f"::({_H16}:){{5}}{_LS32}",
+    f"({_H16})?::({_H16}:){{4}}{_LS32}",
+    f"(({_H16}:){{0,1}}{_H16})?::({_H16}:){{3}}{_LS32}",
+    f"(({_H16}:){{0,2}}{_H16})?::({_H16}:){{2}}{_LS32}",
+    f"(({_H16}:){{0,3}}{_H16})?::{_H16}:{_LS32}",
+    f"(({_H16}:){{0,4}}{_H16})?::{_LS32}",
+    f"(({_H16}:){{0,5}}{_H16})?::{_H16}",
+    f"(({_H16}:){{0,6}}{_H16})?::",
+]) + ")(%[0-9A-Za-z._~-]+)?"
+
+
+def is_address_sql(expr: str) -> str:
+    """SQL true when the trimmed text `expr` is an IPv4 or IPv6 address (NULL for NULL); the
+    IPv6 pattern runs only on values with a colon."""
+    return (f"(CASE WHEN {expr} IS NULL THEN NULL WHEN regexp_full_match({expr}, {_literal(IPV4_PATTERN)}) "
+            f"THEN true WHEN contains({expr}, ':') THEN regexp_full_match({expr}, {_literal(IPV6_PATTERN)}) "
+            f"ELSE false END)")
+
+
+def _additional_fields_sql() -> str:
+    """AdditionalFields with the address values that were not addresses added (see above); a
+    text that is not a JSON object is kept under AdditionalFieldsText."""
+    bag = '"AdditionalFields"'
+    base = (f"CASE WHEN {bag} IS NULL THEN '{{}}' WHEN starts_with({bag}, '{{') AND json_valid({bag}) "
+            f"THEN {bag} ELSE json_object('AdditionalFieldsText', {bag})::VARCHAR END")
+    invalid = ", ".join(f"'Invalid{c}', CASE WHEN NOT \"_ok_{c}\" THEN \"{c}\" END" for c in ADDRESS_COLUMNS)
+    flagged = " OR ".join(f'NOT coalesce("_ok_{c}", true)' for c in ADDRESS_COLUMNS)
+    return (f"CASE WHEN {flagged} THEN json_merge_patch({base}, json_object({invalid}))::VARCHAR "
+            f"ELSE {bag} END")
+
+
 def conform_sql(relation: str, kinds: dict[str, str], defaults: dict | None = None, *,
                 strict_vocabulary: bool = True, bounds: tuple[datetime, datetime] | None = None) -> str:
     """One SELECT over `relation` that turns parsed columns into valid ASIM rows.
@@ -318,6 +364,8 @@ def conform_sql(relation: str, kinds: dict[str, str], defaults: dict | None = No
     - text is trimmed, blank is NULL; timestamps and integers are parsed from text;
     - vocabulary columns are mapped case-insensitively to their canonical spelling, protocol
       numbers and aliases to IANA keywords;
+    - SrcIpAddr/DstIpAddr must be IPv4 or IPv6 addresses; another value is moved into
+      AdditionalFields (see ADDRESS_COLUMNS);
     - ASIM derivations: EventStartTime/EventEndTime fall back to TimeGenerated (and back),
       EventCount to 1, EventResult from DvcAction, EventSeverity from the result;
     - a row that breaks the schema (no time, unparseable value, a time outside the plausible
@@ -361,6 +409,8 @@ def conform_sql(relation: str, kinds: dict[str, str], defaults: dict | None = No
             else:
                 first.append(f"{_sql_value(defaults.get(name))}::VARCHAR AS {q}")
             second.append(q)
+            if name in ADDRESS_COLUMNS:
+                second.append(f'{is_address_sql(q)} AS "_ok_{name}"')
         else:
             kind = present.get(name)
             src = q if kind else (_literal(defaults[name]) if defaults.get(name) is not None else None)
@@ -411,6 +461,9 @@ def conform_sql(relation: str, kinds: dict[str, str], defaults: dict | None = No
         "EventSeverity": (f"coalesce(\"EventSeverity\", CASE WHEN {result} IS NULL THEN NULL "
                           f"WHEN {result} = 'Failure' THEN 'Low' ELSE 'Informational' END)"),
     }
+    derived["AdditionalFields"] = _additional_fields_sql()
+    for name in ADDRESS_COLUMNS:
+        derived[name] = f'CASE WHEN "_ok_{name}" THEN "{name}" END'
     final = []
     for name, typ in COLUMNS.items():
         if name in derived:

@@ -16,14 +16,13 @@ from typing import List, Optional
 import pyarrow as pa
 import typer
 from rich.console import Console
-from rich.markup import escape
-
 from . import api, asim, files, formats, monitor, summary
 from .alerts import Detection, iso, render_table
 from .errors import NoData, PortlensError, SourceError, UsageError
 from .sources import all_sources, detect, get
 from .sources.base import parse_file
 from .store import DEFAULT_DB, Store
+from .terminal import printable, safe
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Find port misuse in network session logs (the Sentinel ASIM port-anomaly rule, offline).")
@@ -85,7 +84,7 @@ def _main() -> None:
 
 
 def _fail(message: str) -> None:
-    err.print(f"portlens: error: {message}", markup=False, highlight=False, soft_wrap=True)
+    err.print(f"portlens: error: {printable(message)}", markup=False, highlight=False, soft_wrap=True)
     sys.exit(2)
 
 
@@ -141,7 +140,7 @@ def _timezone(value: Optional[str]):
 
 def _print_skipped(skipped_by: dict) -> None:
     for reason, n in sorted(skipped_by.items(), key=lambda kv: -kv[1]):
-        err.print(f"  skipped {n:,}: {reason}", markup=False, highlight=False)
+        err.print(f"  skipped {n:,}: {printable(reason)}", markup=False, highlight=False)
 
 
 @app.command()
@@ -161,21 +160,21 @@ def ingest(paths: List[str] = typer.Argument(..., help="Files, folders or object
                 r = store.ingest(path, source, apply_retention=False)
                 landed += not r.duplicate_of
             except SourceError as e:
-                err.print(f"portlens: error: {e}", markup=False, highlight=False)
+                err.print(f"portlens: error: {printable(e)}", markup=False, highlight=False)
                 failed += 1
                 continue
             if r.duplicate_of == path:
-                out.print(f"{escape(path)}: already ingested (unchanged); nothing read")
+                out.print(f"{safe(path)}: already ingested (unchanged); nothing read")
             elif r.duplicate_of:
-                out.print(f"{escape(path)}: already ingested (same content as {escape(r.duplicate_of)}); "
+                out.print(f"{safe(path)}: already ingested (same content as {safe(r.duplicate_of)}); "
                           "nothing changed")
             else:
-                out.print(f"{escape(path)}: [bold]{r.sessions:,}[/] sessions ({r.source})"
+                out.print(f"{safe(path)}: [bold]{r.sessions:,}[/] sessions ({r.source})"
                           + (f", [yellow]{r.quarantined:,} quarantined[/]" if r.quarantined else "")
                           + (f", {r.skipped:,} skipped (not sessions)" if r.skipped else "")
                           + ("; replaces the earlier version of this object" if r.replaced else ""))
                 for note in getattr(r, "notes", ()):
-                    err.print(f"warning: {note}", markup=False, highlight=False)
+                    err.print(f"warning: {printable(note)}", markup=False, highlight=False)
                 _print_skipped(getattr(r, "skipped_by", {}))
         if landed:
             store.apply_retention()  # once per command, after every file has landed
@@ -206,10 +205,10 @@ def normalize(path: str = typer.Argument(..., help="A raw log file or object URL
             rows += batch.table.num_rows
             skipped += batch.skipped
             for q in batch.quarantine.to_pylist() if batch.quarantine.num_rows else ():
-                err.print(f"{q['file']}:{q['line']}: quarantined: {q['reason']}", markup=False, highlight=False)
+                err.print(printable(f"{q['file']}:{q['line']}: quarantined: {q['reason']}"), markup=False, highlight=False)
             quarantined += batch.quarantine.num_rows
             for note in batch.notes:
-                err.print(f"warning: {note}", markup=False, highlight=False)
+                err.print(f"warning: {printable(note)}", markup=False, highlight=False)
             for reason, n in batch.skipped_by.items():
                 skipped_by[reason] = skipped_by.get(reason, 0) + n
             if batch.table.num_rows:
@@ -218,11 +217,11 @@ def normalize(path: str = typer.Argument(..., help="A raw log file or object URL
                     vendors[key] = vendors.get(key, 0) + r["count_all"]
     finally:
         sink.close()
-    err.print(f"{path}: {rows:,} rows ({parser.name}), {quarantined:,} quarantined, {skipped:,} skipped",
+    err.print(f"{printable(path)}: {rows:,} rows ({parser.name}), {quarantined:,} quarantined, {skipped:,} skipped",
               markup=False, highlight=False)
     if len(vendors) > 1 or skipped_by:
         for name, n in sorted(vendors.items(), key=lambda kv: -kv[1]):
-            err.print(f"  rows {n:,}: {name}", markup=False, highlight=False)
+            err.print(f"  rows {n:,}: {printable(name)}", markup=False, highlight=False)
     _print_skipped(skipped_by)
 
 
@@ -428,7 +427,7 @@ def _emit_backtest(results: list[Detection], fmt: Format, output: str) -> None:
             table.add_column(c)
         for r in results:
             table.add_row(iso(r.window.as_of), f"{r.series_count:,}",
-                          "\n".join(escape(f"{a.severity} {a.title} (port {a.port}, "
+                          "\n".join(safe(f"{a.severity} {a.title} (port {a.port}, "
                                             + (f"score {a.score:.1f})" if a.kind == "anomaly"
                                                else f"{a.total:,} over {a.threshold:,} in 10 min)"))
                                     for a in r.alerts) or "-")
@@ -593,8 +592,8 @@ def hunt(db: str = DbOption,
     for c in ("kind", "name", "port", "protocol / direction / action", "when", "count", "baseline / threshold", "score"):
         table.add_column(c)
     for f in found.rows:
-        table.add_row(f["kind"], escape(f["Name"]), f["DstPortNumber"],
-                      escape(" / ".join(str(f[k] or "-") for k in ("NetworkProtocol", "NetworkDirection", "DvcAction"))),
+        table.add_row(f["kind"], safe(f["Name"]), safe(f["DstPortNumber"]),
+                      safe(" / ".join(str(f[k] or "-") for k in ("NetworkProtocol", "NetworkDirection", "DvcAction"))),
                       f.get("day_start") or f.get("bin_start"), f"{f['count']:,}",
                       str(f.get("baseline", f.get("threshold"))), str(f.get("score", "")))
     out.print(table)
@@ -652,25 +651,25 @@ def status(db: str = DbOption, as_json: bool = typer.Option(False, "--json", hel
     if as_json:
         print(json.dumps(info))
         return
-    out.print(f"store       {info['db']}")
+    out.print(f"store       {safe(info['db'])}")
     out.print(f"sessions    {info['sessions']:,}")
     out.print(f"time range  {info['first'] or '-'} .. {info['last'] or '-'}")
     out.print(f"files       {info['files']:,}")
     out.print(f"quarantined {info['quarantined']:,}")
     for name, n in info["sessions_by_source"].items():
-        out.print(f"  {name:<18} {n:,} sessions")
+        out.print(f"  {safe(name):<18} {n:,} sessions")
     if info.get("sessions_by_vendor"):
         out.print("vendors seen (sessions retained)")
         for name, n in info["sessions_by_vendor"].items():
-            out.print(f"  {escape(name):<30} {n:,}")
+            out.print(f"  {safe(name):<30} {n:,}")
     if info.get("skipped_by"):
         out.print("skipped (not sessions)")
         for reason, n in info["skipped_by"].items():
-            out.print(f"  {n:>10,}  {escape(reason)}")
+            out.print(f"  {n:>10,}  {safe(reason)}")
     for w in info.get("schema_warnings", []):  # counted by the rule as series of their own
         shown = ", ".join(f"{e['value']!r} ({e['sessions']:,}, e.g. {e['file']})" for e in w["examples"])
-        err.print(f"schema warning: {w['sessions']:,} sessions with {w['values']} {w['column']} value(s) "
-                  f"outside ASIM's vocabulary, counted as their own series: {shown}",
+        err.print(printable(f"schema warning: {w['sessions']:,} sessions with {w['values']} {w['column']} value(s) "
+                            f"outside ASIM's vocabulary, counted as their own series: {shown}"),
                   markup=False, highlight=False)
 
 
@@ -678,7 +677,7 @@ def status(db: str = DbOption, as_json: bool = typer.Option(False, "--json", hel
 def sources() -> None:
     """The raw formats portlens reads."""
     for s in all_sources().values():
-        out.print(f"[bold]{escape(s.name)}[/]" + (f"  ({escape(_maker(s.vendor, s.product))})" if s.vendor else ""))
+        out.print(f"[bold]{safe(s.name)}[/]" + (f"  ({safe(_maker(s.vendor, s.product))})" if s.vendor else ""))
         for form in s.forms:
             out.print(f"    {form}", markup=False, highlight=False)
 
@@ -704,8 +703,8 @@ def config_export(output: str = typer.Argument("-", help="File to write; '-' for
         raise UsageError(f"{output}: already exists (--force overwrites it)")
     with open(output, "wb") as f:
         f.write(text)
-    out.print(f"{escape(output)}: {len(monitor.load_config(output).rows)} rows; edit it, then "
-              f"'portlens detect --config {escape(output)}'", highlight=False)
+    out.print(f"{safe(output)}: {len(monitor.load_config(output).rows)} rows; edit it, then "
+              f"'portlens detect --config {safe(output)}'", highlight=False)
 
 
 @config_app.command("check")

@@ -27,6 +27,7 @@ from typing import IO, Any, Iterable, Iterator
 from . import __version__
 from .alerts import Alert, AlertSeries, AlertWindow, Talker
 from .attack import TACTICS, TECHNIQUES, split_tactics, tactic_key
+from .terminal import CONTROLS
 
 FORMATS = ("jsonl", "ocsf", "sentinel", "cef")
 OCSF_VERSION = "1.3.0"
@@ -475,17 +476,24 @@ CEF_SEVERITY = {"informational": 1, "low": 3, "medium": 5, "high": 8, "critical"
 _CEF_KEY = re.compile(r"[A-Za-z0-9_.\[\]]+\Z")
 
 
+# Other controls (NUL, ESC, C1, bidi overrides; terminal.CONTROLS) have no CEF escape; a
+# receiver's console or a SIEM's UI would act on them. They are written as the six visible
+# characters \uXXXX; since a backslash in data is always doubled, that cannot be data.
+_CEF_CONTROLS = {code: f"\\u{code:04x}" for code in CONTROLS}
+_CEF_HEADER = {**_CEF_CONTROLS, ord("\r"): " ", ord("\n"): " "}
+_CEF_VALUE = {**_CEF_CONTROLS, ord("\r"): "\\r", ord("\n"): "\\n"}
+
+
 def cef_header_escape(text: Any) -> str:
     """Header fields: backslash and pipe escaped; a header cannot hold a line break, so CR and
-    LF become spaces."""
-    return (str(text).replace("\\", "\\\\").replace("|", "\\|")
-            .replace("\r", " ").replace("\n", " "))
+    LF become spaces; other controls become \\uXXXX."""
+    return str(text).replace("\\", "\\\\").replace("|", "\\|").translate(_CEF_HEADER)
 
 
 def cef_escape(text: Any) -> str:
-    """Extension values: backslash, equals sign, CR and LF escaped (\\\\, \\=, \\r, \\n)."""
-    return (str(text).replace("\\", "\\\\").replace("=", "\\=")
-            .replace("\r", "\\r").replace("\n", "\\n"))
+    """Extension values: backslash, equals sign, CR and LF escaped (\\\\, \\=, \\r, \\n);
+    other controls become \\uXXXX."""
+    return str(text).replace("\\", "\\\\").replace("=", "\\=").translate(_CEF_VALUE)
 
 
 _UNESCAPE = {"\\": "\\", "=": "=", "n": "\n", "r": "\r", "|": "|"}
