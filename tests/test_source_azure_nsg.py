@@ -80,8 +80,10 @@ def test_sample_nta_excel_timestamps():
     assert first["NetworkDuration"] == 57 * 60 * 1000
     assert rows[-1]["NetworkProtocol"] == "UDP" and rows[-1]["SrcIpAddr"] == "40.90.32.0"
     assert all(r["DvcAction"] == "Allow" for r in rows)
-    # synthetic invalid addresses are kept as the vendor wrote them
-    assert rows[2]["DstIpAddr"] == "33.778.136.777"
+    # a synthetic invalid address is not an address (ASIM's IP type): it leaves DstIpAddr and
+    # is kept in AdditionalFields (issue 13 item 8)
+    assert rows[2]["DstIpAddr"] is None
+    assert json.loads(rows[2]["AdditionalFields"])["InvalidDstIpAddr"] == "33.778.136.777"
 
 
 # ---------------------------------------------------------------- detection

@@ -14,7 +14,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "open_store": "api", "ingest": "api", "detect": "api", "backtest": "api", "hunt": "api",
-    "load_config": "api",
+    "load_config": "api", "forget": "api", "quarantined": "api",
     "Alert": "alerts", "AlertSeries": "alerts", "AlertWindow": "alerts", "Talker": "alerts",
     "Detection": "alerts",
     "PortlensError": "errors",

@@ -30,9 +30,10 @@ from .errors import NoData, UsageError
 from .monitor import MonitorConfig
 from .rules import improved, port_anomaly, port_static
 from .rules.port_anomaly import KEYS, Series, Window
-from .store import DEFAULT_DB, IngestResult, Store
+from .store import DEFAULT_DB, Forgotten, IngestResult, QuarantineListing, Store
 
-__all__ = ["open_store", "ingest", "detect", "backtest", "hunt", "Hunting", "load_config", "Detection", "Alert"]
+__all__ = ["open_store", "ingest", "detect", "backtest", "hunt", "Hunting", "load_config", "Detection", "Alert",
+           "forget", "quarantined"]
 
 PathLike = Union[str, os.PathLike]
 #: Detection profiles: "sentinel" is the rule exactly; "improved" is portlens' own model
@@ -60,6 +61,21 @@ def ingest(store: Store, path_or_table: Any, source: str = "auto") -> list[Inges
         return [store.ingest_table(table)]
     items = path_or_table if isinstance(path_or_table, (list, tuple)) else [path_or_table]
     return [store.ingest(path, source) for path in files.expand(items).files]
+
+
+def forget(store: Store, path: PathLike | None = None, *, file_id: int | None = None) -> Forgotten:
+    """Remove one ingested file (by path, content or ledger id) from the store: its sessions,
+    quarantined records, summaries and ledger entry, in one transaction, so it can be
+    ingested again (for example with the right source)."""
+    return store.forget(None if path is None else os.fspath(path), file_id)
+
+
+def quarantined(store: Store, *, file: PathLike | None = None, reason: str | None = None,
+                limit: int | None = 50) -> QuarantineListing:
+    """The records ingests quarantined (file, line, source, reason, raw text) with counts by
+    reason; `file` and `reason` narrow it (reason: a case-insensitive part of it); `limit`
+    caps the records listed (None: all), never the counts."""
+    return store.quarantined(None if file is None else os.fspath(file), reason, limit)
 
 
 def detect(data: Any, *, config: Config = None, as_of: datetime | None = None,

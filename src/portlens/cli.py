@@ -674,6 +674,60 @@ def status(db: str = DbOption, as_json: bool = typer.Option(False, "--json", hel
 
 
 @app.command()
+def forget(path: Optional[str] = typer.Argument(None, help="The file as it was ingested (its path, or any file with the same content)."),
+           file_id: Optional[int] = typer.Option(None, "--file-id", help="The file's id in the store's ledger (as 'portlens quarantine' lists it)."),
+           db: str = DbOption) -> None:
+    """Remove an ingested file: its sessions, summaries, quarantined records and ledger entry,
+    in one transaction. It can then be ingested again (e.g. with the right --source)."""
+    if (path is None) == (file_id is None):
+        raise UsageError("name the file to forget: FILE or --file-id N (one of them)")
+    if not os.path.exists(db):
+        raise UsageError(f"{db}: no such store")
+    with Store(db) as store:
+        done = api.forget(store, path, file_id=file_id)
+    for f in done.files:
+        out.print(f"forgot {printable(f['path'])} (file id {f['file_id']}, source {printable(f['source'])})",
+                  markup=False, highlight=False)
+    out.print(f"removed {done.sessions:,} sessions, {done.summary_rows:,} summary rows and "
+              f"{done.quarantined:,} quarantined records", highlight=False)
+
+
+def _clip(text: Optional[str], width: int) -> str:
+    """Raw text for one display line: at most `width` characters, controls made visible."""
+    if text is None:
+        return "-"
+    return printable(text[:width] + ("…" if len(text) > width else ""))
+
+
+@app.command("quarantine")
+def quarantine_cmd(db: str = DbOption,
+                   file: Optional[str] = typer.Option(None, "--file", help="Only this file's records (its path as ingested)."),
+                   reason: Optional[str] = typer.Option(None, "--reason", help="Only records whose reason contains this text (any case)."),
+                   limit: int = typer.Option(50, "--limit", help="Records to list; 0 lists all (counts are always complete)."),
+                   as_json: bool = typer.Option(False, "--json", help="Machine-readable output; raw text in full.")) -> None:
+    """List what ingests quarantined, with counts by reason: file, line, reason and raw text."""
+    if limit < 0:
+        raise UsageError(f"--limit {limit}: must be 0 or more")
+    with Store(db, read_only=True) as store:
+        found = api.quarantined(store, file=file, reason=reason, limit=limit or None)
+    if as_json:
+        print(json.dumps({"total": found.total, "by_reason": found.by_reason, "records": found.records}))
+        return
+    narrowed = "".join(f" {k} {v!r}" for k, v in (("in", file), ("with reason containing", reason)) if v)
+    out.print(printable(f"quarantined: {found.total:,} records{narrowed}"), markup=False, highlight=False)
+    for why, n in found.by_reason.items():
+        out.print(f"  {n:>10,}  {printable(why)}", markup=False, highlight=False)
+    if found.records:
+        out.print("records (file id, file:line, source, reason, raw text):", markup=False, highlight=False)
+    for r in found.records:
+        out.print(f"  [{r['file_id']}] {printable(r['file'])}:{r['line']}  {printable(r['source'])}  "
+                  f"{printable(r['reason'])}  {_clip(r['raw'], 160)}", markup=False, highlight=False, soft_wrap=True)
+    if len(found.records) < found.total:
+        out.print(f"(listed {len(found.records):,} of {found.total:,}; --limit 0 lists all)",
+                  markup=False, highlight=False)
+
+
+@app.command()
 def sources() -> None:
     """The raw formats portlens reads."""
     for s in all_sources().values():

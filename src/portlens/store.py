@@ -103,6 +103,24 @@ class IngestResult:
     replaced: int = 0  # earlier versions of the same object that this one replaced
 
 
+@dataclass
+class Forgotten:
+    """What `Store.forget` removed."""
+    files: list  # [{file_id, path, source}]
+    sessions: int = 0
+    summary_rows: int = 0
+    quarantined: int = 0
+
+
+@dataclass
+class QuarantineListing:
+    """What `Store.quarantined` found: the total, counts by reason (most first) and records
+    ({file_id, file, line, source, reason, raw}), up to the limit asked."""
+    total: int
+    by_reason: dict
+    records: list
+
+
 def file_sha256(path: str) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -403,6 +421,77 @@ class Store:
                           + ") ORDER BY EventTime")
         summary.write(rows, path)
         return rows.num_rows
+
+    # ---- repair ------------------------------------------------------------------------
+
+    def forget(self, path: str | None = None, file_id: int | None = None) -> "Forgotten":
+        """Remove a file from the store as if it had never been ingested: its sessions,
+        quarantined records, summaries and ledger entry (every table keyed by file_id), in one
+        transaction. The file can then be ingested again (with the right source, say). `path`
+        matches the ledger's path, or, for a local file, its content."""
+        con = self.con
+        if (path is None) == (file_id is None):
+            raise StoreError("forget: name a file or a file id (one of them)")
+        if file_id is not None:
+            rows = _run(con, "SELECT file_id, path, source, state FROM files WHERE file_id = ?", [file_id])
+            what = f"file id {file_id}"
+        else:
+            rows = _run(con, "SELECT file_id, path, source, state FROM files WHERE path IN (?, ?) "
+                             "ORDER BY file_id", [path, storage.canonical(path)])
+            if not rows and not storage.is_url(path) and os.path.isfile(path):
+                rows = _run(con, "SELECT file_id, path, source, state FROM files WHERE sha256 = ? "
+                                 "ORDER BY file_id", [file_sha256(path)])
+            what = path
+        if not rows:
+            raise StoreError(f"{what}: not in this store's ledger")
+        if any(state != "done" for *_, state in rows):
+            raise StoreError(f"{what}: being ingested right now; forget it once that ingest ends")
+        ids = [int(r[0]) for r in rows]
+        marks = ", ".join("?" for _ in ids)
+        # Every table with a file_id column: sessions, quarantine, summaries, files and any
+        # per-file bookkeeping added later.
+        tables = [r[0] for r in _run(con, "SELECT table_name FROM duckdb_columns() WHERE column_name = 'file_id' "
+                                          "AND database_name = current_database() AND schema_name = 'main' "
+                                          "AND table_name IN (SELECT table_name FROM duckdb_tables() "
+                                          "WHERE database_name = current_database() AND NOT temporary)")]
+        counted = {"sessions": 0, "summaries": 0, "quarantine": 0}
+        _run(con, "BEGIN TRANSACTION")
+        try:
+            for table in counted:
+                counted[table] = _one(con, f"SELECT count(*) FROM {table} WHERE file_id IN ({marks})", ids)[0]
+            for table in sorted(tables, key=lambda t: t == "files"):  # the ledger entry last
+                _run(con, f'DELETE FROM "{table}" WHERE file_id IN ({marks})', ids)
+            _run(con, "COMMIT")
+        except BaseException:
+            _run(con, "ROLLBACK")
+            raise
+        return Forgotten([{"file_id": i, "path": p, "source": src} for i, p, src, _ in rows],
+                         sessions=counted["sessions"], summary_rows=counted["summaries"],
+                         quarantined=counted["quarantine"])
+
+    def quarantined(self, file: str | None = None, reason: str | None = None,
+                    limit: int | None = 50) -> "QuarantineListing":
+        """What ingests quarantined, newest files' records last: counts by reason, and up to
+        `limit` records (file, line, source, reason, raw text; None: all). `file` matches the
+        path as given to ingest or the ledger's path; `reason` is a case-insensitive part of
+        the reason."""
+        where, params = ["q.file_id IN (SELECT file_id FROM files WHERE state = 'done')"], []
+        if file is not None:
+            where.append("(q.file = ? OR q.file_id IN (SELECT file_id FROM files WHERE path IN (?, ?)))")
+            params += [file, file, storage.canonical(file)]
+        if reason is not None:
+            where.append("contains(lower(q.reason), lower(?))")
+            params.append(reason)
+        cond = " AND ".join(where)
+        by_reason = _run(self.con, f"SELECT q.reason, count(*) FROM quarantine q WHERE {cond} "
+                                   "GROUP BY ALL ORDER BY 2 DESC, 1", params)
+        page = "" if limit is None else f" LIMIT {int(limit)}"
+        records = _run(self.con, f"SELECT q.file_id, q.file, q.line, q.source, q.reason, q.raw FROM quarantine q "
+                                 f"WHERE {cond} ORDER BY q.file_id, q.line{page}", params)
+        return QuarantineListing(
+            total=sum(int(n) for _, n in by_reason),
+            by_reason={r or "-": int(n) for r, n in by_reason},
+            records=[dict(zip(("file_id", "file", "line", "source", "reason", "raw"), r)) for r in records])
 
     # ---- retention ---------------------------------------------------------------------
 
