@@ -104,6 +104,19 @@ def _time_bounds(not_before: str, max_future: float) -> asim.TimeBounds:
     return asim.TimeBounds(_as_of(not_before, "--not-before"), timedelta(hours=max_future))
 
 
+MaxRecordOption = typer.Option(1 << 20, "--max-record-bytes", help="Quarantine a record (line) longer than this, with its first 4 KiB.")
+MaxInflationOption = typer.Option(200.0, "--max-inflation", help="Stop a compressed file that inflates more than this many times its size (past 64 MiB): a decompression bomb.")
+
+
+def _input_limits(max_record_bytes: int, max_inflation: float):
+    from . import limits
+    if max_record_bytes < 1:
+        raise UsageError(f"--max-record-bytes {max_record_bytes}: must be 1 or more")
+    if max_inflation < 1:
+        raise UsageError(f"--max-inflation {max_inflation:g}: must be 1 or more")
+    return limits.applied(limits.InputLimits(max_record_bytes=max_record_bytes, max_inflation=max_inflation))
+
+
 def _is_url(path: str) -> bool:
     from .storage import is_url
     return is_url(path)
@@ -147,13 +160,14 @@ def _print_skipped(skipped_by: dict) -> None:
 def ingest(paths: List[str] = typer.Argument(..., help="Files, folders or object-storage URLs (s3://, az://, gs://; a prefix or glob)."),
            source: str = SourceOption, db: str = DbOption, tz: Optional[str] = TimezoneOption,
            not_before: str = typer.Option("1990-01-01", "--not-before", help="Quarantine records stamped before this date."),
-           max_future: float = typer.Option(24.0, "--max-future", help="Quarantine records stamped more than this many hours after the clock of this machine.")) -> None:
+           max_future: float = typer.Option(24.0, "--max-future", help="Quarantine records stamped more than this many hours after the clock of this machine."),
+           max_record_bytes: int = MaxRecordOption, max_inflation: float = MaxInflationOption) -> None:
     """Normalize files to ASIM and store them (atomic and idempotent per file)."""
     _timezone(tz)
     files = _files(paths)
     failed = 0
     bounds = _time_bounds(not_before, max_future)
-    with Store(db) as store, asim.plausible_times(bounds):
+    with _input_limits(max_record_bytes, max_inflation), Store(db) as store, asim.plausible_times(bounds):
         landed = 0
         for path in files:
             try:
@@ -186,13 +200,20 @@ def ingest(paths: List[str] = typer.Argument(..., help="Files, folders or object
 def normalize(path: str = typer.Argument(..., help="A raw log file or object URL."),
               source: str = SourceOption,
               output: str = typer.Option("-", "--output", "-o", help="'-' for JSON lines on stdout, *.parquet for Parquet, else a JSON-lines file."),
-              tz: Optional[str] = TimezoneOption) -> None:
+              tz: Optional[str] = TimezoneOption,
+              max_record_bytes: int = MaxRecordOption, max_inflation: float = MaxInflationOption) -> None:
     """Print or write a file's ASIM rows without storing them."""
+    with _input_limits(max_record_bytes, max_inflation):
+        _normalize(path, source, output, tz)
+
+
+def _normalize(path: str, source: str, output: str, tz: Optional[str]) -> None:
     from . import storage
     if storage.is_url(path):
         storage.stat(path)  # a missing object, bucket or credentials: one line now
     elif not Path(path).is_file():
         raise UsageError(f"{path}: no such file")
+    files.check_output(output, "--output")
     _timezone(tz)
     vendors: dict[str, int] = {}
     skipped_by: dict[str, int] = {}
@@ -318,6 +339,7 @@ def detect_cmd(db: str = DbOption,
                profile: Profile = ProfileOption) -> None:
     """Run the port-anomaly rule (and the static-threshold rows) on the store or on summary
     files; --from/--to backtests."""
+    files.check_output(output, "--output")
     cfg = monitor.load_config(config)
     if config is not None and cfg.warnings:  # read as Sentinel reads it; say so, go on
         err.print(f"warning: {cfg.path}: {len(cfg.warnings)} watchlist warning(s); "
@@ -512,6 +534,7 @@ def import_summaries(paths: List[str] = typer.Argument(..., help="Sentinel summa
 @app.command("export-summaries")
 def export_summaries(output: str = typer.Argument(..., help="*.parquet or *.csv"), db: str = DbOption) -> None:
     """Write the store's summaries in the NetworkSummary_Protocol_CL shape."""
+    files.check_output(output, "")
     with Store(db, read_only=True) as store:
         n = store.export_summaries(output)
     out.print(f"{output}: {n:,} summary rows")
@@ -550,6 +573,7 @@ def run(watch: str = typer.Option(..., "--watch", help="Folder (or object-storag
         seconds = parse_every(every)
     except ValueError as e:
         raise UsageError(f"--every {e}") from None
+    files.check_output(alerts, "--alerts")
     watcher = Watcher(watch, db, alerts, every=seconds, config=config, sinks=_sinks(deliver, ca),
                       log=lambda m: err.print(m, markup=False, highlight=False), profile=profile.value)
     watcher.install_signals()
@@ -626,6 +650,9 @@ def report_cmd(db: str = DbOption,
     """Write a self-contained HTML report: each alert's series, baseline, anomaly and talkers."""
     from . import report
     started = time.perf_counter()
+    files.check_output(output, "--output")
+    if png is not None and png.exists() and not png.is_dir():
+        raise UsageError(f"--png {png}: not a folder")
     cfg = monitor.load_config(config)
     with Store(db, read_only=True) as store:
         [result] = _detect(store, db, _as_of(as_of), None, {"config": cfg, "profile": profile.value})

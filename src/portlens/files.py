@@ -1,4 +1,5 @@
-"""Paths, folders and globs -> the files to read: the one place portlens expands them.
+"""Paths, folders and globs -> the files to read: the one place portlens expands them; and
+`check_output`, the check every output path passes before any work starts.
 
 Folders are walked recursively in a stable order, hidden files and folders skipped. Files that
 portlens itself writes next to logs (its store, the HTML report, PNG charts, alert files) are
@@ -8,9 +9,11 @@ or a report wrote into does not fail on them. A file named explicitly is always 
 
 from __future__ import annotations
 
+import errno
 import fnmatch
 import glob
 import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,3 +68,33 @@ def expand(patterns: list[str | os.PathLike], *, pattern: str = "*",
         else:
             raise UsageError(f"{text}: no such file or folder")
     return out
+
+
+def check_output(path: str | os.PathLike, label: str) -> None:
+    """Make sure a file can be written at `path` before any work starts; a one-line
+    UsageError (`label` names the option or argument) when it cannot: a folder, a missing or
+    read-only folder, a read-only file. Nothing is left behind: the folder is probed with a
+    temporary file that is removed at once, an existing file is opened for appending and
+    closed unchanged. ('-', stdout, is always fine.)"""
+    text = os.fspath(path)
+    if text == "-":
+        return
+    where = f"{label} {text}" if label else text
+    if os.path.isdir(text):
+        raise UsageError(f"{where}: is a folder; give a file name")
+    folder = os.path.dirname(os.path.abspath(text))
+    if not os.path.isdir(folder):
+        raise UsageError(f"{where}: no such folder {folder}" if not os.path.exists(folder)
+                         else f"{where}: {folder} is not a folder")
+    try:
+        if os.path.exists(text):
+            os.close(os.open(text, os.O_WRONLY | os.O_APPEND))
+        else:
+            fd, probe = tempfile.mkstemp(dir=folder, prefix=".portlens-probe-")
+            os.close(fd)
+            os.unlink(probe)
+    except OSError as e:
+        why = {errno.EACCES: "permission denied", errno.EPERM: "permission denied",
+               errno.EROFS: "read-only file system"}.get(e.errno, e.strerror or str(e))
+        target = text if os.path.exists(text) else folder
+        raise UsageError(f"{where}: cannot write {target} ({why})") from None

@@ -25,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .. import asim
+from .. import asim, limits
 from ..errors import SourceError  # noqa: F401  (sources raise it; re-exported)
 
 BATCH_LINES = 100_000
@@ -64,13 +64,27 @@ def parse_file(source: "Source", path: str, batch_lines: int = BATCH_LINES) -> I
 
 
 def _parse_file(source: "Source", path: str, batch_lines: int) -> Iterator["Batch"]:
-    try:
-        yield from source.parse(path, batch_lines)
-    except _READ_ERRORS as e:
-        line = e.line if isinstance(e, TruncatedInput) else None
-        reason = str(e) if line is not None else f"{path}: unreadable input ({type(e).__name__}: {e})"
-        q = asim.quarantine_rows(path, source.name, [line + 1 if line is not None else 0], [reason], [None])
-        yield Batch(asim.empty_table(), q, 0, 1)
+    with limits.collecting(path) as long:  # records over the size limit (limits.LineGuard)
+        try:
+            for batch in source.parse(path, batch_lines):
+                yield batch
+                yield from _long_records(long, path, source.name)
+        except _READ_ERRORS as e:
+            line = e.line if isinstance(e, TruncatedInput) else None
+            reason = str(e) if line is not None else f"{path}: unreadable input ({type(e).__name__}: {e})"
+            q = asim.quarantine_rows(path, source.name, [line + 1 if line is not None else 0], [reason], [None])
+            yield Batch(asim.empty_table(), q, 0, 1)
+        yield from _long_records(long, path, source.name)
+
+
+def _long_records(long: list, path: str, source: str) -> Iterator["Batch"]:
+    """Quarantine the oversized records found so far (and forget them)."""
+    if long:
+        limit = limits.current().max_record_bytes
+        q = asim.quarantine_rows(path, source, [r.line for r in long], [r.reason(limit) for r in long],
+                                 [r.head for r in long])
+        long.clear()
+        yield Batch(asim.empty_table(), q, 0, q.num_rows)
 
 
 class Batch:
@@ -260,7 +274,7 @@ def open_binary(path: str) -> io.BufferedIOBase:
     from .. import storage
     f = storage.open_input(path)
     if f.peek(2)[:2] == b"\x1f\x8b":
-        return gzip.GzipFile(fileobj=f)  # type: ignore[return-value]
+        return limits.GuardedGzip(f, path)  # type: ignore[return-value]  (stops a decompression bomb)
     return f
 
 
@@ -308,6 +322,7 @@ def _line_pieces(path: str, byte_range: tuple[int, int] | None = None,
     number = 0
     carry = b""
     first = not byte_range or byte_range[0] == 0
+    guard = limits.LineGuard(path)  # records over the size limit are cut out and reported
     with open_binary(path) as f:
         read = f.read if byte_range is None else _range_reader(f, *byte_range)
         # Compressed input is read in small pieces so that, if the stream breaks off, the
@@ -318,12 +333,25 @@ def _line_pieces(path: str, byte_range: tuple[int, int] | None = None,
                 chunk = read(size)
             except (EOFError, zlib.error, gzip.BadGzipFile) as e:
                 raise TruncatedInput(path, number, str(e)) from None
+            if guard.skipping:
+                if not chunk:
+                    guard.end()
+                    break
+                chunk = guard.skip(chunk)
+                if guard.skipping or not chunk:
+                    continue
             data = carry + chunk
             if not chunk:
                 cut = len(data)
                 carry = b""
             else:
                 cut = data.rfind(b"\n")
+                if cut < 0 and len(data) > guard.limit:
+                    cut = data.rfind(b"\r")  # lone-CR line ends
+                    if cut < 0:  # one record already longer than the limit
+                        number = guard.too_long(data, number)
+                        carry = b""
+                        continue
                 if cut < 0:
                     carry = data
                     continue
@@ -333,6 +361,8 @@ def _line_pieces(path: str, byte_range: tuple[int, int] | None = None,
                 if cut < len(data) and text.endswith(b"\r"):
                     text = text[:-1]  # a CRLF cut at its LF: the CR is no line of its own
                 lines, numbers, number = _split_lines(text, number, first)
+                if len(text) > guard.limit:
+                    lines, numbers = guard.drop_long(lines, numbers)
                 first = False
                 if len(lines):
                     yield lines, numbers

@@ -20,8 +20,8 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from .. import asim
-from .base import BATCH_LINES, Batch, Query, Source, finish, open_binary, read_lines
+from .. import asim, limits
+from .base import BATCH_LINES, Batch, Query, Source, SourceError, finish, open_binary, read_lines
 
 _KEYS = ("TimeGenerated", "EventStartTime", "DstPortNumber", "DstIpAddr")
 _JSON_LINES_SQL = (
@@ -74,19 +74,20 @@ class NativeAsim(Source):
                 invalid.append((row.number, row.text))
             return "skip"
 
-        with open_binary(path) as f:
-            header = f.readline().decode("utf-8", errors="replace").lstrip("\ufeff")
-        names = next(csv.reader([header]))
+        names = _csv_header(path)
         wanted = [n for n in names if n in asim.COLUMNS]
-        reader = pacsv.open_csv(
-            open_binary(path),
-            read_options=pacsv.ReadOptions(block_size=1 << 22, use_threads=False),
-            parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid, ignore_empty_lines=False),
-            convert_options=pacsv.ConvertOptions(
-                column_types={n: pa.string() for n in names}, include_columns=wanted,
-                strings_can_be_null=True))
+        try:
+            reader = pacsv.open_csv(
+                open_binary(path),
+                read_options=pacsv.ReadOptions(block_size=1 << 22, use_threads=False),
+                parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid, ignore_empty_lines=False),
+                convert_options=pacsv.ConvertOptions(
+                    column_types={n: pa.string() for n in names}, include_columns=wanted,
+                    strings_can_be_null=True))
+        except pa.ArrowInvalid as e:
+            raise _unreadable(path, e) from None
         next_line = 2  # line 1 is the header
-        for record_batch in reader:
+        for record_batch in _csv_batches(reader, path):
             table = pa.Table.from_batches([record_batch])
             # Valid rows take the line numbers that invalid rows (reported by now) did not.
             skip = np.array([n for n, _ in invalid], np.int64)
@@ -128,6 +129,42 @@ class NativeAsim(Source):
             table = table.append_column("_raw", pa.nulls(n, pa.string()))
             offset += n
             yield _finish(table, path, self.name)
+
+
+def _csv_header(path: str) -> list[str]:
+    """The column names of an ASIM CSV file; a first line that names no ASIM column (binary
+    junk, another format forced to this source) is a one-line SourceError."""
+    limit = limits.current().max_record_bytes
+    with open_binary(path) as f:
+        line = f.readline(limit + 1)
+    if len(line) > limit:
+        raise SourceError(f"{path}: not ASIM rows: the first line is longer than {limit:,} bytes")
+    try:
+        names = next(csv.reader([line.decode("utf-8", errors="replace").lstrip("\ufeff").rstrip("\r\n")]))
+    except (csv.Error, StopIteration):
+        names = []
+    if not any(n in asim.COLUMNS for n in names):
+        raise SourceError(f"{path}: not ASIM rows: neither JSON lines nor CSV whose header names ASIM "
+                          "columns (TimeGenerated, DstPortNumber, ...)")
+    return names
+
+
+def _csv_batches(reader, path: str):
+    """The CSV reader's batches; a parse error Arrow cannot skip (a row longer than a block,
+    a broken quote) ends the file with a one-line SourceError."""
+    while True:
+        try:
+            batch = reader.read_next_batch()
+        except StopIteration:
+            return
+        except pa.ArrowInvalid as e:
+            raise _unreadable(path, e) from None
+        yield batch
+
+
+def _unreadable(path: str, e: Exception) -> SourceError:
+    detail = str(e).splitlines()[0] if str(e) else type(e).__name__
+    return SourceError(f"{path}: not readable as ASIM CSV ({detail[:160]})")
 
 
 def _finish(parsed: "pa.Table | Query", path: str, source: str) -> Batch:
