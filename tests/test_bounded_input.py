@@ -225,3 +225,20 @@ def test_a_read_only_or_missing_place_is_one_line(tmp_path, capsys, store_db, co
     code, _, err = cli(capsys, *_commands(db, logs, target)[command])
     _one_line_error(code, err, "cannot write")
     assert not os.path.exists(target)
+
+
+def test_spark_byte_range_splits_quarantine_long_records(tmp_path):
+    """The Spark engine's byte-range splits read lines as parse_file does: a long record in a
+    range is quarantined there, the range's other records are parsed."""
+    pytest.importorskip("pyspark")
+    from portlens.engines.spark import _split_parse
+    asa = "Nov 30 2026 10:00:00 fw1 : %ASA-6-106100: access-list in permitted tcp inside/10.0.0.1(1234) -> outside/10.0.0.2(22) hit-cnt 1 first hit"
+    path = tmp_path / "asa.log"
+    path.write_text(asa + "\n" + "x" * 5000 + "\n" + asa + "\n" + asa + "\n")
+    size = path.stat().st_size
+    parser = get("cisco-asa")
+    with limits.applied(limits.InputLimits(max_record_bytes=1000)):
+        batches = [b for start, end in ((0, 200), (200, size)) for b in _split_parse(parser, str(path), (start, end), {})]
+    quarantined = [q for b in batches for q in b.quarantine.to_pylist()]
+    assert [q["reason"].split(" is ")[0] for q in quarantined] == ["record of 5,000 bytes"]
+    assert sum(b.table.num_rows + b.quarantine.num_rows + b.skipped for b in batches) == 4

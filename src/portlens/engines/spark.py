@@ -37,9 +37,9 @@ from typing import Iterator
 
 import pyarrow as pa
 
-from .. import asim, sources, storage, summary
+from .. import asim, limits, sources, storage, summary
 from ..sources import Source, SourceError
-from ..sources.base import BATCH_LINES, parse_file, read_lines
+from ..sources.base import BATCH_LINES, long_records, parse_file, read_lines
 
 # The rows mapInArrow emits: the summary columns, the quarantine columns and the per-file
 # counts, one schema with a `kind` tag (columns a kind does not use are NULL).
@@ -133,10 +133,14 @@ def _split_parse(parser, path: str, byte_range: tuple[int, int], counts: dict) -
     from header lines (Zeek's #fields) see the file's first lines first, unrecorded."""
     state = parser.start(path)
     if byte_range[0] > 0:
-        for lines, numbers in read_lines(path, BATCH_LINES, (0, min(byte_range[0], _PRIME_BYTES))):
-            parser.parse_lines(lines, numbers, state)
-    for lines, numbers in read_lines(path, BATCH_LINES, byte_range, counts):
-        yield parser.finish(parser.map_lines(lines, numbers, state), path)
+        with limits.collecting(path):  # (a long line among them is its own range's record)
+            for lines, numbers in read_lines(path, BATCH_LINES, (0, min(byte_range[0], _PRIME_BYTES))):
+                parser.parse_lines(lines, numbers, state)
+    with limits.collecting(path) as long:  # records over the size limit, as parse_file does
+        for lines, numbers in read_lines(path, BATCH_LINES, byte_range, counts):
+            yield parser.finish(parser.map_lines(lines, numbers, state), path)
+            yield from long_records(long, path, parser.name)
+        yield from long_records(long, path, parser.name)
 
 
 def _file_rows(path: str, source: str, with_quarantine: bool, part: int = 0,

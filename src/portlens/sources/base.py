@@ -68,16 +68,16 @@ def _parse_file(source: "Source", path: str, batch_lines: int) -> Iterator["Batc
         try:
             for batch in source.parse(path, batch_lines):
                 yield batch
-                yield from _long_records(long, path, source.name)
+                yield from long_records(long, path, source.name)
         except _READ_ERRORS as e:
             line = e.line if isinstance(e, TruncatedInput) else None
             reason = str(e) if line is not None else f"{path}: unreadable input ({type(e).__name__}: {e})"
             q = asim.quarantine_rows(path, source.name, [line + 1 if line is not None else 0], [reason], [None])
             yield Batch(asim.empty_table(), q, 0, 1)
-        yield from _long_records(long, path, source.name)
+        yield from long_records(long, path, source.name)
 
 
-def _long_records(long: list, path: str, source: str) -> Iterator["Batch"]:
+def long_records(long: list, path: str, source: str) -> Iterator["Batch"]:
     """Quarantine the oversized records found so far (and forget them)."""
     if long:
         limit = limits.current().max_record_bytes
