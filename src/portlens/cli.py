@@ -16,6 +16,7 @@ from typing import List, Optional
 import pyarrow as pa
 import typer
 from rich.console import Console
+
 from . import api, asim, files, formats, monitor, summary
 from .alerts import Detection, iso, render_table
 from .errors import NoData, PortlensError, SourceError, UsageError

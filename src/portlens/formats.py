@@ -497,6 +497,16 @@ def cef_escape(text: Any) -> str:
 
 
 _UNESCAPE = {"\\": "\\", "=": "=", "n": "\n", "r": "\r", "|": "|"}
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+
+def _encoded_control(text: str, i: int) -> str | None:
+    """The control character a `\\uXXXX` at text[i] stands for (see _CEF_CONTROLS), else None."""
+    digits = text[i + 2:i + 6]
+    if text.startswith("\\u", i) and len(digits) == 4 and set(digits) <= _HEX \
+            and int(digits, 16) in CONTROLS:
+        return chr(int(digits, 16))
+    return None
 
 
 def cef_unescape(text: str) -> str:
@@ -506,6 +516,9 @@ def cef_unescape(text: str) -> str:
         if c == "\\" and i + 1 < len(text) and text[i + 1] in _UNESCAPE:
             out.append(_UNESCAPE[text[i + 1]])
             i += 2
+        elif c == "\\" and (control := _encoded_control(text, i)) is not None:
+            out.append(control)
+            i += 6
         else:
             out.append(c)
             i += 1
@@ -515,7 +528,8 @@ def cef_unescape(text: str) -> str:
 def parse_cef(line: str) -> tuple[list[str], dict[str, str]]:
     """Split a CEF line into its 7 header fields ('0', vendor, product, version, class id,
     name, severity) and its extension map,
-    undoing the escaping. The inverse of to_cef, used by tests and handy for receivers."""
+    undoing the escaping (also the \\uXXXX of control characters). The inverse of to_cef,
+    used by tests and handy for receivers."""
     if not line.startswith("CEF:"):
         raise ValueError("not a CEF line")
     header, i, field = [], 4, []
@@ -526,6 +540,10 @@ def parse_cef(line: str) -> tuple[list[str], dict[str, str]]:
         if c == "\\" and i + 1 < len(line) and line[i + 1] in "\\|":
             field.append(line[i + 1])
             i += 2
+            continue
+        if c == "\\" and (control := _encoded_control(line, i)) is not None:
+            field.append(control)
+            i += 6
             continue
         if c == "|":
             header.append("".join(field))
