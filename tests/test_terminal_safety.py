@@ -75,6 +75,14 @@ def test_cef_encodes_nul_esc_and_bidi():
     assert header[5] == record["title"] and ext["msg"] == record["Description"]
 
 
+@settings(deadline=None)
+@given(st.text())
+def test_json_formats_escape_every_control_and_round_trip(text):
+    line = formats.dumps({"SrcIpAddr": text, "list": [text]})
+    assert not any(ord(c) in terminal.CONTROLS for c in line)
+    assert json.loads(line) == {"SrcIpAddr": text, "list": [text]}
+
+
 def test_detect_and_status_print_no_terminal_controls(tmp_path, asim_jsonl):
     """End to end: a Dvc (a name, free text in ASIM) full of escapes and markup goes through
     ingest, status and detect without a control character reaching stdout or stderr."""

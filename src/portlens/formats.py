@@ -63,8 +63,15 @@ def clean(value: Any) -> Any:
     return str(value)
 
 
+# JSON escapes C0 controls itself; DEL, C1 (U+009B is an 8-bit CSI), bidi overrides and the
+# line separators are legal raw in JSON but act on terminals and viewers: written as \uXXXX,
+# which every JSON reader turns back into the same text.
+_JSON_CONTROLS = {code: f"\\u{code:04x}" for code in CONTROLS if code >= 0x7F}
+
+
 def dumps(value: Any) -> str:
-    return json.dumps(clean(value), ensure_ascii=False, allow_nan=False, separators=(", ", ": "))
+    return json.dumps(clean(value), ensure_ascii=False, allow_nan=False,
+                      separators=(", ", ": ")).translate(_JSON_CONTROLS)
 
 
 def _bin_text(step: timedelta) -> str:
