@@ -169,7 +169,8 @@ def test_cli_forget_then_ingest_again(tmp_path, logs):
     path, _ = logs
     db = str(tmp_path / "s.duckdb")
     runner = CliRunner()
-    assert runner.invoke(app, ["ingest", "--db", db, "--source", "cisco-asa", str(path)]).exit_code == 0
+    r = runner.invoke(app, ["ingest", "--db", db, "--source", "cisco-asa", str(path)])
+    assert r.exit_code == 0 and "no session landed" in r.output and "portlens forget" in r.output
     r = runner.invoke(app, ["forget", "--db", db, str(path)])
     assert r.exit_code == 0 and "removed 0 sessions" in r.output and "6 quarantined records" in r.output
     r = runner.invoke(app, ["ingest", "--db", db, str(path)])

@@ -191,6 +191,10 @@ def ingest(paths: List[str] = typer.Argument(..., help="Files, folders or object
                 for note in getattr(r, "notes", ()):
                     err.print(f"warning: {printable(note)}", markup=False, highlight=False)
                 _print_skipped(getattr(r, "skipped_by", {}))
+                if r.quarantined and not r.sessions:  # a wrong --source, most likely
+                    err.print(printable(f"note: no session landed; 'portlens quarantine --file {path}' shows why, and "
+                                        f"'portlens forget {path}' lets it be ingested again (e.g. with another --source)"),
+                              markup=False, highlight=False)
         if landed:
             store.apply_retention()  # once per command, after every file has landed
     if failed:
