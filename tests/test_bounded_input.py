@@ -242,3 +242,13 @@ def test_spark_byte_range_splits_quarantine_long_records(tmp_path):
     quarantined = [q for b in batches for q in b.quarantine.to_pylist()]
     assert [q["reason"].split(" is ")[0] for q in quarantined] == ["record of 5,000 bytes"]
     assert sum(b.table.num_rows + b.quarantine.num_rows + b.skipped for b in batches) == 4
+
+
+def test_asim_csv_row_that_is_not_utf8_is_quarantined(tmp_path, capsys):
+    path = tmp_path / "rows.csv"
+    path.write_bytes(b"\xef\xbb\xbfTimeGenerated,DstPortNumber\n2026-11-30T10:00:00Z,22\n"
+                     b"1,2,3,\xff\xfe\n2026-11-30T10:00:00Z,23\n")
+    result, rows, _ = _ingest(tmp_path, path)
+    assert (result.sessions, result.quarantined) == (2, 1)
+    assert rows == [{"line": 3, "reason": "expected 2 CSV fields", "raw": "1,2,3,\ufffd\ufffd"}]
+    assert "Exception ignored" not in capsys.readouterr().err

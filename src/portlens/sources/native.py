@@ -10,6 +10,7 @@ or an impossible number (a port outside 0-65535) are quarantined.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import json
 from typing import Iterator
@@ -79,7 +80,7 @@ class NativeAsim(Source):
         try:
             reader = pacsv.open_csv(
                 open_binary(path),
-                read_options=pacsv.ReadOptions(block_size=1 << 22, use_threads=False),
+                read_options=pacsv.ReadOptions(block_size=1 << 22, use_threads=False, encoding=_LENIENT_UTF8),
                 parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid, ignore_empty_lines=False),
                 convert_options=pacsv.ConvertOptions(
                     column_types={n: pa.string() for n in names}, include_columns=wanted,
@@ -129,6 +130,37 @@ class NativeAsim(Source):
             table = table.append_column("_raw", pa.nulls(n, pa.string()))
             offset += n
             yield _finish(table, path, self.name)
+
+
+# Arrow's CSV reader hands an invalid row to our handler as text, and a row that is not valid
+# UTF-8 makes that decode fail inside Arrow (printed as an ignored exception, then the file
+# fails). Decoding the input as UTF-8 with replacement first (a BOM dropped), as the line reader
+# does, makes every row text. Registered as a codec because that is what Arrow's reader takes.
+_LENIENT_UTF8 = "portlens_utf8_replace"
+
+
+def _lenient_codec(name: str):
+    if name != _LENIENT_UTF8:
+        return None
+    utf8 = codecs.lookup("utf-8-sig")
+
+    class Decoder(codecs.IncrementalDecoder):
+        def __init__(self, errors: str = "replace"):
+            super().__init__("replace")
+            self._decoder = utf8.incrementaldecoder("replace")
+
+        def decode(self, data, final=False):
+            return self._decoder.decode(data, final)
+
+        def reset(self):
+            self._decoder.reset()
+
+    return codecs.CodecInfo(utf8.encode, lambda data, errors="replace": utf8.decode(data, "replace"),
+                            incrementaldecoder=Decoder, incrementalencoder=utf8.incrementalencoder,
+                            name=_LENIENT_UTF8)
+
+
+codecs.register(_lenient_codec)
 
 
 def _csv_header(path: str) -> list[str]:
