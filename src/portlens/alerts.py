@@ -248,8 +248,8 @@ def render_table(alerts: list[Alert], console, *, as_of: str, series_count: int)
     for a in alerts:
         for s in a.series:  # the improved profile says why each series alerted
             if s.model and s.model.get("explanation"):
-                console.print(f"[bold]why[/] {escape(a.title)} ({escape(_series_name(s))}): "
-                              f"{escape(s.model['explanation'])}")
+                console.print(f"[bold]why[/] {safe(a.title)} ({safe(_series_name(s))}): "
+                              f"{safe(s.model['explanation'])}")
         for note in a.notes:
             console.print(f"[yellow]note[/] {safe(a.title)}: {safe(note)}")
 
