@@ -161,3 +161,12 @@ def test_address_check_agrees_with_python(text):
         expected = False
     c = asim.conform({"TimeGenerated": ["2026-01-01T00:00:00Z"], "SrcIpAddr": [text]})
     assert (c.table["SrcIpAddr"].to_pylist() == [text]) == expected, text
+
+
+def test_config_check_shows_watchlist_markup_literally(write_config, capsys):
+    from test_repair import cli
+    cfg = write_config('3389,*,TCP,*,*,Detection,Anomaly,,High,Impact,[red]RDP\x1b]0;x\x07,desc')
+    code, out, err = cli(capsys, "config", "check", cfg)
+    assert code == 0, err
+    assert "[red]RDP" in out and "\\x1b]0;x" in out  # markup printed, the escape shown
+    _no_controls_from_data(out + err)

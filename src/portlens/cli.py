@@ -804,12 +804,12 @@ def config_check(path: Optional[Path] = typer.Argument(None, help="Configuration
     for d in monitor.describe(cfg):
         ports = d["ports"] if d["ports"] == "*" else ",".join(map(str, d["ports"]))
         kind = f"{d['type']}/{d['threshold_type']}"
-        table.add_row(str(d["line"]), d["name"], d["severity"], kind,
-                      "" if d["threshold"] is None else str(d["threshold"]), ports,
-                      *(v if v == "*" else ",".join(v) for v in (d["protocols"], d["directions"], d["actions"])))
+        table.add_row(str(d["line"]), safe(d["name"]), safe(d["severity"]), safe(kind),
+                      "" if d["threshold"] is None else safe(d["threshold"]), safe(ports),
+                      *(safe(v if v == "*" else ",".join(v)) for v in (d["protocols"], d["directions"], d["actions"])))
     out.print(table)
     for w in cfg.warnings:
-        err.print(f"warning: {w}", markup=False, highlight=False)
+        err.print(f"warning: {printable(w)}", markup=False, highlight=False)
     out.print(f"{len(cfg.select('Detection', 'Anomaly'))} rows feed the anomaly rule; {len(cfg.warnings)} warnings.")
 
 
