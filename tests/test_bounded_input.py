@@ -126,6 +126,28 @@ def test_read_lines_cuts_out_exactly_the_long_lines(tmp_path_factory, sizes, lim
         assert lines[r.line - 1].startswith(r.head) and len(r.head) >= min(limit + 1, limits.RAW_KEPT)
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="xy\r\n", max_size=120), st.integers(1, 30), st.integers(1, 25))
+def test_long_lines_with_any_line_ends(tmp_path_factory, text, limit, chunk):
+    """LF, CRLF and lone CR end lines for the size limit as for the line reader, wherever a
+    read stops (also between the CR and the LF of a CRLF)."""
+    import re
+    path = tmp_path_factory.mktemp("ends") / "f.log"
+    path.write_bytes(text.encode())
+    old = base._CHUNK_BYTES
+    base._CHUNK_BYTES = chunk
+    try:
+        with limits.applied(limits.InputLimits(max_record_bytes=limit)), limits.collecting(str(path)) as long:
+            got = [(t, n) for a, b in base.read_lines(str(path), 5) for t, n in zip(a.to_pylist(), b.to_pylist())]
+    finally:
+        base._CHUNK_BYTES = old
+    lines = re.split(r"\r\n|\r|\n", text)
+    if text.endswith(("\n", "\r")):
+        lines = lines[:-1]
+    assert got == [(t, i + 1) for i, t in enumerate(lines) if t and len(t) <= limit]
+    assert [(r.line, r.size) for r in long] == [(i + 1, len(t)) for i, t in enumerate(lines) if len(t) > limit]
+
+
 # ---- decompression bomb --------------------------------------------------------------------
 
 def _bomb(path, mib: int):

@@ -183,6 +183,7 @@ class LineGuard:
         self.path = path
         self.limit = current().max_record_bytes
         self.skipping: LongRecord | None = None  # the oversized record being skipped
+        self._cr = False  # it ended on a CR that closed the last chunk read
 
     def too_long(self, head: bytes, number: int) -> int:
         """`head` (no line end yet) already exceeds the limit: it becomes record number+1,
@@ -191,18 +192,31 @@ class LineGuard:
         return number + 1
 
     def skip(self, chunk: bytes) -> bytes:
-        """While skipping: the bytes of `chunk` after the oversized record's end (b"" when it
-        goes on), the record reported once it ends."""
-        end = chunk.find(b"\n")
-        if end < 0:
-            self.skipping.size += len(chunk)
+        """While skipping: the bytes of `chunk` after the oversized record's end (LF, CRLF or
+        a lone CR, as the line reader splits), b"" while it goes on; the record is reported
+        once it ends."""
+        record = self.skipping
+        if self._cr:  # it ended on a CR at the end of the last chunk: its LF may follow
+            self.end()
+            return chunk[1:] if chunk.startswith(b"\n") else chunk
+        ends = [i for i in (chunk.find(b"\n"), chunk.find(b"\r")) if i >= 0]
+        if not ends:
+            record.size += len(chunk)
             return b""
-        self.skipping.size += end
+        end = min(ends)
+        record.size += end
+        if chunk[end:end + 1] == b"\r":
+            if end + 1 == len(chunk):
+                self._cr = True
+                return b""
+            self.end()
+            return chunk[end + 2:] if chunk[end + 1:end + 2] == b"\n" else chunk[end + 1:]
         self.end()
         return chunk[end + 1:]
 
     def end(self) -> None:
         """The input ended (or the record did): report the record being skipped."""
+        self._cr = False
         if self.skipping is not None:
             record, self.skipping = self.skipping, None
             _report(self.path, record)

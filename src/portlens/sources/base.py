@@ -347,8 +347,9 @@ def _line_pieces(path: str, byte_range: tuple[int, int] | None = None,
             else:
                 cut = data.rfind(b"\n")
                 if cut < 0 and len(data) > guard.limit:
-                    cut = data.rfind(b"\r")  # lone-CR line ends
-                    if cut < 0:  # one record already longer than the limit
+                    # lone-CR line ends (a final CR may be half of a CRLF: it waits)
+                    cut = data.rfind(b"\r", 0, len(data) - 1)
+                    if cut < 0 and not data.endswith(b"\r"):  # one record over the limit
                         number = guard.too_long(data, number)
                         carry = b""
                         continue
@@ -358,7 +359,7 @@ def _line_pieces(path: str, byte_range: tuple[int, int] | None = None,
                 carry = data[cut + 1:]
             if cut or data:
                 text = data[:cut]
-                if cut < len(data) and text.endswith(b"\r"):
+                if data[cut:cut + 1] == b"\n" and text.endswith(b"\r"):
                     text = text[:-1]  # a CRLF cut at its LF: the CR is no line of its own
                 lines, numbers, number = _split_lines(text, number, first)
                 if len(text) > guard.limit:
