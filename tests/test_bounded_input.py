@@ -183,8 +183,25 @@ def test_inflation_limit_is_configurable(tmp_path):
         with pytest.raises(limits.InflationLimit):
             with base.open_binary(str(bomb)) as f:
                 f.readline()
+        with pytest.raises(limits.InflationLimit):  # a large bounded read (a JSON document's)
+            with base.open_binary(str(bomb)) as f:
+                f.read(1 << 30)
     with base.open_binary(str(bomb)) as f:  # the default floor (64 MiB) lets 8 MiB through
         assert len(f.read()) == 8 << 20
+    with base.open_binary(str(bomb)) as f:
+        assert len(f.read(3 << 20)) == 3 << 20 and len(f.read(100)) == 100
+        assert len(f.read((5 << 20) - 100 + 7)) == (5 << 20) - 100
+
+
+def test_a_json_document_bomb_stops_too(tmp_path, capsys):
+    path = tmp_path / "doc.json.gz"
+    with gzip.open(path, "wb", compresslevel=9) as f:
+        f.write(b'[\n  {"TimeGenerated": "')
+        for _ in range(100):
+            f.write(b" " * (1 << 20))
+        f.write(b'"}\n]\n')
+    code, _, err = cli(capsys, "ingest", "--db", tmp_path / "s.duckdb", "--source", "zeek", path)
+    _one_line_error(code, err, "doc.json.gz", "inflates more than 200 times")
 
 
 def test_ordinary_gzip_logs_are_untouched(tmp_path):

@@ -86,14 +86,21 @@ class GuardedGzip(gzip.GzipFile):
                     "a decompression bomb? Stopped; nothing from this file was stored")
 
     def read(self, size: int | None = -1) -> bytes:
-        if size is None or size < 0:  # a whole-file read: in pieces, so the limit can stop it
-            parts = []
-            while part := self.read(1 << 20):
-                parts.append(part)
-            return b"".join(parts)
-        data = super().read(size)
-        self._count(len(data))
-        return data
+        piece = 1 << 20
+        if size is not None and 0 <= size <= piece:
+            data = super().read(size)
+            self._count(len(data))
+            return data
+        # a whole-file or large read: in pieces, so the limit stops it before it is held
+        parts, left = [], None if size is None or size < 0 else size
+        while left is None or left > 0:
+            part = self.read(piece if left is None else min(left, piece))
+            if not part:
+                break
+            parts.append(part)
+            if left is not None:
+                left -= len(part)
+        return b"".join(parts)
 
     def read1(self, size: int = -1) -> bytes:
         data = super().read1(size)
