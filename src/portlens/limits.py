@@ -7,7 +7,8 @@ record or a one-line error instead of exhausting memory:
 - compressed input that inflates to more than `max_inflation` times its compressed size
   (default 200; gzip cannot exceed about 1032) once past `inflation_floor` bytes (default
   64 MiB) stops the file with a one-line error (`InflationLimit`): a decompression bomb
-  costs at most the floor in time and memory. Real logs compress 5-30 times.
+  costs at most the floor in time and memory. Text logs compress about 5-30 times (a
+  400,000-line ASIM JSON file here: 15 times).
 
 `applied(InputLimits(...))` sets them for a block (the ingest and normalize options);
 `current()` is what readers use.
@@ -83,7 +84,7 @@ class GuardedGzip(gzip.GzipFile):
                 raise InflationLimit(
                     f"{self._path}: compressed data inflates more than {limits.max_inflation:g} times "
                     f"(already {self._inflated >> 20} MiB from {self._compressed.tell():,} bytes): "
-                    "a decompression bomb? Stopped; nothing from this file was stored")
+                    "a decompression bomb? Reading stopped")
 
     def read(self, size: int | None = -1) -> bytes:
         piece = 1 << 20
