@@ -7,7 +7,11 @@ Ingest is atomic per file and idempotent:
   rows left by a killed process are removed the next time the store is opened for writing.
   (One transaction around the whole file would be simpler, but DuckDB keeps uncommitted rows
   in memory, so memory would grow with the file; appending in autocommit keeps it bounded.)
-- the ledger keys files by the SHA-256 of their content: the same bytes twice change nothing.
+- a local file is known by what it holds (ledger.py): a fingerprint of its first decompressed
+  bytes and a checkpoint of how far it was read, so a rotated or compressed copy of ingested
+  content adds nothing, and an appended file adds only its new complete lines; the same bytes
+  twice change nothing. An object in cloud storage is known by its identity (storage.py).
+- several processes share the store (sharing.py): opening it waits while another holds it.
 
 Each batch is conformed by one SQL statement (asim.conform_sql) run on this store's own
 connection: the valid rows go straight into `sessions`, the rejected ones into `quarantine`,
@@ -38,10 +42,10 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import asim, kql, selection, storage, summary
+from . import asim, kql, ledger, selection, sharing, storage, summary
 from .errors import StoreError
 from .sources import Source, SourceError, detect, get
-from .sources.base import parse_file
+from .sources.base import READ_LIMITS, parse_file
 
 DEFAULT_DB = "portlens.duckdb"
 
@@ -81,6 +85,8 @@ _DDL = [
     # Objects in cloud storage are known by storage.identity (URL, size, stamp), so a second
     # ingest of a bucket prefix reads nothing it has seen; local files go by content hash.
     "ALTER TABLE files ADD COLUMN IF NOT EXISTS object_id VARCHAR",
+    # Local files: fingerprint and read checkpoint (ledger.py).
+    *(f"ALTER TABLE files ADD COLUMN IF NOT EXISTS {name} {kind}" for name, kind in ledger.COLUMNS.items()),
     """CREATE VIEW IF NOT EXISTS ingested AS SELECT * FROM sessions
         WHERE file_id IN (SELECT file_id FROM files WHERE state = 'done')""",
 ]
@@ -101,6 +107,13 @@ class IngestResult:
     skipped_by: dict = field(default_factory=dict)  # why records were skipped (when the source says)
     notes: list = field(default_factory=list)  # one-line warnings from the source (e.g. a zone assumed)
     replaced: int = 0  # earlier versions of the same object that this one replaced
+    continues: str | None = None  # the file whose lines this one continues (rotated or appended)
+    lines: tuple[int, int] | None = None  # the lines read this time (first, last), when line-based
+    waiting: bool = False  # a last line without its newline waits for it (tail mode)
+
+
+class _CannotResume(Exception):
+    """A source whose batches carry no line numbers met a file to be read from a checkpoint."""
 
 
 @dataclass
@@ -130,13 +143,16 @@ def file_sha256(path: str) -> str:
 
 
 class Store:
-    def __init__(self, path: str = DEFAULT_DB, *, read_only: bool = False):
+    def __init__(self, path: str = DEFAULT_DB, *, read_only: bool = False, wait: float | None = None,
+                 notify: Callable[[str], None] | None = None):
+        """Open the store; while another process holds it, wait up to `wait` seconds
+        (default: sharing.default_wait), telling `notify` (default: stderr) once."""
         self.path = path
         self._ingested_here: set[int] = set()  # files this object ingested: its ingests' retention spares them
         if read_only and not os.path.exists(path):
             raise StoreError(f"{path}: no such store; ingest logs into it first, or open another")
         try:
-            self.con = duckdb.connect(path, read_only=read_only)
+            self.con = sharing.connect(path, read_only, wait, notify)
         except duckdb.Error as e:
             raise StoreError(f"{path}: cannot open store ({str(e).splitlines()[0]})") from None
         _run(self.con, "SET TimeZone = 'UTC'")
@@ -177,13 +193,26 @@ class Store:
 
     def ingest(self, path: str, source: str = "auto",
                progress: Callable[[int], None] | None = None, *,
-               apply_retention: bool = True) -> IngestResult:
-        """Parse and store one file, all or nothing; a file already in the ledger (same
-        content hash) is not read again."""
-        known = self._known(path)
+               apply_retention: bool = True, tail: bool = False) -> IngestResult:
+        """Parse and store one file, all or nothing. A local file is read from where its
+        lineage was read to (ledger.py): content already ingested, under any name or
+        compressed, is not counted again. tail=True: the file may still be growing, so a last
+        line without its newline is left for a later ingest (`run --watch`); else the file is
+        taken as complete."""
+        known = self._known(path, tail)
         if isinstance(known, IngestResult):
             return known
-        digest, object_id, size = known
+        try:
+            return self._ingest(path, source, progress, apply_retention, *known)
+        except _CannotResume:
+            # Read the whole file instead; it replaces the entries of the lineage it continues.
+            plan = known[3]
+            plan.first_line, plan.replace = 1, True
+            return self._ingest(path, source, progress, apply_retention, *known)
+
+    def _ingest(self, path: str, source: str, progress, apply_retention: bool,
+                digest: str | None, object_id: str | None, size: int,
+                plan: ledger.Plan | None) -> IngestResult:
         parser: Source = detect(path) if source == "auto" else get(source)
         result = IngestResult(path, parser.name)
         con = self.con
@@ -191,15 +220,34 @@ class Store:
         _run(con, "INSERT INTO files (file_id, path, sha256, bytes, source, state, object_id) "
                   "VALUES (?, ?, ?, ?, ?, 'loading', ?)",
              [file_id, storage.canonical(path), digest, size, parser.name, object_id])
+        lines = None  # the line numbers to keep, when reading from a checkpoint
+        limits = None
+        if plan is not None:
+            self._checkpoint(file_id, plan)
+            reading = plan.reading
+            if reading.line_based:
+                limits = READ_LIMITS.set({**READ_LIMITS.get(), path: reading.end_bytes})
+                if plan.skip_lines:
+                    lines = (plan.skip_lines, reading.end_lines)
+                result.lines = (plan.first_line, reading.end_lines)
+            result.continues = plan.continues_path if not plan.replace else None
+            result.waiting = reading.partial
         in_transaction = False
         _run(con, "CREATE OR REPLACE TEMP TABLE _file_summary ("
                   + ", ".join(f'"{f.name}" {_SQL_TYPE[f.type]}' for f in summary.SCHEMA) + ")")
         try:
             for batch in parse_file(parser, path):
                 if batch.pending is not None:
-                    rows, quarantined, skipped = self._append_pending(batch.pending, file_id)
+                    rows, quarantined, skipped = self._append_pending(batch.pending, file_id, lines)
+                    records = batch.records if lines is None else rows + quarantined + skipped
                 else:
+                    if lines is not None and (batch.table.num_rows or batch.skipped):
+                        raise _CannotResume(path)
                     rows, quarantined, skipped = batch.table.num_rows, batch.quarantine.num_rows, batch.skipped
+                    if lines is not None:  # (quarantine rows have lines: keep the new ones)
+                        q = batch.quarantine.filter(pc.greater(batch.quarantine["line"], lines[0]))
+                        quarantined, batch.quarantine = q.num_rows, q
+                    records = batch.records if lines is None else rows + quarantined + skipped
                     if rows:
                         self._append_sessions(batch.table, file_id)
                     if quarantined:
@@ -207,7 +255,7 @@ class Store:
                 result.sessions += rows
                 result.quarantined += quarantined
                 result.skipped += skipped
-                result.records += batch.records
+                result.records += records
                 result.notes.extend(batch.notes)
                 for reason, n in batch.skipped_by.items():
                     result.skipped_by[reason] = result.skipped_by.get(reason, 0) + n
@@ -220,6 +268,8 @@ class Store:
             _run(con, f"INSERT INTO summaries SELECT {file_id}, * FROM ({_summed('_file_summary')})")
             if object_id is not None:
                 result.replaced = self._replace_versions(storage.canonical(path), file_id)
+            elif plan is not None and plan.replace and plan.continues is not None:
+                result.replaced = self._replace_lineage(plan.continues)
             _run(con, "UPDATE files SET state = 'done', summarized = true, ingested_at = ?, records = ?, "
                       "sessions = ?, quarantined = ?, skipped = ?, skipped_by = ? WHERE file_id = ?",
                  [datetime.now(timezone.utc), result.records, result.sessions,
@@ -233,6 +283,8 @@ class Store:
             raise
         finally:
             _run(con, "DROP TABLE IF EXISTS _file_summary")
+            if limits is not None:
+                READ_LIMITS.reset(limits)
         self._ingested_here.add(file_id)
         if apply_retention:
             self.apply_retention()
@@ -243,19 +295,22 @@ class Store:
         `portlens ingest` runs it once, after its last file."""
         return self.prune(spare=self._ingested_here)
 
-    def _append_pending(self, pending, file_id: int) -> tuple[int, int, int]:
+    def _append_pending(self, pending, file_id: int,
+                        lines: tuple[int, int] | None = None) -> tuple[int, int, int]:
         """Conform a parsed batch with one statement on the store's own connection and route
         its rows into sessions, quarantine and the file's running summary without a round trip
-        through Python. Returns (rows, quarantined, skipped)."""
+        through Python. `lines` (after, through): keep only the records on those lines (a file
+        read from its checkpoint). Returns (rows, quarantined, skipped)."""
         con = self.con
         stored = ", ".join(f'"{c}"' for c in STORED_COLUMNS)
         inputs = pending.inputs()
         for name, table in inputs.items():
             con.register(name, table)
+        where = "" if lines is None else f" WHERE _line > {int(lines[0])} AND _line <= {int(lines[1])}"
         try:
             # (the raw text is copied only for the records that go to quarantine)
             _run(con, f"CREATE OR REPLACE TEMP TABLE _batch AS SELECT {stored}, _skip, _reason, _line, "
-                      f"CASE WHEN _reason IS NOT NULL THEN _raw END AS _raw FROM ({pending.sql()})")
+                      f"CASE WHEN _reason IS NOT NULL THEN _raw END AS _raw FROM ({pending.sql()}){where}")
         finally:
             for name in inputs:
                 con.unregister(name)
@@ -333,24 +388,63 @@ class Store:
                 _run(self.con, f"DELETE FROM {table} WHERE file_id = ?", [stale])
         return len(old)
 
-    def _known(self, path: str) -> IngestResult | tuple[str | None, str | None, int]:
-        """A file already in the ledger -> its IngestResult (duplicate_of set); else the new
-        file's (content hash, object identity, size). An object in cloud storage is looked up
-        by its identity before a byte of it is read; a local file by its content hash."""
+    def _known(self, path: str, tail: bool = False
+               ) -> IngestResult | tuple[str | None, str | None, int, ledger.Plan | None]:
+        """A file with nothing new for the ledger -> its IngestResult (duplicate_of set, or
+        waiting); else the file's (content hash, object identity, size, read plan). An object
+        in cloud storage is looked up by its identity before a byte of it is read; a local
+        file by its content hash, then by its fingerprint and checkpoints (ledger.plan)."""
         if storage.is_url(path):
             info = storage.stat(path)
             seen = _one(self.con, "SELECT path, source FROM files WHERE object_id = ? AND state = 'done'",
                         [info.identity])
             if seen:
                 return IngestResult(path, seen[1], duplicate_of=seen[0])
-            return None, info.identity, info.size
-        if not os.path.isfile(path):
+            return None, info.identity, info.size, None
+        if not os.path.isfile(storage.local_path(path)):
             raise SourceError(f"{path}: no such file")
-        digest = file_sha256(path)
-        seen = _one(self.con, "SELECT path, source FROM files WHERE sha256 = ? AND state = 'done'", [digest])
-        if seen:
+        size = os.path.getsize(storage.local_path(path))
+        # The same bytes as a file read whole (an archive ingested again): nothing to read.
+        digest = None if not ledger.compressed(path) else file_sha256(storage.local_path(path))
+        if digest is not None and (seen := self._same_bytes(digest)):
             return IngestResult(path, seen[1], duplicate_of=seen[0])
-        return digest, None, os.path.getsize(path)
+        plan = ledger.plan(self.con, path, tail, _run)
+        reading = plan.reading
+        digest = digest or reading.raw_sha256
+        if reading.end_bytes < reading.total_bytes:
+            digest = None  # (a content hash stands for content read whole)
+        elif (seen := self._same_bytes(digest)):  # (entries written before checkpoints were kept)
+            return IngestResult(path, seen[1], duplicate_of=seen[0])
+        if plan.nothing_new:
+            source = _one(self.con, "SELECT source FROM files WHERE file_id = ?", [plan.continues])[0]
+            return IngestResult(path, source, duplicate_of=plan.continues_path, waiting=reading.partial)
+        if reading.end_bytes == 0 and reading.partial:
+            return IngestResult(path, "-", waiting=True)  # not one complete line yet
+        return digest, None, size, plan
+
+    def _same_bytes(self, digest: str | None):
+        if digest is None:
+            return None
+        return _one(self.con, "SELECT path, source FROM files WHERE sha256 = ? AND state = 'done'", [digest])
+
+    def _checkpoint(self, file_id: int, plan: ledger.Plan) -> None:
+        """Record the fingerprint and checkpoint a file's entry will have once it is done."""
+        r = plan.reading
+        _run(self.con, "UPDATE files SET fingerprint = ?, fingerprint_bytes = ?, read_bytes = ?, read_lines = ?, "
+                       "prefix_sha256 = ?, first_line = ?, continues = ? WHERE file_id = ?",
+             [plan.fingerprint, plan.fingerprint_bytes, r.end_bytes, r.end_lines, r.prefix_sha256,
+              plan.first_line, None if plan.replace else plan.continues, file_id])
+
+    def _replace_lineage(self, file_id: int) -> int:
+        """Remove the entries of a lineage, from `file_id` back to its first file (a file
+        that continues it was read whole instead, see _CannotResume)."""
+        chain = [r[0] for r in _run(self.con, "WITH RECURSIVE chain(id) AS (SELECT ?::INTEGER UNION "
+                                              "SELECT f.continues FROM files f JOIN chain ON f.file_id = chain.id "
+                                              "WHERE f.continues IS NOT NULL) SELECT id FROM chain", [file_id])]
+        for stale in chain:
+            for table in ("sessions", "quarantine", "summaries", "files"):
+                _run(self.con, f"DELETE FROM {table} WHERE file_id = ?", [stale])
+        return len(chain)
 
     def _summarize_file(self, file_id: int, since: datetime | None = None) -> None:
         """(Re)build one file's summary rows from its raw sessions (from `since` on)."""
@@ -369,7 +463,7 @@ class Store:
         if isinstance(known, IngestResult):
             known.source = "summaries"
             return known
-        digest, object_id, size = known
+        digest, object_id, size, _ = known
         rows = summary.read(path)
         con = self.con
         _run(con, "BEGIN TRANSACTION")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import gzip
 import zlib
 import io
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Iterator
 
@@ -268,14 +269,42 @@ def finish(parsed: "pa.Table | Query", path: str, source: str, defaults: dict | 
     return Batch(records=records, pending=Pending(parsed, path, source, defaults or {}, strict_vocabulary))
 
 
+# ledger hook (issue 13): path -> how many decompressed bytes a source may read of it. The
+# store sets it while it ingests a growing file, so the source sees the file as it was when
+# its complete lines were counted (ledger.py), not a line still being written.
+READ_LIMITS: ContextVar[dict] = ContextVar("read_limits", default={})
+
+
 def open_binary(path: str) -> io.BufferedIOBase:
     """Open a file, transparently decompressing gzip (detected by magic bytes, not name)."""
     # storage hook (issue 14): object-storage URLs (s3://, az://, ...) open as streams too.
     from .. import storage
     f = storage.open_input(path)
     if f.peek(2)[:2] == b"\x1f\x8b":
-        return limits.GuardedGzip(f, path)  # type: ignore[return-value]  (stops a decompression bomb)
-    return f
+        f = limits.GuardedGzip(f, path)  # type: ignore[assignment]  (stops a decompression bomb)
+    limit = READ_LIMITS.get().get(path)
+    return f if limit is None else io.BufferedReader(_Limited(f, limit))  # type: ignore[return-value]
+
+
+class _Limited(io.RawIOBase):
+    """The first `limit` bytes of a stream (see READ_LIMITS)."""
+
+    def __init__(self, f, limit: int):
+        self.f, self.left = f, limit
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self.f.read(min(len(buffer), self.left))
+        self.left -= len(data)
+        buffer[:len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.f.close()
+        super().close()
 
 
 def read_head(path: str, size: int = 4096) -> bytes:
