@@ -92,13 +92,19 @@ def head(path: str) -> bytes:
             return b""
 
 
-def line_based(first: bytes) -> bool:
+def line_based(path: str) -> bool:
     """Is the content read line by line (numbered by physical line)? Not Parquet, UTF-16 text
-    or a multi-line JSON document (its records are numbered by ordinal)."""
+    or a multi-line JSON document (its records are numbered by ordinal). A first line not
+    finished yet is a line."""
     from .sources._documents import is_document_head
+    with _open(path) as f:
+        try:
+            first = f.read(65536)
+        except (EOFError, zlib.error, gzip.BadGzipFile):
+            return True
     if first[:4] == b"PAR1" or first[:2] in (b"\xff\xfe", b"\xfe\xff"):
         return False
-    return not is_document_head(first)
+    return b"\n" not in first or not is_document_head(first)
 
 
 def measure(path: str, offsets: set[int], tail: bool) -> Reading:
@@ -106,7 +112,7 @@ def measure(path: str, offsets: set[int], tail: bool) -> Reading:
     that part and of the content before each of `offsets`. Lines are counted as the line
     reader numbers them (LF, CRLF and a lone CR each end one). For a plain file the hash of
     every byte read is the file's content hash as well; a compressed file's is left None."""
-    r = Reading(line_based=line_based(head(path)))
+    r = Reading(line_based=line_based(path))
     counter = _Counter(offsets, r.at)
     raw = hashlib.sha256()
     at_newline = (counter.h.copy(), 0, 0)  # hash, offset and lines at the last LF

@@ -1,0 +1,266 @@
+"""Issue 13, item 3: log rotation and growing files, as log shippers handle them. A file is
+known by a fingerprint of its first decompressed bytes and a checkpoint of how far it was
+read (portlens.ledger): nothing is counted twice, nothing complete is left out."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import shutil
+from datetime import datetime, timedelta, timezone
+
+from hypothesis import given, settings, strategies as st
+
+from portlens import ledger
+from portlens.sources.base import read_lines
+from portlens.store import Store
+
+T0 = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(days=1)
+
+
+def line(i: int, port: int = 3389) -> bytes:
+    return (json.dumps({"TimeGenerated": (T0 + timedelta(seconds=i)).isoformat().replace("+00:00", "Z"),
+                        "DstPortNumber": port, "NetworkProtocol": "TCP", "NetworkDirection": "Inbound",
+                        "DvcAction": "Deny", "SrcIpAddr": "10.0.0.1"}) + "\n").encode()
+
+
+def lines(a: int, b: int) -> bytes:
+    return b"".join(line(i) for i in range(a, b))
+
+
+def sessions(store: Store) -> int:
+    return store.status()["sessions"]
+
+
+def test_rotated_then_compressed_copy_is_not_counted_again(tmp_path):
+    log = tmp_path / "fw.log"
+    log.write_bytes(lines(0, 100))
+    with Store(str(tmp_path / "s.duckdb")) as store:
+        assert store.ingest(str(log)).sessions == 100
+        os.rename(log, tmp_path / "fw.log.1")
+        again = store.ingest(str(tmp_path / "fw.log.1"))
+        assert again.duplicate_of == str(log) and again.sessions == 0
+        with open(tmp_path / "fw.log.1", "rb") as src, gzip.open(tmp_path / "fw.log.1.gz", "wb") as dst:
+            shutil.copyfileobj(src, dst)
+        os.remove(tmp_path / "fw.log.1")
+        packed = store.ingest(str(tmp_path / "fw.log.1.gz"))
+        assert packed.duplicate_of and packed.sessions == 0
+        log.write_bytes(lines(100, 130))  # the new fw.log: a new file
+        fresh = store.ingest(str(log))
+        assert fresh.sessions == 30 and fresh.continues is None
+        assert sessions(store) == 130
+        # summaries agree with the raw sessions (each session counted once)
+        assert store.query("SELECT sum(count_) AS n FROM summaries")["n"][0].as_py() == 130
+
+
+def test_lines_written_before_rotation_but_after_the_last_read_are_ingested(tmp_path):
+    log = tmp_path / "fw.log"
+    log.write_bytes(lines(0, 50))
+    with Store(str(tmp_path / "s.duckdb")) as store:
+        store.ingest(str(log))
+        with open(log, "ab") as f:
+            f.write(lines(50, 60))  # written after the read, then rotated and compressed
+        with open(log, "rb") as src, gzip.open(tmp_path / "fw.log.1.gz", "wb") as dst:
+            shutil.copyfileobj(src, dst)
+        os.remove(log)
+        r = store.ingest(str(tmp_path / "fw.log.1.gz"))
+        assert (r.sessions, r.records, r.lines, r.continues) == (10, 10, (51, 60), str(log))
+        assert sessions(store) == 60
+        times = store.query("SELECT count(DISTINCT TimeGenerated) AS n FROM ingested")["n"][0].as_py()
+        assert times == 60  # each line once
+
+
+def test_an_appended_file_adds_only_its_new_lines(tmp_path):
+    log = tmp_path / "fw.log"
+    log.write_bytes(lines(0, 10))
+    with Store(str(tmp_path / "s.duckdb")) as store:
+        assert store.ingest(str(log)).sessions == 10
+        with open(log, "ab") as f:
+            f.write(lines(10, 15))
+        r = store.ingest(str(log))
+        assert (r.sessions, r.lines, r.continues) == (5, (11, 15), str(log))
+        assert store.ingest(str(log)).duplicate_of == str(log)  # re-ingesting: a no-op
+        assert sessions(store) == 15
+        files = store.query("SELECT first_line, read_lines, continues FROM files ORDER BY file_id").to_pylist()
+        assert [(f["first_line"], f["read_lines"]) for f in files] == [(1, 10), (11, 15)]
+        assert files[1]["continues"] is not None
+
+
+def test_quarantined_lines_of_an_appended_file_are_counted_once(tmp_path):
+    log = tmp_path / "fw.log"
+    log.write_bytes(lines(0, 3) + b"{broken\n")
+    with Store(str(tmp_path / "s.duckdb")) as store:
+        assert store.ingest(str(log)).quarantined == 1
+        with open(log, "ab") as f:
+            f.write(b"{also broken\n" + lines(3, 4))
+        r = store.ingest(str(log))
+        assert (r.sessions, r.quarantined, r.records) == (1, 1, 2)
+        q = store.query("SELECT line FROM quarantine ORDER BY line")["line"].to_pylist()
+        assert q == [4, 5]
+
+
+def test_a_truncated_or_replaced_file_is_a_new_file(tmp_path):
+    log = tmp_path / "fw.log"
+    log.write_bytes(lines(0, 20))
+    with Store(str(tmp_path / "s.duckdb")) as store:
+        store.ingest(str(log))
+        log.write_bytes(lines(1000, 1005))  # truncated, then written afresh (copytruncate)
+        r = store.ingest(str(log))
+        assert (r.sessions, r.continues, r.lines) == (5, None, (1, 5))
+        assert sessions(store) == 25
+
+
+def test_shorter_content_than_the_checkpoint_is_a_new_file(tmp_path):
+    """Truncated to a prefix of what was read: not the same lineage (the checkpoint's hash is
+    over more bytes than the file has), so its lines are new."""
+    log = tmp_path / "fw.log"
+    log.write_bytes(lines(0, 20))
+    with Store(str(tmp_path / "s.duckdb")) as store:
+        store.ingest(str(log))
+        log.write_bytes(lines(0, 5) + lines(500, 502))
+        r = store.ingest(str(log))
+        assert r.sessions == 7 and r.continues is None
+
+
+def test_a_shared_long_header_does_not_make_two_files_one(tmp_path):
+    """Two CSV logs whose first kilobyte is the same header are different files."""
+    header = "TimeGenerated,DstPortNumber,NetworkProtocol,NetworkDirection,DvcAction," + ",".join(
+        f"Extra{i}" for i in range(200)) + "\n"
+    assert len(header) > ledger.FINGERPRINT_BYTES
+
+    def csv(i0):
+        return header + "".join(f"{(T0 + timedelta(seconds=i)).isoformat()},3389,TCP,Inbound,Deny" + "," * 200 + "\n"
+                                for i in range(i0, i0 + 5))
+    (tmp_path / "a.csv").write_text(csv(0))
+    (tmp_path / "b.csv").write_text(csv(100))
+    with Store(str(tmp_path / "s.duckdb")) as store:
+        assert store.ingest(str(tmp_path / "a.csv")).sessions == 5
+        r = store.ingest(str(tmp_path / "b.csv"))
+        assert r.sessions == 5 and r.continues is None and not r.duplicate_of
+
+
+def test_tail_mode_leaves_a_partial_last_line_for_its_newline(tmp_path):
+    log = tmp_path / "fw.log"
+    whole = line(1)
+    log.write_bytes(line(0) + whole[:25])  # the writer is in the middle of line 2
+    with Store(str(tmp_path / "s.duckdb")) as store:
+        r = store.ingest(str(log), tail=True)
+        assert (r.sessions, r.waiting, r.lines) == (1, True, (1, 1))
+        assert store.ingest(str(log), tail=True).sessions == 0  # still waiting: nothing new
+        with open(log, "ab") as f:
+            f.write(whole[25:])
+        r = store.ingest(str(log), tail=True)
+        assert (r.sessions, r.quarantined, r.waiting, r.lines) == (1, 0, False, (2, 2))
+        assert sessions(store) == 2
+
+
+def test_tail_mode_waits_for_the_first_complete_line(tmp_path):
+    log = tmp_path / "fw.log"
+    log.write_bytes(line(0)[:10])
+    with Store(str(tmp_path / "s.duckdb")) as store:
+        r = store.ingest(str(log), tail=True)
+        assert r.waiting and r.sessions == 0
+        assert store.status()["files"] == 0  # no ledger entry until a line is complete
+
+
+def test_read_mode_takes_a_last_line_without_newline(tmp_path):
+    log = tmp_path / "export.jsonl"
+    log.write_bytes(line(0) + line(1).rstrip(b"\n"))
+    with Store(str(tmp_path / "s.duckdb")) as store:
+        r = store.ingest(str(log))
+        assert r.sessions == 2 and not r.waiting
+        assert store.ingest(str(log)).duplicate_of == str(log)
+
+
+def test_a_file_growing_while_it_is_read_is_read_to_its_measured_end(tmp_path, monkeypatch):
+    """Lines appended between the measuring pass and the parse wait for the next ingest."""
+    log = tmp_path / "fw.log"
+    log.write_bytes(lines(0, 10))
+    real = ledger.measure
+
+    def measure_then_grow(path, offsets, tail):
+        reading = real(path, offsets, tail)
+        with open(log, "ab") as f:
+            f.write(lines(10, 13) + line(13)[:7])
+        return reading
+    monkeypatch.setattr(ledger, "measure", measure_then_grow)
+    with Store(str(tmp_path / "s.duckdb")) as store:
+        assert store.ingest(str(log), tail=True).sessions == 10
+        monkeypatch.setattr(ledger, "measure", real)
+        r = store.ingest(str(log), tail=True)
+        assert (r.sessions, r.lines, r.waiting) == (3, (11, 13), True)
+        assert sessions(store) == 13
+
+
+def test_a_crash_mid_continuation_leaves_the_checkpoint_where_it_was(tmp_path, monkeypatch):
+    from portlens.sources import native
+    log = tmp_path / "fw.log"
+    log.write_bytes(lines(0, 10))
+    with Store(str(tmp_path / "s.duckdb")) as store:
+        store.ingest(str(log))
+        with open(log, "ab") as f:
+            f.write(lines(10, 40))
+        real_parse = native.NativeAsim.parse
+
+        def crashing(self, path, batch_lines=10):
+            for i, batch in enumerate(real_parse(self, path, 10)):
+                if i == 3:
+                    raise KeyboardInterrupt("power cut")
+                yield batch
+        monkeypatch.setattr(native.NativeAsim, "parse", crashing)
+        try:
+            store.ingest(str(log))
+        except KeyboardInterrupt:
+            pass
+        monkeypatch.setattr(native.NativeAsim, "parse", real_parse)
+        assert sessions(store) == 10
+        assert store.ingest(str(log)).sessions == 30
+        assert sessions(store) == 40
+
+
+def test_a_source_without_line_numbers_reads_a_grown_file_whole_and_replaces_it(tmp_path, monkeypatch):
+    """Some sources hand back finished batches (Sentinel table exports, native CSV with bad
+    rows): their sessions carry no line number to filter on, so a grown file is read whole
+    and replaces the entries it grew from."""
+    from portlens.sources import native
+    from portlens.sources.base import Batch
+    real_parse = native.NativeAsim.parse
+
+    def finished(self, path, batch_lines=10):
+        for b in real_parse(self, path, batch_lines):
+            yield Batch(b.table, b.quarantine, b.skipped, b.records)
+    monkeypatch.setattr(native.NativeAsim, "parse", finished)
+    log = tmp_path / "fw.log"
+    log.write_bytes(lines(0, 5))
+    with Store(str(tmp_path / "s.duckdb")) as store:
+        assert store.ingest(str(log)).sessions == 5
+        with open(log, "ab") as f:
+            f.write(lines(5, 8))
+        r = store.ingest(str(log))
+        assert (r.sessions, r.replaced, r.continues) == (8, 1, None)
+        assert sessions(store) == 8 and store.status()["files"] == 1
+        with open(log, "ab") as f:
+            f.write(lines(8, 9))
+        assert store.ingest(str(log)).sessions == 9  # the replacement is itself a lineage
+        assert sessions(store) == 9 and store.status()["files"] == 1
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from([b"a", b"bc", b"\n", b"\r", b"\r\n", b" ", b"\xef\xbb\xbf"]), max_size=30))
+def test_measure_counts_lines_as_the_line_reader_numbers_them(tmp_path_factory, parts):
+    path = tmp_path_factory.mktemp("m") / "f.log"
+    data = b"".join(parts)
+    path.write_bytes(data)
+    stats: dict = {}
+    for _ in read_lines(str(path), 7, None, stats):
+        pass
+    whole = ledger.measure(str(path), {len(data)}, tail=False)
+    assert whole.end_lines == stats["lines"] and whole.end_bytes == len(data)
+    tail = ledger.measure(str(path), set(), tail=True)
+    assert tail.end_bytes == data.rfind(b"\n") + 1
+    stats = {}
+    path.write_bytes(data[:tail.end_bytes])
+    for _ in read_lines(str(path), 7, None, stats):
+        pass
+    assert tail.end_lines == stats["lines"]
