@@ -1,6 +1,21 @@
 """`portlens run --watch DIR`: a small service that ingests files as they appear and runs the
 rule once a day (and on demand), appending new alerts to a JSON-lines file.
 
+Files are read as log shippers tail them (ledger.py): a file that grows has only its new
+complete lines ingested, a last line without its newline waits for it, and a rotated or
+compressed copy of what was read adds nothing. A file still being written (modified within
+`settle` seconds) is left for a later scan, so a busy writer is read in fewer, larger steps.
+
+The first detect runs as soon as the first files have landed and settled (none still being
+written), or at the latest `first_detect_wait` after the first data landed when writers never
+pause; then every `detect_every`. Each detect, and each due detect that is skipped, is logged
+with its reason.
+
+The service shares the store with the analysts' commands (sharing.py): it opens the store for
+each file and each detect and closes it in between; a busy store is waited for, and an error
+(store busy past the wait, a disk hiccup, a bucket out of reach) is logged in one line and
+retried at the next scan: the service does not exit on it.
+
 Signals: SIGTERM / SIGINT stop it after the step in flight (an ingest is never cut short;
 it is atomic anyway); SIGUSR1 asks for a detect now.
 """
@@ -17,8 +32,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Callable
 
+import duckdb
+
 from . import api, files, monitor, storage
-from .errors import SourceError
+from .errors import SourceError, StoreError
 from .formats import write_jsonl
 from .store import Store
 
@@ -37,8 +54,14 @@ class Watcher:
     _stop: threading.Event = field(default_factory=threading.Event)
     _detect_now: threading.Event = field(default_factory=threading.Event)
     settle: float = 2.0  # a file modified more recently than this may still be being written
+    first_detect_wait: float = 60.0  # first detect at the latest this long after data first landed
+    store_wait: float = 60.0  # how long one open of a busy store waits before the step is retried
     _done: set = field(default_factory=set)      # (path, size, mtime) already handled
     _last_detect: float | None = None
+    _first_data: float | None = None  # when the first sessions landed (monotonic)
+    _unsettled: int = 0  # files the last scan left because they were still being written
+    _busy_since: dict = field(default_factory=dict)  # path -> when a scan first found it being written
+    _said: str | None = None  # the last skip reason logged (a waiting first detect says it once)
 
     def install_signals(self) -> None:
         signal.signal(signal.SIGTERM, lambda *_: self.stop())
@@ -51,11 +74,9 @@ class Watcher:
     def run(self, once: bool = False) -> None:
         cfg = monitor.load_config(self.config)  # fail early on a bad configuration
         while not self._stop.is_set():
-            self.scan()
-            due = self._last_detect is None or time.monotonic() - self._last_detect >= self.detect_every.total_seconds()
-            if (due or self._detect_now.is_set()) and not self._stop.is_set():
-                self._detect_now.clear()
-                self.detect(cfg)
+            self._step(self.scan)
+            if not self._stop.is_set():
+                self._step(lambda: self._maybe_detect(cfg, once))
             if once:
                 return
             # Wake early for a stop or an on-demand detect.
@@ -63,9 +84,25 @@ class Watcher:
             while not self._stop.is_set() and not self._detect_now.is_set() and time.monotonic() < deadline:
                 self._stop.wait(min(0.2, self.every))
 
+    def _step(self, work: Callable[[], object]) -> None:
+        """Run one step; an error is logged in one line and the step is tried again next time."""
+        try:
+            work()
+        except (StoreError, SourceError, duckdb.Error, OSError) as e:
+            self.log(f"error: {str(e).splitlines()[0] if str(e) else type(e).__name__}; "
+                     "retrying at the next scan")
+        except Exception as e:  # not expected: still not a reason to stop watching
+            self.log(f"unexpected error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}; "
+                     "retrying at the next scan")
+
+    def _open(self, read_only: bool = False) -> Store:
+        return Store(self.db, read_only=read_only, wait=self.store_wait, notify=self.log)
+
     def scan(self) -> int:
-        """Ingest files that are new or changed and whose size has settled (not being written)."""
+        """Ingest what is new in files that are new or changed and have settled (not being
+        written); a file is read from its checkpoint (ledger.py)."""
         ingested = 0
+        unsettled = 0
         try:
             entries = list(self._entries())
         except SourceError as e:  # a bucket out of reach: said, and tried again next scan
@@ -74,19 +111,59 @@ class Watcher:
         for path, key, settled in entries:
             if self._stop.is_set():
                 break
-            if key in self._done or not settled:
+            if key in self._done:
                 continue
-            with Store(self.db) as store:
-                try:
-                    r = store.ingest(path)
-                except SourceError as e:
-                    self.log(f"skipped {e}")
-                else:
-                    ingested += 1
-                    self.log(f"{path}: " + ("already ingested" if r.duplicate_of else
-                                            f"{r.sessions:,} sessions, {r.quarantined:,} quarantined"))
+            if not settled:
+                # A writer that never pauses still has its complete lines read, once per scan
+                # interval (the checkpoint makes reading a growing file safe).
+                since = self._busy_since.setdefault(path, time.monotonic())
+                if time.monotonic() - since < max(self.every, self.settle):
+                    unsettled += 1
+                    continue
+            self._busy_since.pop(path, None)
+            try:
+                with self._open() as store:
+                    r = store.ingest(path, tail=not storage.is_url(path))
+            except SourceError as e:
+                self.log(f"skipped {e}")
+            except StoreError:
+                raise  # the store is out of reach: this scan stops, the next one retries
+            except (duckdb.Error, OSError) as e:
+                self.log(f"{path}: error: {str(e).splitlines()[0] if str(e) else type(e).__name__}; "
+                         "retrying at the next scan")
+                continue
+            else:
+                ingested += 1
+                self.log(_landed(path, r))
+                if r.sessions and self._first_data is None:
+                    self._first_data = time.monotonic()
             self._done.add(key)
+        self._unsettled = unsettled
         return ingested
+
+    def _maybe_detect(self, cfg: monitor.MonitorConfig, once: bool) -> None:
+        """Detect when one is asked for (SIGUSR1, --once), when the first files have settled,
+        or on schedule; log a due detect that is skipped, with the reason."""
+        now = time.monotonic()
+        if self._detect_now.is_set() or once:
+            self._detect_now.clear()
+            self.detect(cfg)
+            return
+        if self._last_detect is None:
+            if self._first_data is None:
+                self._skip("first detect waits: no sessions have landed yet")
+                return
+            if self._unsettled and now - self._first_data < self.first_detect_wait:
+                self._skip(f"first detect waits: {self._unsettled} file(s) still being written")
+                return
+            self.detect(cfg)
+        elif now - self._last_detect >= self.detect_every.total_seconds():
+            self.detect(cfg)
+
+    def _skip(self, reason: str) -> None:
+        if reason != self._said:
+            self.log(reason if reason.startswith("first detect") else f"detect skipped: {reason}")
+            self._said = reason
 
     def _entries(self):
         """(path, key, settled) for each file under the folder. An object-storage URL
@@ -104,11 +181,14 @@ class Watcher:
         """Run the rule as of just after the newest data; append alerts not written before."""
         self._last_detect = time.monotonic()
         if not os.path.exists(self.db):
+            self._skip("no store yet (no file has landed)")
             return 0
-        with Store(self.db, read_only=True) as store:
+        with self._open(read_only=True) as store:
             if store.newest_time() is None:
+                self._skip("no sessions in the store yet")
                 return 0
             result = api.detect(store, config=cfg, profile=self.profile)
+        self._said = None
         seen = _written_ids(self.alerts_path)
         fresh = [a for a in result.alerts if a.id not in seen]
         if fresh:
@@ -119,10 +199,23 @@ class Watcher:
                  f"{len(fresh)} new -> {self.alerts_path}")
         if self.sinks:
             from . import delivery
-            with Store(self.db) as store:
+            with self._open() as store:
                 delivery.record(store, result.alerts)
                 self.log(delivery.deliver(store, self.sinks).summary())
         return len(fresh)
+
+
+def _landed(path: str, r) -> str:
+    """One log line for an ingest."""
+    if r.duplicate_of:
+        said = "already ingested" + (f" (as {r.duplicate_of})" if r.duplicate_of != storage.canonical(path) else "")
+    elif r.waiting and not r.lines:
+        return f"{path}: waiting for its first complete line"
+    else:
+        said = f"{r.sessions:,} sessions, {r.quarantined:,} quarantined"
+        if r.continues and r.lines:
+            said += f" (lines {r.lines[0]:,}-{r.lines[1]:,}, after those read from {r.continues})"
+    return f"{path}: {said}" + ("; its last line waits for its newline" if r.waiting else "")
 
 
 def _written_ids(path: Path) -> set[str]:
