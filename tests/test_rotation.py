@@ -264,3 +264,40 @@ def test_measure_counts_lines_as_the_line_reader_numbers_them(tmp_path_factory, 
     for _ in read_lines(str(path), 7, None, stats):
         pass
     assert tail.end_lines == stats["lines"]
+
+
+def test_an_incomplete_copy_of_content_read_further_adds_nothing(tmp_path):
+    """A rotated file caught while it is being compressed holds fewer lines than were read:
+    the service waits for the rest; a copy that stops between two checkpoints of its lineage
+    adds nothing either."""
+    log = tmp_path / "fw.log"
+    log.write_bytes(lines(0, 100))
+    with Store(str(tmp_path / "s.duckdb")) as store:
+        store.ingest(str(log))
+        with open(log, "ab") as f:
+            f.write(lines(100, 200))
+        assert store.ingest(str(log)).sessions == 100
+        packed = gzip.compress(log.read_bytes())
+        (tmp_path / "fw.log.1.gz").write_bytes(packed[:len(packed) * 3 // 4])  # compression in progress
+        r = store.ingest(str(tmp_path / "fw.log.1.gz"), tail=True)
+        assert r.sessions == 0 and r.waiting  # a compressed file that breaks off is not complete yet
+        assert store.status()["files"] == 2
+        (tmp_path / "fw.log.1.gz").write_bytes(packed)
+        assert store.ingest(str(tmp_path / "fw.log.1.gz"), tail=True).sessions == 0
+        assert sessions(store) == 200
+        shorter = tmp_path / "copy.log"
+        shorter.write_bytes(lines(0, 150))  # between the two checkpoints (100 and 200 lines)
+        r = store.ingest(str(shorter))
+        assert r.sessions == 0 and r.duplicate_of
+        assert sessions(store) == 200
+
+
+def test_read_mode_reports_a_cut_compressed_file_and_keeps_what_was_readable(tmp_path):
+    packed = gzip.compress(lines(0, 20000))  # (the reader meets the cut after its first 1 MiB)
+    cut = tmp_path / "cut.log.gz"
+    cut.write_bytes(packed[:len(packed) // 2])
+    with Store(str(tmp_path / "s.duckdb")) as store:
+        r = store.ingest(str(cut))
+        assert r.sessions > 0 and r.quarantined == 1
+        reason = store.query("SELECT reason FROM quarantine")["reason"][0].as_py()
+        assert "cut short" in reason

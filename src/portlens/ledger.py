@@ -62,6 +62,7 @@ class Reading:
     raw_sha256: str | None = None  # SHA-256 of the file's bytes (None for compressed input: see measure)
     line_based: bool = True
     partial: bool = False          # a last line without its newline was left for later (tail)
+    cut: bool = False              # compressed data that breaks off (still being written, or broken)
     at: dict = field(default_factory=dict)  # offset -> SHA-256 of the content before it
 
 
@@ -119,10 +120,11 @@ def measure(path: str, offsets: set[int], tail: bool) -> Reading:
     with _open(path) as f:
         compressed = isinstance(f, gzip.GzipFile)
         while True:
-            try:
-                chunk = f.read(_CHUNK)
+            try:  # (compressed data in small reads: a read that meets a cut returns nothing)
+                chunk = f.read(_CHUNK if not compressed else 1 << 16)
             except (EOFError, zlib.error, gzip.BadGzipFile):
-                break  # a cut gzip: what was readable is the content (the parser says the rest)
+                r.cut = True  # what was readable is the content (the parser reports the cut)
+                break
             if not chunk:
                 break
             if not compressed:
@@ -208,9 +210,20 @@ def plan(con, path: str, tail: bool, run) -> Plan:
         if not reading.line_based and read_bytes != reading.total_bytes:
             continue  # no line checkpoint: only the whole content is recognised
         p = Plan(reading, fp, fp_bytes, read_lines + 1, file_id, seen_path)
-        p.nothing_new = read_bytes >= reading.end_bytes
+        p.nothing_new = read_bytes >= reading.end_bytes or _read_further(con, run, file_id, reading.end_bytes)
         return p
     return Plan(reading, fp, fp_bytes)
+
+
+def _read_further(con, run, file_id: int, end_bytes: int) -> bool:
+    """Did a later entry of the lineage read past `end_bytes`? Then a file that matches an
+    earlier checkpoint but ends before the later one is an incomplete copy of what was read
+    (a rotated file being compressed, a copy in progress): nothing in it is new."""
+    row = run(con, "WITH RECURSIVE later(id) AS (SELECT file_id FROM files WHERE continues = ? UNION "
+                   "SELECT f.file_id FROM files f JOIN later ON f.continues = later.id) "
+                   "SELECT count(*) FROM files WHERE file_id IN (SELECT id FROM later) AND state = 'done' "
+                   "AND read_bytes > ?", [file_id, end_bytes])
+    return bool(row and row[0][0])
 
 
 def compressed(path: str) -> bool:

@@ -225,7 +225,7 @@ class Store:
         if plan is not None:
             self._checkpoint(file_id, plan)
             reading = plan.reading
-            if reading.line_based:
+            if reading.line_based and not reading.cut:  # (a cut is read to its end, and reported)
                 limits = READ_LIMITS.set({**READ_LIMITS.get(), path: reading.end_bytes})
                 if plan.skip_lines:
                     lines = (plan.skip_lines, reading.end_lines)
@@ -415,6 +415,8 @@ class Store:
             digest = None  # (a content hash stands for content read whole)
         elif (seen := self._same_bytes(digest)):  # (entries written before checkpoints were kept)
             return IngestResult(path, seen[1], duplicate_of=seen[0])
+        if reading.cut and tail:  # a compressed file still being written: wait for all of it
+            return IngestResult(path, "-", waiting=True)
         if plan.nothing_new:
             source = _one(self.con, "SELECT source FROM files WHERE file_id = ?", [plan.continues])[0]
             return IngestResult(path, source, duplicate_of=plan.continues_path, waiting=reading.partial)
