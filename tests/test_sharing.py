@@ -1,0 +1,160 @@
+"""Issue 13, item 4: a store several processes use. Opening a store another process holds
+waits (one "store busy, waiting" line) and gives up after a timeout with one line; the
+service keeps running while analysts read the store, and the analysts' commands wait for it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+
+from portlens.store import Store
+
+T0 = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=6)
+
+
+def line(i: int) -> str:
+    return json.dumps({"TimeGenerated": (T0 + timedelta(seconds=i)).isoformat().replace("+00:00", "Z"),
+                       "DstPortNumber": 3389 if i % 3 else 443, "NetworkProtocol": "TCP",
+                       "NetworkDirection": "Inbound", "DvcAction": "Deny", "SrcIpAddr": "10.0.0.1"}) + "\n"
+
+
+def portlens(*args, env=None, timeout=120):
+    return subprocess.run([sys.executable, "-m", "portlens", *args], capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, **(env or {})})
+
+
+def make_store(tmp_path, n=50) -> str:
+    db = str(tmp_path / "s.duckdb")
+    log = tmp_path / "a.jsonl"
+    log.write_text("".join(line(i) for i in range(n)))
+    with Store(db) as store:
+        store.ingest(str(log))
+    return db
+
+
+def test_a_reader_waits_for_a_writer_and_says_so(tmp_path):
+    db = make_store(tmp_path)
+    holder = _holder(db, read_only=False)  # a writer holds the store for 5 s
+    threading.Timer(5.0, holder.communicate).start()
+    r = portlens("status", "--db", db, "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["sessions"] == 50
+    busy = [l for l in r.stderr.splitlines() if "store busy" in l]
+    assert len(busy) == 1 and "waiting" in busy[0] and f"process {holder.pid}" in busy[0]
+
+
+def test_a_store_busy_too_long_is_one_line_error(tmp_path):
+    db = make_store(tmp_path)
+    holder = _holder(db, read_only=False)
+    try:
+        r = portlens("status", "--db", db, env={"PORTLENS_STORE_WAIT": "1"})
+    finally:
+        holder.communicate()
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr
+    error = r.stderr.strip().splitlines()[-1]
+    assert error.startswith("portlens: error:") and "store busy" in error and "gave up after 1 s" in error
+
+
+def test_a_writer_waits_for_readers_and_new_readers_let_it_in(tmp_path):
+    """A writer kept out by a reader leaves a note; a reader arriving after it waits for the
+    writer to get in first, so a stream of readers cannot keep the writer out."""
+    db = make_store(tmp_path)
+    reader = _holder(db, read_only=True)  # another process reads the store
+    said = []
+    got_in = threading.Event()
+
+    def write():
+        with Store(db, wait=20, notify=said.append):
+            got_in.set()
+            time.sleep(1.0)
+    writer = threading.Thread(target=write)
+    writer.start()
+    note = db + ".writer-waiting"
+    deadline = time.monotonic() + 10
+    while not os.path.exists(note) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert os.path.exists(note)
+    # A second reader arrives now: it waits for the writer, though readers could share the store.
+    late = subprocess.Popen([sys.executable, "-m", "portlens", "status", "--db", db, "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    told = late.stderr.readline()
+    assert "store busy (a writer is waiting for it), waiting" in told
+    assert not got_in.is_set()
+    reader.communicate(timeout=30)  # the first reader leaves: the writer gets in before the late reader
+    assert got_in.wait(10)
+    out, err = late.communicate(timeout=60)
+    writer.join(10)
+    assert late.returncode == 0, err
+    assert said and "store busy" in said[0]
+    assert not os.path.exists(note)
+
+
+def _holder(db: str, read_only: bool) -> subprocess.Popen:
+    """A process that holds the store until its stdin closes."""
+    code = ("import duckdb, sys; c = duckdb.connect(sys.argv[1], read_only=sys.argv[2] == 'ro'); "
+            "print('holding', flush=True); sys.stdin.read(); c.close()")
+    p = subprocess.Popen([sys.executable, "-c", code, db, "ro" if read_only else "rw"],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert p.stdout.readline().strip() == "holding"
+    return p
+
+
+def test_service_survives_concurrent_readers(tmp_path):
+    """The service ingests while loops of status/detect/report read the store: nobody dies,
+    everything lands once."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    db, alerts = str(tmp_path / "s.duckdb"), tmp_path / "alerts.jsonl"
+    service = subprocess.Popen([sys.executable, "-m", "portlens", "run", "--watch", str(inbox), "--db", db,
+                                "--every", "0.3s", "--alerts", str(alerts)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    failures: list[str] = []
+    stop = threading.Event()
+
+    def analyst(*args):
+        while not stop.is_set():
+            if not os.path.exists(db):
+                time.sleep(0.2)
+                continue
+            r = portlens(*args, "--db", db)
+            if r.returncode != 0 and "no sessions" not in r.stderr and "no data" not in r.stderr.lower():
+                failures.append(f"{args[0]}: {r.returncode}: {r.stderr.strip()[-300:]}")
+    readers = [threading.Thread(target=analyst, args=a) for a in
+               [("status",), ("detect",), ("report", "--output", str(tmp_path / "r.html"))]]
+    written = 0
+    try:
+        for t in readers:
+            t.start()
+        log = inbox / "fw.log"
+        for burst in range(12):
+            with open(log, "a") as f:
+                f.write("".join(line(written + i) for i in range(40)))
+            written += 40
+            time.sleep(0.5)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and _sessions(db) != written:
+            time.sleep(0.5)
+    finally:
+        stop.set()
+        for t in readers:
+            t.join(120)
+        service.terminate()
+        out, err = service.communicate(timeout=60)
+    assert service.returncode == 0, err
+    assert "Traceback" not in err and "unexpected error" not in err
+    assert not failures, failures
+    assert _sessions(db) == written
+
+
+def _sessions(db: str) -> int:
+    try:
+        with Store(db, read_only=True, wait=30) as store:
+            return store.status()["sessions"]
+    except Exception:
+        return -1
