@@ -22,7 +22,7 @@ folder, name, seconds, seed = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(
 rng = random.Random(seed)
 t0 = datetime.now(timezone.utc) - timedelta(hours=12)
 log = os.path.join(folder, name)
-written, generation, end = 0, 0, time.monotonic() + seconds
+written, generation, bursts, end = 0, 0, 0, time.monotonic() + seconds
 f = open(log, "a")
 while time.monotonic() < end:
     for _ in range(rng.randint(1, 30)):
@@ -39,10 +39,16 @@ while time.monotonic() < end:
         written += 1
     f.flush()
     time.sleep(rng.uniform(0.0, 0.4))
-    if rng.random() < 0.08:  # rotate: rename, keep writing a little to the old file, then gzip it
+    bursts += 1
+    if bursts % 5 == 0:  # rotate: rename, keep writing a little to the old file, then gzip it
         generation += 1
         rotated = f"{log}.{generation}"
         os.rename(log, rotated)
+        f.write("".join(json.dumps({"TimeGenerated": (t0 + timedelta(milliseconds=(written + i) * 7 + seed)).isoformat().replace("+00:00", "Z"),
+                                    "DstPortNumber": 53, "NetworkProtocol": "UDP", "DvcAction": "Deny"}) + "\n"
+                        for i in range(3)))  # the old file still gets lines until it is reopened
+        written += 3
+        f.flush()
         time.sleep(rng.uniform(0.0, 0.5))
         f.close()
         f = open(log, "a")
@@ -112,7 +118,7 @@ def test_soak_service_writers_rotation_and_readers(tmp_path):
     assert "Traceback" not in err and "unexpected error" not in err, err[-2000:]
     assert not failures, failures[:3]
     assert written > 200
-    assert len(list(inbox.glob("*.gz"))) >= 2  # rotations happened
+    assert len(list(inbox.glob("*.gz"))) >= 4  # rotations happened
     print(f"soak: {written} lines, {len(list(inbox.glob('*.gz')))} rotations, "
           f"{sum('store busy' in l for l in err.splitlines())} waits of the service")
     assert _sessions(db) == written
