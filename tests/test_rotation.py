@@ -301,3 +301,22 @@ def test_read_mode_reports_a_cut_compressed_file_and_keeps_what_was_readable(tmp
         assert r.sessions > 0 and r.quarantined == 1
         reason = store.query("SELECT reason FROM quarantine")["reason"][0].as_py()
         assert "cut short" in reason
+
+
+def test_later_entries_of_a_lineage_are_found_for_forget(tmp_path):
+    """What `portlens forget` must remove with an entry: the entries that continue it."""
+    from portlens.store import _run
+    log = tmp_path / "fw.log"
+    log.write_bytes(lines(0, 5))
+    with Store(str(tmp_path / "s.duckdb")) as store:
+        store.ingest(str(log))
+        for a in (5, 8):
+            with open(log, "ab") as f:
+                f.write(lines(a, a + 3))
+            store.ingest(str(log))
+        other = tmp_path / "other.log"
+        other.write_bytes(lines(100, 101))
+        store.ingest(str(other))
+        ids = store.query("SELECT file_id FROM files ORDER BY file_id")["file_id"].to_pylist()
+        assert ledger.later_entries(store.con, _run, [ids[0]]) == ids[1:3]
+        assert ledger.later_entries(store.con, _run, [ids[2]]) == []

@@ -215,14 +215,27 @@ def plan(con, path: str, tail: bool, run) -> Plan:
     return Plan(reading, fp, fp_bytes)
 
 
+def later_entries(con, run, file_ids: list[int]) -> list[int]:
+    """The entries that continue any of `file_ids`, directly or not. Forgetting an entry must
+    forget these too: they hold lines after its checkpoint and vouch for the lines before."""
+    if not file_ids:
+        return []
+    marks = ", ".join("?" for _ in file_ids)
+    return [r[0] for r in run(con, "WITH RECURSIVE later(id) AS (SELECT file_id FROM files WHERE continues "
+                                   f"IN ({marks}) UNION SELECT f.file_id FROM files f JOIN later "
+                                   "ON f.continues = later.id) SELECT id FROM later ORDER BY id", list(file_ids))]
+
+
 def _read_further(con, run, file_id: int, end_bytes: int) -> bool:
     """Did a later entry of the lineage read past `end_bytes`? Then a file that matches an
     earlier checkpoint but ends before the later one is an incomplete copy of what was read
     (a rotated file being compressed, a copy in progress): nothing in it is new."""
-    row = run(con, "WITH RECURSIVE later(id) AS (SELECT file_id FROM files WHERE continues = ? UNION "
-                   "SELECT f.file_id FROM files f JOIN later ON f.continues = later.id) "
-                   "SELECT count(*) FROM files WHERE file_id IN (SELECT id FROM later) AND state = 'done' "
-                   "AND read_bytes > ?", [file_id, end_bytes])
+    later = later_entries(con, run, [file_id])
+    if not later:
+        return False
+    marks = ", ".join("?" for _ in later)
+    row = run(con, f"SELECT count(*) FROM files WHERE file_id IN ({marks}) AND state = 'done' "
+                   "AND read_bytes > ?", [*later, end_bytes])
     return bool(row and row[0][0])
 
 
