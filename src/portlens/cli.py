@@ -569,8 +569,9 @@ def run(watch: str = typer.Option(..., "--watch", help="Folder (or object-storag
         once: bool = typer.Option(False, "--once", help="One scan and one detect, then exit (for cron)."),
         deliver: Optional[List[str]] = typer.Option(None, "--deliver", help="Also send new alerts to these sinks (see detect --deliver)."),
         ca: Optional[str] = CaOption, profile: Profile = ProfileOption) -> None:
-    """Run as a service: ingest new files as they appear, detect once a day (SIGUSR1: now).
-    SIGTERM stops it after the step in flight."""
+    """Run as a service: ingest what is new in files as they grow or rotate, detect as soon as
+    the first files have settled, then once a day (SIGUSR1: now). SIGTERM stops it after the
+    step in flight."""
     from .service import Watcher, parse_every
     if not _is_url(watch):
         if not Path(watch).is_dir():

@@ -59,7 +59,7 @@ class Reading:
     end_bytes: int = 0             # the part to take: through the last complete line (tail) or all (read)
     end_lines: int = 0             # lines in that part
     prefix_sha256: str = ""        # SHA-256 of that part
-    raw_sha256: str | None = None  # SHA-256 of the file's bytes (None for compressed input: see measure)
+    raw_sha256: str | None = None  # SHA-256 of the file's bytes, when they were all read and are not compressed
     line_based: bool = True
     partial: bool = False          # a last line without its newline was left for later (tail)
     cut: bool = False              # compressed data that breaks off (still being written, or broken)
@@ -111,11 +111,10 @@ def line_based(path: str) -> bool:
 def measure(path: str, offsets: set[int], tail: bool) -> Reading:
     """Read the file once: where its complete lines end, how many there are, the SHA-256 of
     that part and of the content before each of `offsets`. Lines are counted as the line
-    reader numbers them (LF, CRLF and a lone CR each end one). For a plain file the hash of
-    every byte read is the file's content hash as well; a compressed file's is left None."""
+    reader numbers them (LF, CRLF and a lone CR each end one). A plain file read whole has its
+    content hash too (the same hash); a compressed file's is left None."""
     r = Reading(line_based=line_based(path))
     counter = _Counter(offsets, r.at)
-    raw = hashlib.sha256()
     at_newline = (counter.h.copy(), 0, 0)  # hash, offset and lines at the last LF
     with _open(path) as f:
         compressed = isinstance(f, gzip.GzipFile)
@@ -127,19 +126,17 @@ def measure(path: str, offsets: set[int], tail: bool) -> Reading:
                 break
             if not chunk:
                 break
-            if not compressed:
-                raw.update(chunk)
             cut = chunk.rfind(b"\n") + 1
             if cut:
                 counter.feed(chunk[:cut])
                 at_newline = (counter.h.copy(), counter.pos, counter.lines)
             counter.feed(chunk[cut:])
     r.total_bytes = counter.pos
-    r.raw_sha256 = None if compressed else raw.hexdigest()
     if not r.line_based or not tail or counter.pos == at_newline[1]:
         r.end_bytes, r.prefix_sha256 = counter.pos, counter.h.hexdigest()
         # an unterminated last line is a line of its own (the line reader numbers it so)
         r.end_lines = counter.lines + (1 if counter.pos > at_newline[1] else 0)
+        r.raw_sha256 = None if compressed else r.prefix_sha256
     else:
         r.end_bytes, r.end_lines, r.prefix_sha256 = at_newline[1], at_newline[2], at_newline[0].hexdigest()
         r.partial = True

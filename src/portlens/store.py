@@ -239,14 +239,11 @@ class Store:
             for batch in parse_file(parser, path):
                 if batch.pending is not None:
                     rows, quarantined, skipped = self._append_pending(batch.pending, file_id, lines)
-                    records = batch.records if lines is None else rows + quarantined + skipped
+                    records = rows + quarantined + skipped  # the statement yields one row per record
                 else:
-                    if lines is not None and (batch.table.num_rows or batch.skipped):
-                        raise _CannotResume(path)
+                    if lines is not None:
+                        _keep_lines(batch, lines, path)
                     rows, quarantined, skipped = batch.table.num_rows, batch.quarantine.num_rows, batch.skipped
-                    if lines is not None:  # (quarantine rows have lines: keep the new ones)
-                        q = batch.quarantine.filter(pc.greater(batch.quarantine["line"], lines[0]))
-                        quarantined, batch.quarantine = q.num_rows, q
                     records = batch.records if lines is None else rows + quarantined + skipped
                     if rows:
                         self._append_sessions(batch.table, file_id)
@@ -260,7 +257,7 @@ class Store:
                 for reason, n in batch.skipped_by.items():
                     result.skipped_by[reason] = result.skipped_by.get(reason, 0) + n
                 if progress:
-                    progress(batch.records)
+                    progress(records)
             # The file's summaries (added up from its batches) and its visibility flip in one
             # transaction.
             _run(con, "BEGIN TRANSACTION")
@@ -768,6 +765,16 @@ class Store:
             if len(entry["examples"]) < examples:
                 entry["examples"].append({"value": value, "sessions": n, "file": path})
         return list(out.values())
+
+
+def _keep_lines(batch, lines: tuple[int, int], path: str) -> None:
+    """Keep a finished batch's records on `lines` (after, through): its quarantine rows carry
+    their line; its sessions and skipped records do not, so a batch with any cannot be read
+    from a checkpoint (_CannotResume)."""
+    if batch.table.num_rows or batch.skipped:
+        raise _CannotResume(path)
+    line = batch.quarantine["line"]
+    batch.quarantine = batch.quarantine.filter(pc.and_(pc.greater(line, lines[0]), pc.less_equal(line, lines[1])))
 
 
 def _quote(text: str) -> str:
