@@ -320,3 +320,38 @@ def test_later_entries_of_a_lineage_are_found_for_forget(tmp_path):
         ids = store.query("SELECT file_id FROM files ORDER BY file_id")["file_id"].to_pylist()
         assert ledger.later_entries(store.con, _run, [ids[0]]) == ids[1:3]
         assert ledger.later_entries(store.con, _run, [ids[2]]) == []
+
+
+@settings(max_examples=12, deadline=None)
+@given(cuts=st.lists(st.integers(1, 2400), min_size=1, max_size=6), rotate_at=st.integers(0, 6),
+       compress=st.booleans())
+def test_any_sequence_of_partial_writes_and_a_rotation_counts_each_line_once(tmp_path_factory, cuts,
+                                                                             rotate_at, compress):
+    """The writer stops anywhere (mid-line too); after each stop the file is ingested in tail
+    mode; at some point it is rotated (renamed, maybe gzipped) and a new file begins."""
+    folder = tmp_path_factory.mktemp("w")
+    text = lines(0, 20)
+    fresh = lines(500, 505)
+    stops = sorted({min(c, len(text)) for c in cuts} | {len(text)})
+    with Store(str(folder / "s.duckdb")) as store:
+        log, done = folder / "fw.log", 0
+        for i, stop in enumerate(stops):
+            with open(log, "ab") as f:
+                f.write(text[done:stop])
+            done = stop
+            store.ingest(str(log), tail=True)
+            if i == rotate_at:
+                break
+        with open(log, "ab") as f:  # the rest goes to the old file before the writer reopens
+            f.write(text[done:])
+        rotated = folder / "fw.log.1"
+        os.rename(log, rotated)
+        if compress:
+            rotated.with_suffix(".1.gz").write_bytes(gzip.compress(rotated.read_bytes()))
+            os.remove(rotated)
+            rotated = rotated.with_suffix(".1.gz")
+        log.write_bytes(fresh)
+        for path in (rotated, log, rotated, log):
+            store.ingest(str(path), tail=True)
+        assert sessions(store) == 25
+        assert store.status()["quarantined"] == 0

@@ -56,7 +56,7 @@ class Watcher:
     settle: float = 2.0  # a file modified more recently than this may still be being written
     first_detect_wait: float = 60.0  # first detect at the latest this long after data first landed
     store_wait: float = 60.0  # how long one open of a busy store waits before the step is retried
-    _done: set = field(default_factory=set)      # (path, size, mtime) already handled
+    _done: dict = field(default_factory=dict)    # path -> its key (size, stamp) when last handled
     _last_detect: float | None = None
     _first_data: float | None = None  # when the first sessions landed (monotonic)
     _unsettled: int = 0  # files the last scan left because they were still being written
@@ -111,7 +111,7 @@ class Watcher:
         for path, key, settled in entries:
             if self._stop.is_set():
                 break
-            if key in self._done:
+            if self._done.get(path) == key:
                 continue
             if not settled:
                 # A writer that never pauses still has its complete lines read, once per scan
@@ -137,7 +137,7 @@ class Watcher:
                 self.log(_landed(path, r))
                 if r.sessions and self._first_data is None:
                     self._first_data = time.monotonic()
-            self._done.add(key)
+            self._done[path] = key
         self._unsettled = unsettled
         return ingested
 
