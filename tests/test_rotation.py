@@ -355,3 +355,26 @@ def test_any_sequence_of_partial_writes_and_a_rotation_counts_each_line_once(tmp
             store.ingest(str(path), tail=True)
         assert sessions(store) == 25
         assert store.status()["quarantined"] == 0
+
+
+def test_a_rotated_gzip_copy_of_demo_traffic_raises_no_false_alert(tmp_path):
+    """The issue's reproduction: the demo's traffic, then a gzip copy of its log (as logrotate
+    leaves it) ingested too: detect finds the same alerts as before, not two more."""
+    import subprocess
+    import sys
+
+    def portlens(*args):
+        r = subprocess.run([sys.executable, "-m", "portlens", *map(str, args)], capture_output=True, text=True,
+                           timeout=300)
+        assert r.returncode == 0, r.stderr
+        return r.stdout
+    portlens("demo", "--dir", tmp_path, "--scale", "0.2")
+    db = tmp_path / "demo.duckdb"
+    before = portlens("detect", "--db", db, "--format", "jsonl")
+    log = tmp_path / "demo-sessions.jsonl"
+    (tmp_path / "demo-sessions.jsonl.1.gz").write_bytes(gzip.compress(log.read_bytes()))
+    out = portlens("ingest", tmp_path / "demo-sessions.jsonl.1.gz", "--db", db)
+    assert "already ingested" in out
+    after = portlens("detect", "--db", db, "--format", "jsonl")
+    assert [json.loads(a)["id"] for a in after.splitlines()] == [json.loads(b)["id"] for b in before.splitlines()]
+    assert after == before
