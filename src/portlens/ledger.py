@@ -116,11 +116,11 @@ def measure(path: str, offsets: set[int], tail: bool) -> Reading:
     r = Reading(line_based=line_based(path))
     counter = _Counter(offsets, r.at)
     at_newline = (counter.h.copy(), 0, 0)  # hash, offset and lines at the last LF
+    packed = compressed(path)
     with _open(path) as f:
-        compressed = isinstance(f, gzip.GzipFile)
         while True:
             try:  # (compressed data in small reads: a read that meets a cut returns nothing)
-                chunk = f.read(_CHUNK if not compressed else 1 << 16)
+                chunk = f.read(_CHUNK if not packed else 1 << 16)
             except (EOFError, zlib.error, gzip.BadGzipFile):
                 r.cut = True  # what was readable is the content (the parser reports the cut)
                 break
@@ -136,7 +136,7 @@ def measure(path: str, offsets: set[int], tail: bool) -> Reading:
         r.end_bytes, r.prefix_sha256 = counter.pos, counter.h.hexdigest()
         # an unterminated last line is a line of its own (the line reader numbers it so)
         r.end_lines = counter.lines + (1 if counter.pos > at_newline[1] else 0)
-        r.raw_sha256 = None if compressed else r.prefix_sha256
+        r.raw_sha256 = None if packed else r.prefix_sha256
     else:
         r.end_bytes, r.end_lines, r.prefix_sha256 = at_newline[1], at_newline[2], at_newline[0].hexdigest()
         r.partial = True
@@ -243,8 +243,6 @@ def compressed(path: str) -> bool:
 
 
 def _open(path: str):
-    """The decompressed content (gzip by magic bytes, as the sources read it)."""
-    f = storage.open_input(path)
-    if f.peek(2)[:2] == b"\x1f\x8b":
-        return gzip.GzipFile(fileobj=f)
-    return f
+    """The decompressed content, opened as the sources open it (gzip by magic bytes)."""
+    from .sources.base import open_binary
+    return open_binary(path)
