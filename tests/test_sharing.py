@@ -158,3 +158,60 @@ def _sessions(db: str) -> int:
             return store.status()["sessions"]
     except Exception:
         return -1
+
+
+def test_a_long_ingest_lets_waiting_readers_in_between_batches(tmp_path, monkeypatch):
+    """Short write holds: a reader that arrives during a long ingest gets in between two
+    batches and sees the store as it was before that file; the file still lands whole."""
+    from portlens.sources import native
+    db = make_store(tmp_path, n=50)
+    big = tmp_path / "big.jsonl"
+    big.write_text("".join(line(1000 + i) for i in range(300)))
+    real_parse = native.NativeAsim.parse
+
+    def slow(self, path, batch_lines=10):
+        for batch in real_parse(self, path, 10):
+            time.sleep(0.1)  # 30 batches: about 3 s
+            yield batch
+    monkeypatch.setattr(native.NativeAsim, "parse", slow)
+    seen = {}
+
+    def analyst():
+        time.sleep(0.5)
+        started = time.monotonic()
+        r = portlens("status", "--db", db, "--json")
+        seen.update(code=r.returncode, err=r.stderr, took=time.monotonic() - started,
+                    sessions=json.loads(r.stdout)["sessions"] if r.returncode == 0 else None)
+    reader = threading.Thread(target=analyst)
+    reader.start()
+    with Store(db) as store:
+        started = time.monotonic()
+        assert store.ingest(str(big)).sessions == 300
+        ingest_took = time.monotonic() - started
+        reader.join(60)
+        assert store.status()["sessions"] == 350
+    assert seen["code"] == 0, seen["err"]
+    assert seen["sessions"] == 50  # the file in flight is invisible until it commits
+    assert "store busy" in seen["err"]
+    assert ingest_took > 2.5 and not os.path.exists(db + ".handover")
+    with Store(db, read_only=True) as store:
+        assert store.query("SELECT count(*) AS n FROM files WHERE state <> 'done'")["n"][0].as_py() == 0
+        assert store.query("SELECT sum(count_) AS n FROM summaries")["n"][0].as_py() == 350
+
+
+def test_unfinished_rows_of_a_live_ingest_are_kept_and_of_a_dead_one_removed(tmp_path):
+    db = make_store(tmp_path)
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        with Store(db) as store:
+            for file_id, pid in ((90, alive.pid), (91, 2 ** 22 + 12345)):  # (the second: no such process)
+                store.con.execute("INSERT INTO files (file_id, path, state, loader_pid) VALUES (?, 'x', 'loading', ?)",
+                                  [file_id, pid]).fetchall()
+                store.con.execute(f"CREATE TABLE _held_summary_{file_id} (n INTEGER)").fetchall()
+        with Store(db) as store:
+            left = store.query("SELECT file_id FROM files WHERE state = 'loading'")["file_id"].to_pylist()
+            tables = store.query("SELECT table_name FROM duckdb_tables() WHERE starts_with(table_name, '_held')")
+            assert left == [90] and tables["table_name"].to_pylist() == ["_held_summary_90"]
+    finally:
+        alive.kill()
+        alive.wait()

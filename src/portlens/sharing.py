@@ -7,17 +7,25 @@ pauses, says once on stderr that the store is busy (naming the holder as DuckDB 
 and gives up after a timeout with one line. Every command holds the store only while it works
 on it; the service opens it for each file and each detect, and closes it in between.
 
-Readers come and go; a stream of overlapping readers (an analyst's loop of `status`) could
-keep a writer out for ever. So a writer that is kept waiting leaves a note next to the store
-(`<store>.writer-waiting`, holding its process id) and readers that arrive after it wait for
-it to get in first. A note left by a process that died is ignored.
+Who goes first is settled with small notes next to the store, each holding a process id (a
+note whose process has died is ignored):
+- `<store>.writer-waiting`: a writer is kept out. Readers arriving after it wait for it, so a
+  stream of overlapping readers (an analyst's loop of `status`) cannot keep it out for ever.
+- `<store>.reader-waiting.<pid>`: a reader is kept out. A long ingest checks for these
+  between batches and lets the readers in (`hand_over`): it closes the store, waits until the
+  readers are in, and opens it again (a file's rows stay invisible until its ingest commits,
+  so readers see the store as it was before that file).
+- `<store>.handover`: a writer is letting readers in mid-ingest; other writers wait for it to
+  finish, so nothing is ingested twice by two interleaved writers.
 """
 
 from __future__ import annotations
 
+import glob
 import os
 import sys
 import time
+from contextlib import contextmanager
 from typing import Callable
 
 import duckdb
@@ -26,6 +34,7 @@ from .errors import StoreError
 
 WAIT_ENV = "PORTLENS_STORE_WAIT"
 DEFAULT_WAIT = 300.0  # seconds a command waits for a busy store before giving up
+HANDOVER_WAIT = 5.0   # seconds a writer waits for the readers it lets in to get in
 
 
 def default_wait() -> float:
@@ -54,13 +63,15 @@ def connect(path: str, read_only: bool, wait: float | None = None,
     deadline = time.monotonic() + wait
     pause = 0.05
     told = False
-    note = path + ".writer-waiting"
+    note = (f"{path}.reader-waiting.{os.getpid()}" if read_only else f"{path}.writer-waiting")
     noted = False
     try:
         while True:
             holder = None
-            if read_only and _writer_waiting(note):
+            if read_only and _alive_note(f"{path}.writer-waiting"):
                 holder = "a writer is waiting for it"
+            elif not read_only and _alive_note(f"{path}.handover"):
+                holder = "a writer is letting readers in"
             else:
                 try:
                     return duckdb.connect(path, read_only=read_only)
@@ -68,7 +79,7 @@ def connect(path: str, read_only: bool, wait: float | None = None,
                     if not is_busy(e):
                         raise
                     holder = _holder(str(e))
-                if not read_only and not noted:
+                if not noted:
                     noted = _leave_note(note)
             if time.monotonic() >= deadline:
                 raise StoreError(f"{path}: store busy ({holder}); gave up after {wait:g} s "
@@ -80,14 +91,37 @@ def connect(path: str, read_only: bool, wait: float | None = None,
             pause = min(pause * 1.5, 0.5)
     finally:
         if noted:
-            try:
-                os.remove(note)
-            except OSError:
-                pass
+            _remove(note)
+
+
+def readers_waiting(path: str) -> bool:
+    """Is a reader kept out of the store (by this process holding it)?"""
+    return any(_alive_note(n) for n in glob.glob(glob.escape(path) + ".reader-waiting.*"))
+
+
+@contextmanager
+def hand_over(path: str):
+    """Let waiting readers in during a long write: the caller closes its connection inside
+    the block and opens a new one at its end; other writers wait meanwhile."""
+    note = f"{path}.handover"
+    noted = _leave_note(note)
+    try:
+        yield
+    finally:
+        if noted:
+            _remove(note)
+
+
+def wait_for_readers(path: str, timeout: float = HANDOVER_WAIT) -> None:
+    """After closing the store in `hand_over`: wait until the readers that were waiting have
+    got in (their notes are gone), at most `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while readers_waiting(path) and time.monotonic() < deadline:
+        time.sleep(0.02)
 
 
 def _holder(text: str) -> str:
-    """'held by PID n' from DuckDB's lock error, else a plain phrase."""
+    """'held by process n' from DuckDB's lock error, else a plain phrase."""
     if "(PID " in text:
         pid = text.split("(PID ", 1)[1].split(")", 1)[0]
         return f"held by process {pid}"
@@ -99,18 +133,33 @@ def _leave_note(note: str) -> bool:
         with open(note, "x") as f:
             f.write(str(os.getpid()))
         return True
-    except OSError:  # another writer waits already (its note serves both), or no write access
+    except FileExistsError:
+        if not _alive_note(note, mine_too=True):  # left by a process that died: take it over
+            _remove(note)
+            return _leave_note(note)
+        return False  # another process's note stands for both
+    except OSError:  # no write access next to the store: go without notes
         return False
 
 
-def _writer_waiting(note: str) -> bool:
+def _remove(note: str) -> None:
+    try:
+        os.remove(note)
+    except OSError:
+        pass
+
+
+def _alive_note(note: str, mine_too: bool = False) -> bool:
+    """Does the note exist and name a live process (other than this one, unless mine_too)?"""
     try:
         with open(note) as f:
             pid = int(f.read().strip() or 0)
     except (OSError, ValueError):
         return False
-    if pid <= 0 or pid == os.getpid():
+    if pid <= 0 or (pid == os.getpid() and not mine_too):
         return False
+    if pid == os.getpid():
+        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

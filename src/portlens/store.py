@@ -34,6 +34,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Callable
@@ -87,6 +88,9 @@ _DDL = [
     "ALTER TABLE files ADD COLUMN IF NOT EXISTS object_id VARCHAR",
     # Local files: fingerprint and read checkpoint (ledger.py).
     *(f"ALTER TABLE files ADD COLUMN IF NOT EXISTS {name} {kind}" for name, kind in ledger.COLUMNS.items()),
+    # The process loading a file: an ingest that lets readers in mid-file (sharing.hand_over)
+    # keeps its unfinished rows from another writer's cleanup while it is alive.
+    "ALTER TABLE files ADD COLUMN IF NOT EXISTS loader_pid INTEGER",
     """CREATE VIEW IF NOT EXISTS ingested AS SELECT * FROM sessions
         WHERE file_id IN (SELECT file_id FROM files WHERE state = 'done')""",
 ]
@@ -149,6 +153,8 @@ class Store:
         (default: sharing.default_wait), telling `notify` (default: stderr) once."""
         self.path = path
         self._ingested_here: set[int] = set()  # files this object ingested: its ingests' retention spares them
+        self._wait, self._notify = wait, notify
+        self._handed_over_at = time.monotonic()
         if read_only and not os.path.exists(path):
             raise StoreError(f"{path}: no such store; ingest logs into it first, or open another")
         try:
@@ -171,10 +177,35 @@ class Store:
                 raise StoreError(f"{path}: not a portlens store of this version") from None
 
     def _remove_unfinished(self) -> None:
-        """Drop what an ingest killed mid-file left behind (its ledger entry is 'loading')."""
-        stale = [r[0] for r in _run(self.con, "SELECT file_id FROM files WHERE state <> 'done'")]
+        """Drop what an ingest killed mid-file left behind (its ledger entry is 'loading'),
+        not what a live ingest that let readers in will finish (sharing.hand_over)."""
+        stale = [r[0] for r in _run(self.con, "SELECT file_id, loader_pid FROM files WHERE state <> 'done'")
+                 if not _alive(r[1])]
         for file_id in stale:
             self._discard(file_id)
+        live = {r[0] for r in _run(self.con, "SELECT file_id FROM files WHERE state <> 'done'")}
+        for (table,) in _run(self.con, "SELECT table_name FROM duckdb_tables() WHERE NOT temporary "
+                                       "AND starts_with(table_name, '_held_summary_')"):
+            if int(table.rsplit("_", 1)[1]) not in live:
+                _run(self.con, f'DROP TABLE IF EXISTS "{table}"')
+
+    def _let_readers_in(self, file_id: int) -> duckdb.DuckDBPyConnection:
+        """Between two batches of an ingest: when readers are waiting for the store, close it,
+        let them in and open it again (at most once a second). The file's running summary,
+        a temporary table, is kept in a table of the store meanwhile. Returns the connection."""
+        if time.monotonic() - self._handed_over_at < 1.0 or not sharing.readers_waiting(self.path):
+            return self.con
+        held = f"_held_summary_{int(file_id)}"
+        _run(self.con, f"CREATE OR REPLACE TABLE {held} AS SELECT * FROM _file_summary")
+        with sharing.hand_over(self.path):
+            self.con.close()
+            sharing.wait_for_readers(self.path)
+            self.con = sharing.connect(self.path, False, self._wait, self._notify)
+        _run(self.con, "SET TimeZone = 'UTC'")
+        _run(self.con, f"CREATE OR REPLACE TEMP TABLE _file_summary AS SELECT * FROM {held}")
+        _run(self.con, f"DROP TABLE {held}")
+        self._handed_over_at = time.monotonic()
+        return self.con
 
     def _discard(self, file_id: int) -> None:
         for table in ("sessions", "quarantine", "files"):
@@ -220,6 +251,7 @@ class Store:
         _run(con, "INSERT INTO files (file_id, path, sha256, bytes, source, state, object_id) "
                   "VALUES (?, ?, ?, ?, ?, 'loading', ?)",
              [file_id, storage.canonical(path), digest, size, parser.name, object_id])
+        _run(con, "UPDATE files SET loader_pid = ? WHERE file_id = ?", [os.getpid(), file_id])
         lines = None  # the line numbers to keep, when reading from a checkpoint
         limits = None
         if plan is not None:
@@ -258,6 +290,7 @@ class Store:
                     result.skipped_by[reason] = result.skipped_by.get(reason, 0) + n
                 if progress:
                     progress(records)
+                con = self._let_readers_in(file_id)
             # The file's summaries (added up from its batches) and its visibility flip in one
             # transaction.
             _run(con, "BEGIN TRANSACTION")
@@ -765,6 +798,19 @@ class Store:
             if len(entry["examples"]) < examples:
                 entry["examples"].append({"value": value, "sessions": n, "file": path})
         return list(out.values())
+
+
+def _alive(pid: int | None) -> bool:
+    """Is `pid` a live process other than this one (None: an entry from before loader_pid)?"""
+    if not pid or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _keep_lines(batch, lines: tuple[int, int], path: str) -> None:
