@@ -207,7 +207,9 @@ class Watcher:
 
 def _landed(path: str, r) -> str:
     """One log line for an ingest."""
-    if r.duplicate_of:
+    if r.duplicate_of and r.waiting:
+        said = "nothing new"
+    elif r.duplicate_of:
         said = "already ingested" + (f" (as {r.duplicate_of})" if r.duplicate_of != storage.canonical(path) else "")
     elif r.waiting and not r.lines:
         return f"{path}: waiting for its first complete line"
