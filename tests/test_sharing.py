@@ -39,13 +39,17 @@ def make_store(tmp_path, n=50) -> str:
 
 def test_a_reader_waits_for_a_writer_and_says_so(tmp_path):
     db = make_store(tmp_path)
-    holder = _holder(db, read_only=False)  # a writer holds the store for 5 s
-    threading.Timer(5.0, holder.communicate).start()
-    r = portlens("status", "--db", db, "--json")
-    assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout)["sessions"] == 50
-    busy = [l for l in r.stderr.splitlines() if "store busy" in l]
-    assert len(busy) == 1 and "waiting" in busy[0] and f"process {holder.pid}" in busy[0]
+    holder = _holder(db, read_only=False)  # a writer holds the store
+    status = subprocess.Popen([sys.executable, "-m", "portlens", "status", "--db", db, "--json"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    told = status.stderr.readline()
+    assert told.strip() == f"store busy (held by process {holder.pid}), waiting…"
+    time.sleep(0.5)
+    assert status.poll() is None  # still waiting
+    holder.communicate()  # the writer leaves
+    out, err = status.communicate(timeout=60)
+    assert status.returncode == 0, err
+    assert json.loads(out)["sessions"] == 50 and "store busy" not in err  # said once
 
 
 def test_a_store_busy_too_long_is_one_line_error(tmp_path):
