@@ -378,3 +378,28 @@ def test_a_rotated_gzip_copy_of_demo_traffic_raises_no_false_alert(tmp_path):
     after = portlens("detect", "--db", db, "--format", "jsonl")
     assert [json.loads(a)["id"] for a in after.splitlines()] == [json.loads(b)["id"] for b in before.splitlines()]
     assert after == before
+
+
+def test_a_file_rotated_while_it_is_ingested_is_read_whole_as_measured(tmp_path, monkeypatch):
+    """fw.log is renamed and a new fw.log begins between measuring and parsing: the ingest
+    still parses the file it measured (held open), so its checkpoint describes what it read."""
+    from portlens.sources import native
+    log = tmp_path / "fw.log"
+    log.write_bytes(lines(0, 50))
+    real_parse = native.NativeAsim.parse
+    rotated = []
+
+    def rotate_then_parse(self, path, batch_lines=10):
+        if not rotated:
+            os.rename(log, tmp_path / "fw.log.1")
+            log.write_bytes(lines(500, 505) + line(505)[:9])
+            rotated.append(True)
+        yield from real_parse(self, path, batch_lines)
+    monkeypatch.setattr(native.NativeAsim, "parse", rotate_then_parse)
+    with Store(str(tmp_path / "s.duckdb")) as store:
+        r = store.ingest(str(log), tail=True)
+        assert (r.sessions, r.quarantined, r.lines) == (50, 0, (1, 50))
+        assert store.ingest(str(tmp_path / "fw.log.1"), tail=True).duplicate_of
+        r = store.ingest(str(log), tail=True)
+        assert (r.sessions, r.continues, r.waiting) == (5, None, True)
+        assert sessions(store) == 55

@@ -33,6 +33,7 @@ import shutil
 import tempfile
 import threading
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from urllib.parse import urlsplit
@@ -414,9 +415,31 @@ class _Ranges(io.RawIOBase):
         super().close()
 
 
+# ledger hook (issue 13): local path -> a file descriptor an ingest holds open. While the store
+# ingests a file, every reader of that path (sniffing, measuring, parsing) opens the same file
+# through it, even if the file is renamed (rotated) and a new one takes its name meanwhile.
+PINNED: ContextVar[dict] = ContextVar("pinned", default={})
+
+
+@contextmanager
+def pinned(path: str):
+    """Hold a local file open for the block: `open_input(path)` reads that file, whatever
+    happens to its name (Linux: through /proc/self/fd; elsewhere the name is read)."""
+    fd = os.open(local_path(path), os.O_RDONLY)
+    token = PINNED.set({**PINNED.get(), str(path): fd})
+    try:
+        yield fd
+    finally:
+        PINNED.reset(token)
+        os.close(fd)
+
+
 def open_input(path: str) -> io.BufferedIOBase:
     """A seekable binary stream for a local path or an object URL (read in growing ranges)."""
     if not is_url(path):
+        fd = PINNED.get().get(str(path))
+        if fd is not None and os.path.isdir("/proc/self/fd"):
+            return open(f"/proc/self/fd/{fd}", "rb")  # a new reader of the same file
         return open(local_path(path), "rb")
     place = _place(path)
     try:

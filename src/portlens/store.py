@@ -140,7 +140,7 @@ class QuarantineListing:
 
 def file_sha256(path: str) -> str:
     h = hashlib.sha256()
-    with open(path, "rb") as f:
+    with storage.open_input(path) as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
@@ -230,16 +230,25 @@ class Store:
         compressed, is not counted again. tail=True: the file may still be growing, so a last
         line without its newline is left for a later ingest (`run --watch`); else the file is
         taken as complete."""
-        known = self._known(path, tail)
-        if isinstance(known, IngestResult):
-            return known
-        try:
-            return self._ingest(path, source, progress, apply_retention, *known)
-        except _CannotResume:
-            # Read the whole file instead; it replaces the entries of the lineage it continues.
-            plan = known[3]
-            plan.first_line, plan.replace = 1, True
-            return self._ingest(path, source, progress, apply_retention, *known)
+        if storage.is_url(path):
+            known = self._known(path, tail)
+            return known if isinstance(known, IngestResult) else \
+                self._ingest(path, source, progress, apply_retention, *known)
+        if not os.path.isfile(storage.local_path(path)):
+            raise SourceError(f"{path}: no such file")
+        # Every read of the file, from measuring to parsing, reads the same file, even if it
+        # is rotated meanwhile (its checkpoint must describe what was parsed).
+        with storage.pinned(path):
+            known = self._known(path, tail)
+            if isinstance(known, IngestResult):
+                return known
+            try:
+                return self._ingest(path, source, progress, apply_retention, *known)
+            except _CannotResume:
+                # Read the whole file instead; it replaces the entries of the lineage it continues.
+                plan = known[3]
+                plan.first_line, plan.replace = 1, True
+                return self._ingest(path, source, progress, apply_retention, *known)
 
     def _ingest(self, path: str, source: str, progress, apply_retention: bool,
                 digest: str | None, object_id: str | None, size: int,
@@ -433,9 +442,10 @@ class Store:
             return None, info.identity, info.size, None
         if not os.path.isfile(storage.local_path(path)):
             raise SourceError(f"{path}: no such file")
-        size = os.path.getsize(storage.local_path(path))
+        pinned = storage.PINNED.get().get(str(path))
+        size = os.fstat(pinned).st_size if pinned is not None else os.path.getsize(storage.local_path(path))
         # The same bytes as a file read whole (an archive ingested again): nothing to read.
-        digest = None if not ledger.compressed(path) else file_sha256(storage.local_path(path))
+        digest = None if not ledger.compressed(path) else file_sha256(path)
         if digest is not None and (seen := self._same_bytes(digest)):
             return IngestResult(path, seen[1], duplicate_of=seen[0])
         plan = ledger.plan(self.con, path, tail, _run)
