@@ -403,3 +403,24 @@ def test_a_file_rotated_while_it_is_ingested_is_read_whole_as_measured(tmp_path,
         r = store.ingest(str(log), tail=True)
         assert (r.sessions, r.continues, r.waiting) == (5, None, True)
         assert sessions(store) == 55
+
+
+def test_forgetting_a_file_forgets_the_copies_that_continue_it(tmp_path):
+    """`portlens forget fw.log` also removes the entry of fw.log.1, which was read from
+    fw.log's checkpoint: ingesting fw.log.1 again then brings every line back, once."""
+    log = tmp_path / "fw.log"
+    log.write_bytes(lines(0, 10))
+    with Store(str(tmp_path / "s.duckdb")) as store:
+        store.ingest(str(log))
+        with open(log, "ab") as f:
+            f.write(lines(10, 15))
+        store.ingest(str(log))
+        os.rename(log, tmp_path / "fw.log.1")
+        with open(tmp_path / "fw.log.1", "ab") as f:
+            f.write(lines(15, 17))
+        assert store.ingest(str(tmp_path / "fw.log.1")).sessions == 2
+        gone = store.forget(str(log))
+        assert gone.sessions == 17 and len(gone.files) == 3
+        assert sessions(store) == 0 and store.status()["files"] == 0
+        assert store.ingest(str(tmp_path / "fw.log.1")).sessions == 17
+        assert sessions(store) == 17

@@ -580,6 +580,13 @@ class Store:
             what = path
         if not rows:
             raise StoreError(f"{what}: not in this store's ledger")
+        # Entries that continue these (an appended or rotated copy read from their checkpoint,
+        # ledger.py) go too: they vouch for lines that would no longer be in the store.
+        later = [i for i in ledger.later_entries(con, _run, [int(r[0]) for r in rows])
+                 if i not in {int(r[0]) for r in rows}]
+        if later:
+            rows += _run(con, f"SELECT file_id, path, source, state FROM files WHERE file_id IN "
+                              f"({', '.join('?' for _ in later)}) ORDER BY file_id", later)
         if any(state != "done" for *_, state in rows):
             raise StoreError(f"{what}: being ingested right now; forget it once that ingest ends")
         ids = [int(r[0]) for r in rows]
