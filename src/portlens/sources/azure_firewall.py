@@ -59,11 +59,10 @@ from typing import Iterator
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .. import asim
 from ._records import GuardedSource, json_records
 from ._sql import bag_sql, iana_sql, looks_ip
 from ._tables import is_table_export
-from .base import Batch
+from .base import Batch, Query, materialize, with_rows
 
 _STRUCTURED = ("AZFWNetworkRule", "AZFWNatRule", "AZFWIdpsSignature", "AZFWThreatIntel")
 _LEGACY = ("AzureFirewallNetworkRule",)
@@ -247,12 +246,16 @@ class AzureFirewall(GuardedSource):
         text = head.lstrip(b"\xef\xbb\xbf").lstrip()
         return text[:1] in (b"{", b"[") and bool(_SNIFF.search(head))
 
-    def map_records(self, recs: pa.Table) -> pa.Table:
-        """JSON records (`_line`, `_raw`, `rec`) -> parsed columns (also fed by `sentinel`)."""
+    def map_query(self, recs: pa.Table) -> Query:
+        """JSON records (`_line`, `_raw`, `rec`) -> the parsed columns, as SQL."""
         global _SQL
         if _SQL is None:
             _SQL = _sql()
-        return asim.query(_SQL, g=recs.select(["_line", "_raw", "rec"]))
+        return Query(_SQL, {"g": recs.select(["_line", "_raw", "rec"])})
+
+    def map_records(self, recs: pa.Table) -> pa.Table:
+        """JSON records (`_line`, `_raw`, `rec`) -> parsed columns (also fed by `sentinel`)."""
+        return materialize(self.map_query(recs))
 
     def _parse(self, path: str, batch_lines: int, progress: dict) -> Iterator[Batch]:
         for recs in json_records(path, batch_lines, ("records",), progress):
@@ -262,8 +265,7 @@ class AzureFirewall(GuardedSource):
             if good.num_rows == 0:
                 yield self.finish(bad, path)
                 continue
-            rows = self.map_records(good)
-            yield self.finish(pa.concat_tables([rows, bad], promote_options="default"), path)
+            yield self.finish(with_rows(self.map_query(good), bad), path)
 
 
 SOURCE = AzureFirewall(

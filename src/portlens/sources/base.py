@@ -101,7 +101,7 @@ class Batch:
                  skipped: int = 0, records: int = 0, skipped_by: dict | None = None,
                  notes: list | None = None, *, pending: "Pending | None" = None):
         self._table, self._quarantine, self._skipped = table, quarantine, skipped
-        self.records = records  # records read (rows + quarantined + skipped)
+        self._records = records  # records read (rows + quarantined + skipped); None: counted when run
         self.skipped_by = skipped_by if skipped_by is not None else {}  # why skipped -> count (when known)
         self.notes = notes if notes is not None else []  # one-line notes for the user (e.g. a zone assumed)
         self.pending = pending
@@ -109,7 +109,19 @@ class Batch:
     def _resolve(self) -> None:
         if self.pending is not None:
             self._table, self._quarantine, self._skipped = self.pending.to_arrow()
+            if self._records is None:
+                self._records = self._table.num_rows + self._quarantine.num_rows + self._skipped
             self.pending = None
+
+    @property
+    def records(self) -> int:
+        if self._records is None:
+            self._resolve()
+        return self._records
+
+    @records.setter
+    def records(self, value: int) -> None:
+        self._records = value
 
     @property
     def table(self) -> pa.Table:
@@ -156,6 +168,19 @@ def materialize(parsed: "pa.Table | Query") -> pa.Table:
     return asim.query(parsed.sql, **parsed.inputs) if isinstance(parsed, Query) else parsed
 
 
+def with_rows(parsed: "pa.Table | Query", *tables: pa.Table) -> "pa.Table | Query":
+    """Parsed columns plus more rows (e.g. the records framing rejected, with `_error`):
+    columns are matched by name, a column one side lacks is NULL there."""
+    tables = tuple(t for t in tables if t.num_rows)
+    if not tables:
+        return parsed
+    if not isinstance(parsed, Query):
+        return pa.concat_tables([parsed, *tables], promote_options="default")
+    names = [f"_rows{i}" for i in range(len(tables))]
+    sql = f"SELECT * FROM ({parsed.sql})" + "".join(f" UNION ALL BY NAME SELECT * FROM {n}" for n in names)
+    return Query(sql, {**parsed.inputs, **dict(zip(names, tables))})
+
+
 @dataclass
 class Pending:
     """Parsed columns of one batch (ASIM-named, typed or text, plus `_line`, `_raw` and the
@@ -174,7 +199,7 @@ class Pending:
         """The conform statement over the parsed columns (built per batch: the plausible time
         window moves with the clock; a Query's column types are looked up once)."""
         if isinstance(self.parsed, Query):
-            relation, kinds = f"({self.parsed.sql})", _query_kinds(self.parsed)
+            relation, kinds = f"({self.parsed.sql})", query_kinds(self.parsed)
         else:
             relation, kinds = "_parsed", asim.arrow_kinds(self.parsed.schema)
         return asim.conform_sql(relation, kinds, self.defaults, strict_vocabulary=self.strict_vocabulary)
@@ -195,7 +220,7 @@ class Pending:
 _QUERY_KINDS: dict = {}
 
 
-def _query_kinds(query: Query) -> dict[str, str]:
+def query_kinds(query: Query) -> dict[str, str]:
     """The column kinds a Query yields (DuckDB's DESCRIBE), once per query and input types."""
     key = (query.sql, tuple((name, t.schema) for name, t in query.inputs.items()))
     if key not in _QUERY_KINDS:
@@ -261,7 +286,7 @@ def finish(parsed: "pa.Table | Query", path: str, source: str, defaults: dict | 
     is one SQL statement (asim.conform_sql), run when the batch is first used.
     strict_vocabulary: see asim.conform_sql (False only for rows that are already ASIM)."""
     if isinstance(parsed, Query):
-        records = sum(t.num_rows for t in parsed.inputs.values())  # one input row per record
+        records = None  # one output row per record: counted when the statement runs
     else:
         if "_raw" not in parsed.column_names:
             parsed = parsed.append_column("_raw", pa.nulls(parsed.num_rows, pa.string()))
