@@ -52,7 +52,7 @@ import pyarrow.compute as pc
 from .. import asim
 from ._records import GuardedSource, json_records, tracked_lines
 from ._sql import IP_RE, bag_sql, iana_sql, lit, looks_ip
-from .base import Batch, read_head
+from .base import Batch, Query, materialize, read_head
 
 FORMAT_ENV = "PORTLENS_AWS_VPC_FORMAT"
 
@@ -290,7 +290,7 @@ class AwsVpc(GuardedSource):
                 yield self.finish(self._json(recs, state), path)
             return
         for lines, numbers in tracked_lines(path, batch_lines, progress):
-            yield self.finish(self.parse_lines(lines, numbers, state), path)
+            yield self.finish(self.map_lines(lines, numbers, state), path)
 
     def start(self, path: str) -> dict:
         state = {"format": None, "file_ms": _object_time_ms(path)}
@@ -300,12 +300,12 @@ class AwsVpc(GuardedSource):
         return state
 
     # text lines ---------------------------------------------------------------------------
-    def parse_lines(self, lines: pa.Array, numbers: pa.Array, state: dict) -> pa.Table:
+    def map_lines(self, lines: pa.Array, numbers: pa.Array, state: dict) -> "pa.Table | Query":
         seg = pa.table({"text": lines, "_line": numbers, "_raw": lines,
                         "cw_ts": pa.repeat(pa.scalar(state.get("file_ms"), pa.int64()), len(lines))})
         return self._segments(seg, state)
 
-    def _segments(self, seg: pa.Table, state: dict) -> pa.Table:
+    def _segments(self, seg: pa.Table, state: dict) -> "pa.Table | Query":
         """Split at header lines (each sets the layout for what follows) and parse each part."""
         candidates = pc.indices_nonzero(pc.match_substring_regex(seg["text"], HEADER_RE)).to_pylist()
         positions = [i for i in candidates if _is_header(seg["text"][i].as_py())]  # a few at most
@@ -319,9 +319,11 @@ class AwsVpc(GuardedSource):
             begin = pos + 1
         if not out:
             return pa.table({"_line": pa.array([], pa.int64()), "_raw": pa.array([], pa.string())})
-        return pa.concat_tables(out, promote_options="default")
+        if len(out) == 1:  # one layout (the usual case): stays SQL, mapped and conformed in one statement
+            return out[0]
+        return pa.concat_tables([materialize(p) for p in out], promote_options="default")
 
-    def _parse_part(self, seg: pa.Table, state: dict) -> pa.Table:
+    def _parse_part(self, seg: pa.Table, state: dict) -> "pa.Table | Query":
         if state["format"] is None:
             sample = seg["text"].slice(0, 50).to_pylist()
             found = infer_format(sample)
@@ -332,7 +334,7 @@ class AwsVpc(GuardedSource):
                           f"{FORMAT_ENV}"), seg.num_rows)})
         name, fields = state["format"]
         words = pc.ascii_split_whitespace(pc.ascii_trim_whitespace(seg["text"]))  # Arrow, vectorized
-        return asim.query(_text_sql(fields, name), seg=seg.append_column("f", words))
+        return Query(_text_sql(fields, name), {"seg": seg.append_column("f", words)})
 
     # CloudWatch / keyed JSON ---------------------------------------------------------------
     def _json(self, recs: pa.Table, state: dict) -> pa.Table:
@@ -351,7 +353,7 @@ class AwsVpc(GuardedSource):
         parts = [bad]
         msgs = kinds.filter(pc.and_(has_text, pc.invert(control)))
         if msgs.num_rows:
-            parts.append(self._segments(msgs.select(["text", "_line", "_raw", "cw_ts"]), state))
+            parts.append(materialize(self._segments(msgs.select(["text", "_line", "_raw", "cw_ts"]), state)))
         ctl = kinds.filter(control)
         if ctl.num_rows:
             parts.append(pa.table({"_line": ctl["_line"], "_raw": ctl["_raw"],

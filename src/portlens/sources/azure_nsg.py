@@ -68,7 +68,7 @@ import pyarrow.compute as pc
 from .. import asim
 from ._records import GuardedSource, json_records, tracked_lines
 from ._sql import bag_sql, iana_sql, looks_ip
-from .base import Batch, read_head
+from .base import Batch, Query, read_head, with_rows
 
 
 # ---- NSG / VNet flow tuples ----------------------------------------------------------------
@@ -174,18 +174,20 @@ e AS (SELECT * EXCLUDE (l3, f2), unnest(l3) AS tuple FROM d)
 """.replace("{mac}", _mac("coalesce(json_extract_string(f2, '$.mac'), rmac)"))
 
 
-def _flows(recs: pa.Table) -> pa.Table:
-    """Records (from json_records) -> one row per flow tuple; records with no tuple skipped."""
+# One counted skip per record that gave no tuple (not a flow record, or an empty interval).
+_EMPTY_SQL = _RECORDS_SQL + "SELECT _line, _raw, true AS _skip FROM r WHERE rid_ NOT IN (SELECT rid_ FROM e)"
+_FLOWS_SQL = f"SELECT * FROM ({_RECORDS_SQL + _TUPLES_SQL}) UNION ALL BY NAME SELECT * FROM ({_EMPTY_SQL})"
+
+
+def _flows(recs: pa.Table) -> "pa.Table | Query":
+    """Records (from json_records) -> one row per flow tuple; records with no tuple skipped.
+    One statement (mapped and conformed together on the store's connection)."""
     ok = pc.is_null(recs["_error"])
     good = recs.filter(ok).select(["_line", "_raw", "rec"])
     bad = recs.filter(pc.invert(ok)).select(["_line", "_raw", "_error"])
     if good.num_rows == 0:
         return bad
-    rows = asim.query(_RECORDS_SQL + _TUPLES_SQL, g=good)
-    # One counted skip per record that gave no tuple (not a flow record, or an empty interval).
-    empty = asim.query(_RECORDS_SQL + "SELECT _line, _raw, true AS _skip FROM r "
-                       "WHERE rid_ NOT IN (SELECT rid_ FROM e)", g=good)
-    return pa.concat_tables([rows, empty, bad], promote_options="default")
+    return with_rows(Query(_FLOWS_SQL, {"g": good}), bad)
 
 
 # ---- Traffic Analytics CSV -----------------------------------------------------------------
@@ -378,7 +380,7 @@ class AzureNsg(GuardedSource):
             if not len(lines):
                 continue
             batch = pa.table({"text": lines, "_line": numbers, "_raw": lines})
-            yield self.finish(asim.query(sql, b=batch), path)
+            yield self.finish(Query(sql, {"b": batch}), path)
 
 
 SOURCE = AzureNsg(

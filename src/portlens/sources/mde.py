@@ -42,7 +42,7 @@ import pyarrow.compute as pc
 from .. import asim
 from ._records import csv_records, error_rows, file_kind, head_text, header_name, json_split, read_text_lines
 from ._sql import bag_sql, col, export_time_sql, fqdn_sql, lit, short_host_sql
-from .base import BATCH_LINES, Batch, Source
+from .base import BATCH_LINES, Batch, Query, Source
 
 CATEGORY = "AdvancedHunting-DeviceNetworkEvents"
 FIELDS = ("Timestamp", "TimeGenerated", "DeviceId", "DeviceName", "ActionType", "LocalIP",
@@ -99,7 +99,7 @@ class Mde(Source):
         return pa.concat_tables([parsed, error_rows(bad, "not a JSON object")], promote_options="default")
 
 
-    def map_events(self, t: pa.Table) -> pa.Table:
+    def map_events(self, t: pa.Table) -> Query:
         for name in FIELDS + ("_error", "_category"):
             if name not in t.column_names:
                 t = t.append_column(name, pa.nulls(t.num_rows, pa.string()))
@@ -173,7 +173,7 @@ class Mde(Source):
           {side('"InitiatingProcessFileName"', 'NULL', 'dst')} AS "DstAppName",
           {bag} AS "AdditionalFields"
         FROM x"""
-        return asim.query(sql, t=t)
+        return Query(sql, {"t": t})
 
 
 SOURCE = Mde(

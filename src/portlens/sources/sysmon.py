@@ -36,7 +36,7 @@ from .. import asim
 from ._records import event_fields, head_text, xml_records
 from ._sql import bag_sql, col, fqdn_sql, short_host_sql
 from ._tables import is_table_export
-from .base import BATCH_LINES, Batch, Source
+from .base import BATCH_LINES, Batch, Query, Source, materialize
 
 
 # ---- Sysmon ----------------------------------------------------------------------------------
@@ -57,9 +57,13 @@ class Sysmon(Source):
 
     def parse(self, path: str, batch_lines: int = BATCH_LINES) -> Iterator[Batch]:
         for records in xml_records(path, batch_lines):
-            yield self.finish(self.map_records(records), path)
+            yield self.finish(self.map_query(records), path)
 
     def map_records(self, t: pa.Table) -> pa.Table:
+        """Event records (`_line`, `_raw`, ...) -> parsed columns (also fed by `sentinel`)."""
+        return materialize(self.map_query(t))
+
+    def map_query(self, t: pa.Table) -> Query:
         f = event_fields(t, _FIELDS, ("EventID", "EventRecordID", "Computer"),
                          (("Provider", "Name"), ("TimeCreated", "SystemTime")))
         d = {name: f"NULLIF({col(name)}, '-')" for name in _FIELDS}  # `-` means unknown
@@ -111,7 +115,7 @@ class Sysmon(Source):
           {remote(d['User'])} AS "DstUsername", {remote(d['Image'])} AS "DstAppName",
           {bag} AS "AdditionalFields"
         FROM x"""
-        return asim.query(sql, f=f)
+        return Query(sql, {"f": f})
 
 
 SOURCE = Sysmon(

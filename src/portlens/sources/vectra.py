@@ -39,7 +39,7 @@ import pyarrow as pa
 from .. import asim
 from ._records import head_text, json_columns
 from ._sql import bag_sql, icmp_type_sql
-from .base import BATCH_LINES, Batch, Source
+from .base import BATCH_LINES, Batch, Query, Source, materialize
 
 _SUFFIX = {"metadata_type": "s", "id.orig_h": "s", "id.orig_p": "d", "id.resp_h": "s", "id.resp_p": "d",
            "id.ip_ver": "s", "proto": "d", "protoName": "s", "service": "s", "duration": "d",
@@ -83,9 +83,13 @@ class Vectra(Source):
 
     def parse(self, path: str, batch_lines: int = BATCH_LINES) -> Iterator[Batch]:
         for t in json_columns(path, PATHS, batch_lines):
-            yield self.finish(self.map_records(t), path)
+            yield self.finish(self.map_query(t), path)
 
     def map_records(self, t: pa.Table) -> pa.Table:
+        """Extracted fields -> parsed columns (also fed by `sentinel`)."""
+        return materialize(self.map_query(t))
+
+    def map_query(self, t: pa.Table) -> Query:
         for name in list(PATHS) + ["_error"]:
             if name not in t.column_names:
                 t = t.append_column(name, pa.nulls(t.num_rows, pa.string()))
@@ -177,7 +181,7 @@ class Vectra(Source):
           {hostname('resp_hostname')} AS "DstHostname",
           {bag} AS "AdditionalFields"
         FROM x"""
-        return asim.query(sql, t=t)
+        return Query(sql, {"t": t})
 
 
 SOURCE = Vectra(

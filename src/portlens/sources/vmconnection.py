@@ -35,7 +35,7 @@ import pyarrow as pa
 from .. import asim
 from ._records import csv_records, file_kind, head_text, header_name, json_columns
 from ._sql import bag_sql, export_time_sql, fqdn_sql, short_host_sql
-from .base import BATCH_LINES, Batch, Source
+from .base import BATCH_LINES, Batch, Query, Source
 
 FIELDS = ("TimeGenerated", "Computer", "Direction", "ProcessName", "Process", "SourceIp",
           "DestinationIp", "DestinationPort", "Protocol", "RemoteIp", "RemoteDnsCanonicalNames",
@@ -64,7 +64,7 @@ class VmConnection(Source):
         for t in tables:
             yield self.finish(self.map_rows(t), path)
 
-    def map_rows(self, t: pa.Table) -> pa.Table:
+    def map_rows(self, t: pa.Table) -> Query:
         for name in FIELDS + ("_error",):
             if name not in t.column_names:
                 t = t.append_column(name, pa.nulls(t.num_rows, pa.string()))
@@ -136,7 +136,7 @@ class VmConnection(Source):
           {loc_dst('"ProcessName"')} AS "DstAppName",
           {bag} AS "AdditionalFields"
         FROM x"""
-        return asim.query(sql, t=t)
+        return Query(sql, {"t": t})
 
 
 SOURCE = VmConnection(

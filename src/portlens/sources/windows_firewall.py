@@ -40,7 +40,7 @@ from .. import asim
 from ._records import csv_records, event_fields, file_kind, head_text, header_name, json_columns, xml_records
 from ._sql import bag_sql, col, export_time_sql, lit, short_host_sql
 from ._tables import is_table_export
-from .base import BATCH_LINES, Batch, Source
+from .base import BATCH_LINES, Batch, Query, Source
 
 
 # ---- WFP --------------------------------------------------------------------------------------
@@ -110,7 +110,7 @@ class WindowsFirewall(Source):
                 t = _merge_csv(t)
             yield self.finish(self.map_events(_event_data(t)), path)
 
-    def map_events(self, f: pa.Table) -> pa.Table:
+    def map_events(self, f: pa.Table) -> Query:
         for name in DATA + HEADER + ("_error", "_skip"):
             if name not in f.column_names:
                 f = f.append_column(name, pa.nulls(f.num_rows, pa.bool_() if name == "_skip" else pa.string()))
@@ -170,7 +170,7 @@ class WindowsFirewall(Source):
           CASE WHEN _dir IN ('Inbound', 'Listen') THEN "Application" END AS "DstAppName",
           {bag} AS "AdditionalFields"
         FROM x"""
-        return asim.query(sql, f=f)
+        return Query(sql, {"f": f})
 
 
 def _merge_csv(t: pa.Table) -> pa.Table:
