@@ -142,6 +142,8 @@ TimezoneOption = typer.Option(None, "--timezone", help="IANA zone (e.g. Europe/P
 
 def _timezone(value: Optional[str]):
     """Validate --timezone and make it the zone `[Local Time]` export columns are read in."""
+    if value is None and "portlens.sources.sentinel" not in sys.modules:
+        return  # nothing set it in this process: the default (None) holds, no need to import it
     from .sources.sentinel import LOCAL_TIMEZONE
     if value is not None:
         from zoneinfo import ZoneInfo, ZoneInfoNotFoundError

@@ -27,6 +27,18 @@ def all_sources() -> dict[str, Source]:
 
 
 def get(name: str) -> Source:
+    # The module of that name first (sources are named after their module, `-` for `_`), so
+    # `--source NAME` imports one parser, not all of them.
+    if name.replace("-", "_").isidentifier() and not name.startswith("_") and name != "base":
+        try:
+            module = importlib.import_module(f"{__name__}.{name.replace('-', '_')}")
+        except ModuleNotFoundError as e:
+            if e.name != f"{__name__}.{name.replace('-', '_')}":
+                raise
+        else:
+            source = getattr(module, "SOURCE", None)
+            if isinstance(source, Source) and source.name == name:
+                return source
     sources = all_sources()
     if name not in sources:
         raise SourceError(f"unknown source '{name}'; known: {', '.join(sources)}")
