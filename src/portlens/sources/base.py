@@ -452,11 +452,17 @@ def _split_lines(text: bytes, number: int, first: bool) -> tuple[pa.Array, pa.Ar
     """Bytes of whole lines -> (non-blank lines, their 1-based numbers, last number used)."""
     if b"\r" in text:  # CRLF and lone CR both end a line (concatenated captures)
         text = text.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-    decoded = text.decode("utf-8", errors="replace")
     if first:
-        decoded = decoded.removeprefix("\ufeff")
-    lines = pc.split_pattern(pa.array([decoded], pa.large_string()), "\n").flatten()
+        text = text.removeprefix(b"\xef\xbb\xbf")
+    try:  # valid UTF-8 (the usual case): Arrow checks it in place, no round trip through str
+        whole = pa.LargeBinaryArray.from_buffers(
+            pa.large_binary(), 1, [None, pa.array([0, len(text)], pa.int64()).buffers()[1],
+                                   pa.py_buffer(text)]).cast(pa.large_string())
+    except pa.ArrowInvalid:
+        whole = pa.array([text.decode("utf-8", errors="replace")], pa.large_string())
+    lines = pc.split_pattern(whole, "\n").flatten()
     lines = lines.cast(pa.string()) if lines.nbytes < (1 << 31) - 1 else lines
     numbers = pa.array(np.arange(number + 1, number + 1 + len(lines), dtype=np.int64))
-    keep = pc.not_equal(pc.utf8_length(pc.utf8_trim_whitespace(lines)), 0)
+    # blank: empty or whitespace only (utf8_is_space stops at the first other character)
+    keep = pc.invert(pc.or_(pc.equal(pc.binary_length(lines), 0), pc.utf8_is_space(lines)))
     return lines.filter(keep), numbers.filter(keep), number + len(lines)
