@@ -20,6 +20,7 @@ from rich.console import Console
 from . import api, asim, files, formats, monitor, summary
 from .alerts import Detection, iso, render_table
 from .errors import NoData, PortlensError, SourceError, UsageError
+from .progress import progress
 from .sources import all_sources, detect, get
 from .sources.base import parse_file
 from .store import DEFAULT_DB, Store
@@ -136,6 +137,7 @@ def _as_of(value: Optional[str], option: str = "--as-of") -> Optional[datetime]:
 DbOption = typer.Option(DEFAULT_DB, "--db", help="The DuckDB store file.")
 SourceOption = typer.Option("auto", "--source", help="Source name (see 'portlens sources') or auto.")
 CaOption = typer.Option(None, "--ca", help="PEM file of the CA(s) that sign the receivers' certificates (tls:// syslog, https:// webhooks); default: the system's.")
+QuietOption = typer.Option(False, "--quiet", "-q", help="No progress bar (it shows only on a terminal anyway).")
 TimezoneOption = typer.Option(None, "--timezone", help="IANA zone (e.g. Europe/Paris) to read Sentinel "
                               "exports' [Local Time] columns in (default: UTC, with a warning).")
 
@@ -164,22 +166,27 @@ def ingest(paths: List[str] = typer.Argument(..., help="Files, folders or object
            source: str = SourceOption, db: str = DbOption, tz: Optional[str] = TimezoneOption,
            not_before: str = typer.Option("1990-01-01", "--not-before", help="Quarantine records stamped before this date."),
            max_future: float = typer.Option(24.0, "--max-future", help="Quarantine records stamped more than this many hours after the clock of this machine."),
-           max_record_bytes: int = MaxRecordOption, max_inflation: float = MaxInflationOption) -> None:
+           max_record_bytes: int = MaxRecordOption, max_inflation: float = MaxInflationOption,
+           quiet: bool = QuietOption) -> None:
     """Normalize files to ASIM and store them (atomic and idempotent per file)."""
     _timezone(tz)
     files = _files(paths)
     failed = 0
     bounds = _time_bounds(not_before, max_future)
-    with _input_limits(max_record_bytes, max_inflation), Store(db) as store, asim.plausible_times(bounds):
+    with _input_limits(max_record_bytes, max_inflation), Store(db) as store, asim.plausible_times(bounds), \
+            progress(err, len(files), quiet) as bar:
         landed = 0
         for path in files:
+            bar.file(path)
             try:
-                r = store.ingest(path, source, apply_retention=False)
+                r = store.ingest(path, source, progress=bar.advance, apply_retention=False)
                 landed += not r.duplicate_of
             except SourceError as e:
                 err.print(f"portlens: error: {printable(e)}", markup=False, highlight=False)
                 failed += 1
                 continue
+            finally:
+                bar.done()
             if r.duplicate_of == path:
                 out.print(f"{safe(path)}: already ingested (unchanged); nothing read")
             elif r.duplicate_of:
@@ -210,13 +217,14 @@ def normalize(path: str = typer.Argument(..., help="A raw log file or object URL
               source: str = SourceOption,
               output: str = typer.Option("-", "--output", "-o", help="'-' for JSON lines on stdout, *.parquet for Parquet, else a JSON-lines file."),
               tz: Optional[str] = TimezoneOption,
-              max_record_bytes: int = MaxRecordOption, max_inflation: float = MaxInflationOption) -> None:
+              max_record_bytes: int = MaxRecordOption, max_inflation: float = MaxInflationOption,
+              quiet: bool = QuietOption) -> None:
     """Print or write a file's ASIM rows without storing them."""
     with _input_limits(max_record_bytes, max_inflation):
-        _normalize(path, source, output, tz)
+        _normalize(path, source, output, tz, quiet)
 
 
-def _normalize(path: str, source: str, output: str, tz: Optional[str]) -> None:
+def _normalize(path: str, source: str, output: str, tz: Optional[str], quiet: bool = False) -> None:
     from . import storage
     if storage.is_url(path):
         storage.stat(path)  # a missing object, bucket or credentials: one line now
@@ -228,10 +236,27 @@ def _normalize(path: str, source: str, output: str, tz: Optional[str]) -> None:
     skipped_by: dict[str, int] = {}
     parser = detect(str(path)) if source == "auto" else get(source)
     sink = _RowSink(output)
-    quarantined = skipped = rows = 0
+    # the bar only when the rows go to a file (on a terminal, rows on stdout are the display)
+    counts = [0, 0, 0]
+    with progress(err, 1, quiet or output == "-") as bar:
+        bar.file(str(path))
+        _write_rows(parser, str(path), sink, bar, vendors, skipped_by, counts)
+    rows, quarantined, skipped = counts
+    err.print(f"{printable(path)}: {rows:,} rows ({parser.name}), {quarantined:,} quarantined, {skipped:,} skipped",
+              markup=False, highlight=False)
+    if len(vendors) > 1 or skipped_by:
+        for name, n in sorted(vendors.items(), key=lambda kv: -kv[1]):
+            err.print(f"  rows {n:,}: {printable(name)}", markup=False, highlight=False)
+    _print_skipped(skipped_by)
+
+
+def _write_rows(parser, path: str, sink, bar, vendors: dict, skipped_by: dict, counts: list) -> None:
+    """Write a file's rows to `sink`; counts = [rows, quarantined, skipped]."""
+    rows = quarantined = skipped = 0
     try:
-        for batch in parse_file(parser, str(path)):
+        for batch in parse_file(parser, path):
             sink.write(batch.table)
+            bar.advance(batch.records)
             rows += batch.table.num_rows
             skipped += batch.skipped
             for q in batch.quarantine.to_pylist() if batch.quarantine.num_rows else ():
@@ -247,12 +272,7 @@ def _normalize(path: str, source: str, output: str, tz: Optional[str]) -> None:
                     vendors[key] = vendors.get(key, 0) + r["count_all"]
     finally:
         sink.close()
-    err.print(f"{printable(path)}: {rows:,} rows ({parser.name}), {quarantined:,} quarantined, {skipped:,} skipped",
-              markup=False, highlight=False)
-    if len(vendors) > 1 or skipped_by:
-        for name, n in sorted(vendors.items(), key=lambda kv: -kv[1]):
-            err.print(f"  rows {n:,}: {printable(name)}", markup=False, highlight=False)
-    _print_skipped(skipped_by)
+        counts[:] = [rows, quarantined, skipped]
 
 
 class _RowSink:
