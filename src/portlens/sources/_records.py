@@ -18,8 +18,8 @@ import pyarrow.csv as pacsv
 
 from .. import asim
 from ._sql import col, lit
-from .base import (BATCH_LINES, Batch, Query, Source, TruncatedInput, open_binary, query_kinds, read_head,
-                   read_lines)
+from .base import (BATCH_LINES, Batch, Query, Source, TruncatedInput, materialize, open_binary, query_kinds,
+                   read_head, read_lines)
 
 _NULL = pa.scalar(None, pa.string())
 
@@ -396,18 +396,27 @@ def _csv_columns_regex(records: pa.Table, header: list[str], wanted: tuple[str, 
 def json_columns(path: str, paths: dict[str, list[str]], batch_lines: int = BATCH_LINES) -> Iterator[pa.Table]:
     """JSON lines: yield tables of `_line`, `_raw`, `_error` and one text column per key of
     `paths`, the first non-NULL of its JSON paths (objects and arrays come back as JSON text)."""
+    for lines, numbers in read_text_lines(path, batch_lines):
+        yield materialize(json_columns_query(lines, numbers, paths))
+
+
+def json_columns_query(lines: pa.Array, numbers: pa.Array, paths: dict[str, list[str]]) -> Query:
+    """`json_columns` for one batch of lines, as SQL (a source maps it in the same statement)."""
     flat = [p for ps in paths.values() for p in ps]
     plist = ", ".join(lit(p) for p in flat)
     cols, i = [], 1
     for name, ps in paths.items():
         cols.append(f"NULLIF(trim(coalesce({', '.join(f'_v[{i + k}]' for k in range(len(ps)))})), '') AS {col(name)}")
         i += len(ps)
-    for lines, numbers in read_text_lines(path, batch_lines):
-        good, bad = json_split(lines, numbers)
-        parsed = asim.query(
-            f"SELECT n AS _line, line AS _raw, NULL::VARCHAR AS _error, {', '.join(cols)} "
-            f"FROM (SELECT *, json_extract_string(line, [{plist}]) AS _v FROM good)", good=good)
-        yield pa.concat_tables([parsed, error_rows(bad, "not a JSON object")], promote_options="default")
+    sql = (f"SELECT n AS _line, line AS _raw, CASE WHEN NOT ok THEN 'not a JSON object' END AS _error, "
+           f"{', '.join(cols)} FROM (SELECT n, line, ok, CASE WHEN ok THEN json_extract_string(line, [{plist}]) "
+           f"END AS _v FROM (SELECT n, line, {IS_JSON_OBJECT} AS ok FROM _lines))")
+    return Query(sql, {"_lines": pa.table({"line": lines, "n": numbers})})
+
+
+# SQL over `line`: a JSON object (what json_split keeps)
+IS_JSON_OBJECT = ("coalesce(CASE WHEN starts_with(ltrim(line), '{') AND json_valid(line) "
+              "THEN json_type(line) = 'OBJECT' END, false)")
 
 
 def file_kind(path: str) -> str:

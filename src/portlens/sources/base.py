@@ -168,6 +168,14 @@ def materialize(parsed: "pa.Table | Query") -> pa.Table:
     return asim.query(parsed.sql, **parsed.inputs) if isinstance(parsed, Query) else parsed
 
 
+def over(sql: str, name: str, rows: "pa.Table | Query") -> Query:
+    """`sql`, a query over the table `name`, run over `rows` (an Arrow table, or the rows a
+    Query gives: then both are one statement)."""
+    if isinstance(rows, Query):
+        return Query(f"WITH {name} AS ({rows.sql}) SELECT * FROM ({sql})", rows.inputs)
+    return Query(sql, {name: rows})
+
+
 def with_rows(parsed: "pa.Table | Query", *tables: pa.Table) -> "pa.Table | Query":
     """Parsed columns plus more rows (e.g. the records framing rejected, with `_error`):
     columns are matched by name, a column one side lacks is NULL there."""

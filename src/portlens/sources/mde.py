@@ -40,9 +40,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import asim
-from ._records import csv_records, error_rows, file_kind, head_text, header_name, json_split, read_text_lines
+from ._records import (IS_JSON_OBJECT, csv_records, error_rows, file_kind, head_text, header_name, json_split,
+                       read_text_lines)
 from ._sql import bag_sql, col, export_time_sql, fqdn_sql, lit, short_host_sql
-from .base import BATCH_LINES, Batch, Query, Source
+from .base import BATCH_LINES, Batch, Query, Source, over
 
 CATEGORY = "AdvancedHunting-DeviceNetworkEvents"
 FIELDS = ("Timestamp", "TimeGenerated", "DeviceId", "DeviceName", "ActionType", "LocalIP",
@@ -77,7 +78,19 @@ class Mde(Source):
                 t = t.append_column("_category", pa.nulls(t.num_rows, pa.string()))
                 yield self.finish(self.map_events(t), path)
 
-    def _json(self, lines: pa.Array, numbers: pa.Array) -> pa.Table:
+    def _json(self, lines: pa.Array, numbers: pa.Array) -> "pa.Table | Query":
+        k = len(FIELDS)
+        plist = ", ".join([lit("$.category"), lit("$.properties")]
+                          + [lit(f'$.properties."{f}"') for f in FIELDS] + [lit(f'$."{f}"') for f in FIELDS])
+        cols = [f"NULLIF(trim(coalesce(v[{i + 3}], v[{i + 3 + k}])), '') AS {col(f)}" for i, f in enumerate(FIELDS)]
+        if not pc.any(pc.match_substring(lines, "records")).as_py():
+            # no {"records": [...]} wrapper in this batch: one object per line, all in SQL
+            return Query(f"""
+                SELECT n AS _line, line AS _raw, CASE WHEN NOT ok THEN 'not a JSON object' END AS _error,
+                       v[1] AS _category, {', '.join(cols)}
+                FROM (SELECT n, line, ok, CASE WHEN ok THEN json_extract_string(line, [{plist}]) END AS v
+                      FROM (SELECT n, line, {IS_JSON_OBJECT} AS ok FROM _lines))""",
+                         {"_lines": pa.table({"line": lines, "n": numbers})})
         good, bad = json_split(lines, numbers)
         wrapped = asim.query("SELECT coalesce(json_type(line, '$.records') = 'ARRAY', false) AS w FROM good",
                              good=good)["w"]
@@ -86,10 +99,6 @@ class Mde(Source):
                 "SELECT n, CAST(unnest(json_extract(line, '$.records[*]')) AS VARCHAR) AS line FROM w",
                 w=good.filter(wrapped))
             good = pa.concat_tables([good.filter(pc.invert(wrapped)), expanded.select(["line", "n"])])
-        k = len(FIELDS)
-        plist = ", ".join([lit("$.category"), lit("$.properties")]
-                          + [lit(f'$.properties."{f}"') for f in FIELDS] + [lit(f'$."{f}"') for f in FIELDS])
-        cols = [f"NULLIF(trim(coalesce(v[{i + 3}], v[{i + 3 + k}])), '') AS {col(f)}" for i, f in enumerate(FIELDS)]
         parsed = asim.query(f"""
             SELECT n AS _line, line AS _raw,
                    CASE WHEN NOT obj THEN 'not a JSON object' END AS _error, v[1] AS _category,
@@ -99,8 +108,8 @@ class Mde(Source):
         return pa.concat_tables([parsed, error_rows(bad, "not a JSON object")], promote_options="default")
 
 
-    def map_events(self, t: pa.Table) -> Query:
-        for name in FIELDS + ("_error", "_category"):
+    def map_events(self, t: "pa.Table | Query") -> Query:
+        for name in FIELDS + ("_error", "_category") if not isinstance(t, Query) else ():
             if name not in t.column_names:
                 t = t.append_column(name, pa.nulls(t.num_rows, pa.string()))
         known = ", ".join(f"{lit(k)}: {lit(v)}" for k, v in DIRECTIONS.items())
@@ -173,7 +182,7 @@ class Mde(Source):
           {side('"InitiatingProcessFileName"', 'NULL', 'dst')} AS "DstAppName",
           {bag} AS "AdditionalFields"
         FROM x"""
-        return Query(sql, {"t": t})
+        return over(sql, "t", t)
 
 
 SOURCE = Mde(

@@ -37,9 +37,9 @@ from typing import Iterator
 import pyarrow as pa
 
 from .. import asim
-from ._records import head_text, json_columns
+from ._records import head_text, json_columns_query, read_text_lines
 from ._sql import bag_sql, icmp_type_sql
-from .base import BATCH_LINES, Batch, Query, Source, materialize
+from .base import BATCH_LINES, Batch, Query, Source, materialize, over
 
 _SUFFIX = {"metadata_type": "s", "id.orig_h": "s", "id.orig_p": "d", "id.resp_h": "s", "id.resp_p": "d",
            "id.ip_ver": "s", "proto": "d", "protoName": "s", "service": "s", "duration": "d",
@@ -82,15 +82,16 @@ class Vectra(Source):
                 or ("session_start_time" in first and ("id.orig_h" in first or "id_orig_h" in first)))
 
     def parse(self, path: str, batch_lines: int = BATCH_LINES) -> Iterator[Batch]:
-        for t in json_columns(path, PATHS, batch_lines):
-            yield self.finish(self.map_query(t), path)
+        for lines, numbers in read_text_lines(path, batch_lines):
+            yield self.finish(self.map_query(json_columns_query(lines, numbers, PATHS)), path)
 
     def map_records(self, t: pa.Table) -> pa.Table:
         """Extracted fields -> parsed columns (also fed by `sentinel`)."""
         return materialize(self.map_query(t))
 
-    def map_query(self, t: pa.Table) -> Query:
-        for name in list(PATHS) + ["_error"]:
+    def map_query(self, t: "pa.Table | Query") -> Query:
+        """Extracted fields (a table, or the Query of `json_columns_query`) -> parsed columns."""
+        for name in list(PATHS) + ["_error"] if not isinstance(t, Query) else ():
             if name not in t.column_names:
                 t = t.append_column(name, pa.nulls(t.num_rows, pa.string()))
         c = {name: f'"{name}"' for name in PATHS}
@@ -181,7 +182,7 @@ class Vectra(Source):
           {hostname('resp_hostname')} AS "DstHostname",
           {bag} AS "AdditionalFields"
         FROM x"""
-        return Query(sql, {"t": t})
+        return over(sql, "t", t)
 
 
 SOURCE = Vectra(
