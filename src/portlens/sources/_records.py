@@ -19,7 +19,7 @@ import pyarrow.csv as pacsv
 from .. import asim
 from ._sql import col, lit
 from .base import (BATCH_LINES, Batch, Query, Source, TruncatedInput, materialize, open_binary, query_kinds,
-                   read_head, read_lines)
+                   read_head, read_lines, with_rows)
 
 _NULL = pa.scalar(None, pa.string())
 
@@ -135,6 +135,13 @@ _EMPTY_RECORDS = pa.schema([("_line", pa.int64()), ("_raw", pa.string()), ("rec"
 
 def json_records(path: str, batch_lines: int = BATCH_LINES, arrays: tuple[str, ...] = ("records",),
                  progress: dict | None = None) -> Iterator[pa.Table]:
+    """`json_record_batches` as Arrow tables (see there)."""
+    for recs in json_record_batches(path, batch_lines, arrays, progress):
+        yield materialize(recs)
+
+
+def json_record_batches(path: str, batch_lines: int = BATCH_LINES, arrays: tuple[str, ...] = ("records",),
+                        progress: dict | None = None) -> Iterator["pa.Table | Query"]:
     """Yield tables of JSON records (`_line`, `_raw`, `rec` = the record's JSON text, `_error`).
 
     Accepts JSON lines (one object per line; objects concatenated on one line `}{` are split;
@@ -150,9 +157,9 @@ def json_records(path: str, batch_lines: int = BATCH_LINES, arrays: tuple[str, .
     if _is_document(lines):
         yield _document(path, arrays)
         return
-    yield _json_lines(lines, numbers, arrays)
+    yield json_lines_query(lines, numbers, arrays)
     for lines, numbers in it:
-        yield _json_lines(lines, numbers, arrays)
+        yield json_lines_query(lines, numbers, arrays)
 
 
 def _is_document(lines: pa.Array) -> bool:
@@ -176,41 +183,46 @@ def _unwrap_sql(arrays: tuple[str, ...]) -> str:
     return f"CASE WHEN regexp_matches(doc, '\"({'|'.join(arrays)})\"') THEN CASE {' '.join(parts)} END END"
 
 
-def _json_lines(lines: pa.Array, numbers: pa.Array, arrays: tuple[str, ...]) -> pa.Table:
-    batch = pa.table({"line": lines, "n": numbers})
-    # try(json_type(...)): one parse gives validity and type (json_type alone raises on bad JSON)
-    docs = asim.query(
-        "WITH l AS (SELECT n, line, try(json_type(line)) AS ty FROM b), "
-        "p AS (SELECT n, line, ty, CASE WHEN ty IS NOT NULL THEN [line] ELSE "
-        "  string_split(regexp_replace(line, '\\}\\s*\\{\\s*\"', '}' || chr(30) || '{\"', 'g'), chr(30)) "
-        "  END AS parts FROM l), "
-        "q AS (SELECT n, line, ty, len(parts) AS np, unnest(parts) AS doc FROM p), "
-        "v AS (SELECT n, line, np, doc, CASE WHEN np = 1 THEN ty ELSE try(json_type(doc)) END AS ty FROM q) "
-        "SELECT n AS _line, CASE WHEN np = 1 THEN line ELSE doc END AS _raw, doc, "
-        "  coalesce(ty = 'OBJECT', false) AS obj, ty IS NOT NULL AS valid FROM v", b=batch)
-    return _records_from_docs(docs, arrays)
-
-
-def _records_from_docs(docs: pa.Table, arrays: tuple[str, ...]) -> pa.Table:
-    good = docs.filter(docs["obj"])
-    bad = docs.filter(pc.invert(docs["obj"]))
+def json_lines_query(lines: pa.Array, numbers: pa.Array, arrays: tuple[str, ...]) -> Query:
+    """The JSON records of a batch of lines (`_line`, `_raw`, `rec`, `_error`; see json_records)
+    as one SQL statement, so a source can map and conform them in the same statement."""
     unwrap = _unwrap_sql(arrays)
-    recs = asim.query(
-        f"WITH w AS (SELECT _line, _raw, doc, {unwrap} AS arr FROM g) "
-        "SELECT _line, _raw, doc AS rec, NULL::VARCHAR AS _error FROM w WHERE arr IS NULL "
-        "UNION ALL "
-        "SELECT _line, CAST(r AS VARCHAR) AS _raw, CAST(r AS VARCHAR) AS rec, "
-        "  CASE WHEN coalesce(json_type(r), '') <> 'OBJECT' THEN 'record is not a JSON object' END "
-        "FROM (SELECT _line, unnest(arr) AS r FROM w WHERE arr IS NOT NULL)", g=good)
-    errors = pa.table({
-        "_line": bad["_line"], "_raw": bad["_raw"],
-        "rec": pa.nulls(bad.num_rows, pa.string()),
-        "_error": pc.if_else(bad["valid"], pa.scalar("not a JSON object"), pa.scalar("invalid JSON")),
-    })
-    out = pa.concat_tables([recs.cast(_EMPTY_RECORDS), errors.cast(_EMPTY_RECORDS)])
-    # records whose JSON is not an object keep no `rec`
-    return out.set_column(2, "rec", pc.if_else(pc.is_valid(out["_error"]),
-                                              pa.scalar(None, pa.string()), out["rec"]))
+    # try(json_type(...)): one parse gives validity and type (json_type alone raises on bad JSON)
+    sql = f"""
+        WITH l AS (SELECT n, line, try(json_type(line)) AS ty FROM _lines),
+        p AS (SELECT n, line, ty, CASE WHEN ty IS NOT NULL THEN [line] ELSE
+          string_split(regexp_replace(line, '\\}}\\s*\\{{\\s*"', '}}' || chr(30) || '{{"', 'g'), chr(30))
+          END AS parts FROM l),
+        q AS (SELECT n, line, ty, len(parts) AS np, unnest(parts) AS doc FROM p),
+        v AS (SELECT n, line, np, doc, CASE WHEN np = 1 THEN ty ELSE try(json_type(doc)) END AS ty FROM q),
+        docs AS (SELECT n AS _line, CASE WHEN np = 1 THEN line ELSE doc END AS _raw, doc,
+                   coalesce(ty = 'OBJECT', false) AS obj, ty IS NOT NULL AS valid FROM v),
+        w AS (SELECT _line, _raw, doc, {unwrap} AS arr FROM docs WHERE obj)
+        SELECT _line, _raw, doc AS rec, NULL::VARCHAR AS _error FROM w WHERE arr IS NULL
+        UNION ALL
+        SELECT _line, _raw, CASE WHEN _error IS NULL THEN _raw END, _error FROM (
+          SELECT _line, CAST(r AS VARCHAR) AS _raw,
+            CASE WHEN coalesce(json_type(r), '') <> 'OBJECT' THEN 'record is not a JSON object' END AS _error
+          FROM (SELECT _line, unnest(arr) AS r FROM w WHERE arr IS NOT NULL))
+        UNION ALL
+        SELECT _line, _raw, NULL::VARCHAR,
+          CASE WHEN valid THEN 'not a JSON object' ELSE 'invalid JSON' END FROM docs WHERE NOT obj"""
+    return Query(sql, {"_lines": pa.table({"line": lines, "n": numbers})})
+
+
+def records_query(recs: "pa.Table | Query", sql: str, name: str = "g") -> "pa.Table | Query":
+    """A mapping `sql` over the good JSON records (table `name`: `_line`, `_raw`, `rec`), plus the
+    records framing rejected (their `_error`), as one Query."""
+    if not isinstance(recs, Query):
+        ok = pc.is_null(recs["_error"])
+        bad = recs.filter(pc.invert(ok)).select(["_line", "_raw", "_error"])
+        good = recs.filter(ok).select(["_line", "_raw", "rec"])
+        if good.num_rows == 0:
+            return bad
+        return with_rows(Query(sql, {name: good}), bad)
+    return Query(f"WITH _recs AS ({recs.sql}), {name} AS (SELECT _line, _raw, rec FROM _recs WHERE _error IS NULL) "
+                 f"SELECT * FROM ({sql}) UNION ALL BY NAME SELECT _line, _raw, _error FROM _recs "
+                 f"WHERE _error IS NOT NULL", recs.inputs)
 
 
 def _document(path: str, arrays: tuple[str, ...]) -> pa.Table:

@@ -57,12 +57,11 @@ import re
 from typing import Iterator
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from ._records import GuardedSource, json_records
+from ._records import GuardedSource, json_record_batches, records_query
 from ._sql import bag_sql, iana_sql, looks_ip
 from ._tables import is_table_export
-from .base import Batch, Query, materialize, with_rows
+from .base import Batch, Query, materialize
 
 _STRUCTURED = ("AZFWNetworkRule", "AZFWNatRule", "AZFWIdpsSignature", "AZFWThreatIntel")
 _LEGACY = ("AzureFirewallNetworkRule",)
@@ -258,14 +257,11 @@ class AzureFirewall(GuardedSource):
         return materialize(self.map_query(recs))
 
     def _parse(self, path: str, batch_lines: int, progress: dict) -> Iterator[Batch]:
-        for recs in json_records(path, batch_lines, ("records",), progress):
-            ok = pc.is_null(recs["_error"])
-            bad = recs.filter(pc.invert(ok)).select(["_line", "_raw", "_error"])
-            good = recs.filter(ok).select(["_line", "_raw", "rec"])
-            if good.num_rows == 0:
-                yield self.finish(bad, path)
-                continue
-            yield self.finish(with_rows(self.map_query(good), bad), path)
+        global _SQL
+        if _SQL is None:
+            _SQL = _sql()
+        for recs in json_record_batches(path, batch_lines, ("records",), progress):
+            yield self.finish(records_query(recs, _SQL), path)
 
 
 SOURCE = AzureFirewall(

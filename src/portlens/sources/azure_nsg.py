@@ -66,9 +66,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import asim
-from ._records import GuardedSource, json_records, tracked_lines
+from ._records import GuardedSource, json_record_batches, records_query, tracked_lines
 from ._sql import bag_sql, iana_sql, looks_ip
-from .base import Batch, Query, read_head, with_rows
+from .base import Batch, Query, read_head
 
 
 # ---- NSG / VNet flow tuples ----------------------------------------------------------------
@@ -179,15 +179,10 @@ _EMPTY_SQL = _RECORDS_SQL + "SELECT _line, _raw, true AS _skip FROM r WHERE rid_
 _FLOWS_SQL = f"SELECT * FROM ({_RECORDS_SQL + _TUPLES_SQL}) UNION ALL BY NAME SELECT * FROM ({_EMPTY_SQL})"
 
 
-def _flows(recs: pa.Table) -> "pa.Table | Query":
-    """Records (from json_records) -> one row per flow tuple; records with no tuple skipped.
-    One statement (mapped and conformed together on the store's connection)."""
-    ok = pc.is_null(recs["_error"])
-    good = recs.filter(ok).select(["_line", "_raw", "rec"])
-    bad = recs.filter(pc.invert(ok)).select(["_line", "_raw", "_error"])
-    if good.num_rows == 0:
-        return bad
-    return with_rows(Query(_FLOWS_SQL, {"g": good}), bad)
+def _flows(recs: "pa.Table | Query") -> "pa.Table | Query":
+    """Records (from json_record_batches) -> one row per flow tuple; records with no tuple
+    skipped. One statement (mapped and conformed together on the store's connection)."""
+    return records_query(recs, _FLOWS_SQL)
 
 
 # ---- Traffic Analytics CSV -----------------------------------------------------------------
@@ -347,7 +342,7 @@ class AzureNsg(GuardedSource):
     def _parse(self, path: str, batch_lines: int, progress: dict) -> Iterator[Batch]:
         head = read_head(path).lstrip(b"\xef\xbb\xbf").lstrip()
         if head[:1] in (b"{", b"["):
-            for recs in json_records(path, batch_lines, ("records",), progress):
+            for recs in json_record_batches(path, batch_lines, ("records",), progress):
                 yield self.finish(_flows(recs), path)
             return
         yield from self._csv(path, batch_lines, progress)
