@@ -11,6 +11,12 @@ ASIM-named columns (text or typed) plus bookkeeping columns:
   `_error` string why a record that is a session is malformed (optional, NULL when fine)
   `_skip`  bool   the record is not a network session: counted, neither stored nor quarantined
 `finish` then conforms the columns to the schema (asim.conform_sql) and routes the failures.
+
+A source whose mapping is SQL hands `finish` a `Query` (its SQL over Arrow inputs) instead of
+an Arrow table: framing where it is SQL (JSON lines, `_records.json_lines_query`), the vendor
+mapping, the 32-bit guard and conform then run as one statement on the store's connection,
+rows go straight into the store, and mapped columns nothing reads are never computed. Such a
+batch counts its records from the statement's rows (one row per record).
 """
 
 from __future__ import annotations
