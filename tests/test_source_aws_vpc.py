@@ -6,6 +6,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from portlens import sources
+from portlens.errors import SourceError
 from portlens.sources.aws_vpc import FORMAT_ENV, SOURCE, infer_format
 from sourcekit import parse, parse_text, sample_path, SAMPLES, utc
 
@@ -13,8 +14,8 @@ MINE = SAMPLES / "aws_vpc"
 FIXTURES = Path(__file__).parent / "fixtures" / "aws_vpc"
 
 
-def run(path):
-    return parse(path, SOURCE).lists()[:3]
+def run(path, source=SOURCE):
+    return parse(path, source).lists()[:3]
 
 
 def sample(name):
@@ -199,6 +200,17 @@ def test_format_from_environment(tmp_path, monkeypatch):
     assert quarantine == []
     assert (rows[0]["DstPortNumber"], rows[0]["DvcAction"], rows[0]["TimeGenerated"]) == \
         (5353, "Allow", utc(2020, 9, 13, 12, 26, 40))
+
+
+def test_format_as_source_option(tmp_path):
+    path = tmp_path / "custom.log"
+    path.write_text("ACCEPT 10.0.0.1 10.0.0.2 6 5353 1600000000\n")
+    source = SOURCE.with_options({"format": "${action} ${srcaddr} ${dstaddr} ${protocol} ${dstport} ${start}"})
+    rows, quarantine, _ = run(path, source)
+    assert quarantine == [] and (rows[0]["DstPortNumber"], rows[0]["DvcAction"]) == (5353, "Allow")
+    assert SOURCE.options == {}  # the shared source is unchanged
+    with pytest.raises(SourceError, match="has no option fmt"):
+        SOURCE.with_options({"fmt": "x"})
 
 
 def test_truncated_gzip_is_quarantined_not_raised(tmp_path):

@@ -137,6 +137,7 @@ def _as_of(value: Optional[str], option: str = "--as-of") -> Optional[datetime]:
 DbOption = typer.Option(DEFAULT_DB, "--db", help="The DuckDB store file.")
 SourceOption = typer.Option("auto", "--source", help="Source name (see 'portlens sources') or auto.")
 CaOption = typer.Option(None, "--ca", help="PEM file of the CA(s) that sign the receivers' certificates (tls:// syslog, https:// webhooks); default: the system's.")
+SourceOptionsOption = typer.Option(None, "--source-option", help="KEY=VALUE for the source's own options (e.g. aws-vpc: format='version account-id ...'); repeatable.")
 QuietOption = typer.Option(False, "--quiet", "-q", help="No progress bar (it shows only on a terminal anyway).")
 TimezoneOption = typer.Option(None, "--timezone", help="IANA zone (e.g. Europe/Paris) to read Sentinel "
                               "exports' [Local Time] columns in (default: UTC, with a warning).")
@@ -156,6 +157,16 @@ def _timezone(value: Optional[str]):
     LOCAL_TIMEZONE.set(value)
 
 
+def _source_options(values: Optional[List[str]]) -> dict:
+    options = {}
+    for value in values or ():
+        key, sep, text = value.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--source-option {value!r}: expected KEY=VALUE")
+        options[key.strip()] = text
+    return options
+
+
 def _print_skipped(skipped_by: dict) -> None:
     for reason, n in sorted(skipped_by.items(), key=lambda kv: -kv[1]):
         err.print(f"  skipped {n:,}: {printable(reason)}", markup=False, highlight=False)
@@ -167,9 +178,10 @@ def ingest(paths: List[str] = typer.Argument(..., help="Files, folders or object
            not_before: str = typer.Option("1990-01-01", "--not-before", help="Quarantine records stamped before this date."),
            max_future: float = typer.Option(24.0, "--max-future", help="Quarantine records stamped more than this many hours after the clock of this machine."),
            max_record_bytes: int = MaxRecordOption, max_inflation: float = MaxInflationOption,
-           quiet: bool = QuietOption) -> None:
+           quiet: bool = QuietOption, source_options: Optional[List[str]] = SourceOptionsOption) -> None:
     """Normalize files to ASIM and store them (atomic and idempotent per file)."""
     _timezone(tz)
+    options = _source_options(source_options)
     files = _files(paths)
     failed = 0
     bounds = _time_bounds(not_before, max_future)
@@ -179,7 +191,7 @@ def ingest(paths: List[str] = typer.Argument(..., help="Files, folders or object
         for path in files:
             bar.file(path)
             try:
-                r = store.ingest(path, source, progress=bar.advance, apply_retention=False)
+                r = store.ingest(path, source, progress=bar.advance, apply_retention=False, options=options)
                 landed += not r.duplicate_of
             except SourceError as e:
                 err.print(f"portlens: error: {printable(e)}", markup=False, highlight=False)
@@ -218,13 +230,14 @@ def normalize(path: str = typer.Argument(..., help="A raw log file or object URL
               output: str = typer.Option("-", "--output", "-o", help="'-' for JSON lines on stdout, *.parquet for Parquet, else a JSON-lines file."),
               tz: Optional[str] = TimezoneOption,
               max_record_bytes: int = MaxRecordOption, max_inflation: float = MaxInflationOption,
-              quiet: bool = QuietOption) -> None:
+              quiet: bool = QuietOption, source_options: Optional[List[str]] = SourceOptionsOption) -> None:
     """Print or write a file's ASIM rows without storing them."""
     with _input_limits(max_record_bytes, max_inflation):
-        _normalize(path, source, output, tz, quiet)
+        _normalize(path, source, output, tz, quiet, _source_options(source_options))
 
 
-def _normalize(path: str, source: str, output: str, tz: Optional[str], quiet: bool = False) -> None:
+def _normalize(path: str, source: str, output: str, tz: Optional[str], quiet: bool = False,
+               options: dict | None = None) -> None:
     from . import storage
     if storage.is_url(path):
         storage.stat(path)  # a missing object, bucket or credentials: one line now
@@ -235,6 +248,8 @@ def _normalize(path: str, source: str, output: str, tz: Optional[str], quiet: bo
     vendors: dict[str, int] = {}
     skipped_by: dict[str, int] = {}
     parser = detect(str(path)) if source == "auto" else get(source)
+    if options:
+        parser = parser.with_options(options)
     sink = _RowSink(output)
     # the bar only when the rows go to a file (on a terminal, rows on stdout are the display)
     counts = [0, 0, 0]

@@ -224,16 +224,16 @@ class Store:
 
     def ingest(self, path: str, source: str = "auto",
                progress: Callable[[int], None] | None = None, *,
-               apply_retention: bool = True, tail: bool = False) -> IngestResult:
+               apply_retention: bool = True, tail: bool = False, options: dict | None = None) -> IngestResult:
         """Parse and store one file, all or nothing. A local file is read from where its
         lineage was read to (ledger.py): content already ingested, under any name or
         compressed, is not counted again. tail=True: the file may still be growing, so a last
         line without its newline is left for a later ingest (`run --watch`); else the file is
-        taken as complete."""
+        taken as complete. options: the source's own (Source.OPTIONS), e.g. aws-vpc's format."""
         if storage.is_url(path):
             known = self._known(path, tail)
             return known if isinstance(known, IngestResult) else \
-                self._ingest(path, source, progress, apply_retention, *known)
+                self._ingest(path, source, progress, apply_retention, *known, options=options)
         if not os.path.isfile(storage.local_path(path)):
             raise SourceError(f"{path}: no such file")
         # Every read of the file, from measuring to parsing, reads the same file, even if it
@@ -243,17 +243,19 @@ class Store:
             if isinstance(known, IngestResult):
                 return known
             try:
-                return self._ingest(path, source, progress, apply_retention, *known)
+                return self._ingest(path, source, progress, apply_retention, *known, options=options)
             except _CannotResume:
                 # Read the whole file instead; it replaces the entries of the lineage it continues.
                 plan = known[3]
                 plan.first_line, plan.replace = 1, True
-                return self._ingest(path, source, progress, apply_retention, *known)
+                return self._ingest(path, source, progress, apply_retention, *known, options=options)
 
     def _ingest(self, path: str, source: str, progress, apply_retention: bool,
                 digest: str | None, object_id: str | None, size: int,
-                plan: ledger.Plan | None) -> IngestResult:
+                plan: ledger.Plan | None, options: dict | None = None) -> IngestResult:
         parser: Source = detect(path) if source == "auto" else get(source)
+        if options:  # the source's own options (Source.OPTIONS), e.g. aws-vpc's format
+            parser = parser.with_options(options)
         result = IngestResult(path, parser.name)
         con = self.con
         file_id = _one(con, "SELECT nextval('file_ids')")[0]

@@ -6,8 +6,9 @@ Raw forms accepted (gzip or not):
   - A header line with the field names (`version account-id ...`, also `${field}` format
     strings and Athena-style `account_id`) sets the field order for the lines after it; a
     header can appear again later (concatenated S3 objects) and then switches the order.
-  - Without a header the order comes from, in turn: the environment variable
-    `PORTLENS_AWS_VPC_FORMAT` (an AWS format string), else recognition among known layouts
+  - Without a header the order comes from, in turn: the source option `format` (an AWS
+    format string; `--source-option format=...`), the environment variable
+    `PORTLENS_AWS_VPC_FORMAT` (the same, e.g. for Spark executors), else recognition among known layouts
     by checking every field's shape on the first lines: the v2 default (14 fields), "all
     fields" of v3/v4/v5/v7/v8 in AWS's table order, and the custom formats of AWS's own
     examples (tcp-flags, transit gateway, traffic path, NAT gateway). Records longer than
@@ -292,10 +293,15 @@ class AwsVpc(GuardedSource):
         for lines, numbers in tracked_lines(path, batch_lines, progress):
             yield self.finish(self.map_lines(lines, numbers, state), path)
 
+    OPTIONS = {"format": "the flow-log format string (field order) of files without a header line"}
+
     def start(self, path: str) -> dict:
         state = {"format": None, "file_ms": _object_time_ms(path)}
+        given = str(self.options.get("format") or "").strip()
         env = os.environ.get(FORMAT_ENV, "").strip()
-        if env:
+        if given:
+            state["format"] = ("the format option", parse_format(given))
+        elif env:
             state["format"] = (FORMAT_ENV, parse_format(env))
         return state
 
@@ -330,8 +336,8 @@ class AwsVpc(GuardedSource):
             state["format"] = found if found else False
         if not state["format"]:
             return pa.table({"_line": seg["_line"], "_raw": seg["_raw"], "_error": pa.repeat(
-                pa.scalar("flow-log field layout not recognised: give a header line or set "
-                          f"{FORMAT_ENV}"), seg.num_rows)})
+                pa.scalar("flow-log field layout not recognised: give a header line or the format "
+                          f"(--source-option format=..., or {FORMAT_ENV})"), seg.num_rows)})
         name, fields = state["format"]
         words = pc.ascii_split_whitespace(pc.ascii_trim_whitespace(seg["text"]))  # Arrow, vectorized
         return Query(_text_sql(fields, name), {"seg": seg.append_column("f", words)})

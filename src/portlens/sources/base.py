@@ -25,8 +25,8 @@ import gzip
 import zlib
 import io
 from contextvars import ContextVar
-from dataclasses import dataclass, field
-from typing import Iterator
+from dataclasses import dataclass, field, replace
+from typing import ClassVar, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -262,7 +262,17 @@ class Source:
     product: str = ""
     priority: int = 0
     defaults: dict = field(default_factory=dict)
+    options: dict = field(default_factory=dict)  # values of OPTIONS given for this run
     reads_json_documents = False  # (not a field) True: parse() reads pretty JSON documents itself
+    OPTIONS: ClassVar[dict[str, str]] = {}  # option name -> what it does (`--source-option`)
+
+    def with_options(self, options: dict) -> "Source":
+        """This source with `options` (names from OPTIONS) set; an unknown name is an error."""
+        unknown = sorted(set(options) - set(self.OPTIONS))
+        if unknown:
+            known = ", ".join(self.OPTIONS) or "none"
+            raise SourceError(f"source {self.name} has no option {', '.join(unknown)} (its options: {known})")
+        return replace(self, options={**self.options, **options})
 
     def sniff(self, head: bytes, path: str) -> bool:  # pragma: no cover - interface
         raise NotImplementedError
