@@ -209,7 +209,7 @@ def ingest(paths: List[str] = typer.Argument(..., help="Files, folders or object
                           + (f", [yellow]{r.quarantined:,} quarantined[/]" if r.quarantined else "")
                           + (f", {r.skipped:,} skipped (not sessions)" if r.skipped else "")
                           + ("; replaces the earlier version of this object" if r.replaced else "")
-                          + (f"; lines {r.lines[0]:,}-{r.lines[1]:,}, after those read from {escape(r.continues)}"
+                          + (f"; lines {r.lines[0]:,}-{r.lines[1]:,}, after those read from {safe(r.continues)}"
                              if r.continues and r.lines else ""))
                 for note in getattr(r, "notes", ()):
                     err.print(f"warning: {printable(note)}", markup=False, highlight=False)
