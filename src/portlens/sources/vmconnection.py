@@ -32,7 +32,6 @@ from typing import Iterator
 
 import pyarrow as pa
 
-from .. import asim
 from ._records import csv_records, file_kind, head_text, header_name, json_columns
 from ._sql import bag_sql, export_time_sql, fqdn_sql, short_host_sql
 from .base import BATCH_LINES, Batch, Query, Source
