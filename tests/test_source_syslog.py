@@ -294,3 +294,21 @@ def test_sql_reference_maps_agree_with_the_fast_path():
     got = asim.query(f"SELECT {S.cef_extension_map_sql('x')} AS m FROM t", t=pa.table({"x": ext}))
     fast = S.extract_pairs(pa.array(ext), ["act", "msg", "suser", "cs5"], S.CEF).to_pylist()[0]
     assert dict(col(got, "m")[0]) == fast
+
+
+# ---- the SQL twins of the extraction (`_kv_sql`) agree with the Arrow path ----------------------------------
+
+PAIR_TEXT = st.lists(st.one_of(
+    st.sampled_from(['k=', 'k="', 'k=v', 'a="x y"', 'a=1', '\\"', '"', ' ', '  ', '=', 'b=\\"q\\"', 'k="a \\" b"',
+                     'x=y=z', 'a=x"y', '\t', 'k=""', '\\', 'msg="k=in quotes"']),
+    st.text(alphabet='ab k=" \\\t', max_size=6)), max_size=10).map("".join)
+
+
+@settings(max_examples=200, deadline=None)
+@given(lines=st.lists(PAIR_TEXT, min_size=1, max_size=6))
+def test_space_pairs_sql_matches_extract_pairs(lines):
+    # (the SQL twin uses the noncharacters U+FDD0 and U+FDD1 as markers: text holding them differs)
+    from portlens.sources._kv_sql import space_pairs_sql
+    keys = ["k", "a", "b", "x", "msg"]
+    got = asim.query(space_pairs_sql("t", "line", keys), t=pa.table({"line": pa.array(lines, pa.string())}))
+    assert got.select(keys).to_pylist() == S.extract_pairs(pa.array(lines), keys, S.SPACE).to_pylist()

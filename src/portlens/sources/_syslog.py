@@ -62,7 +62,7 @@ import pyarrow.compute as pc
 
 from .. import asim
 from ._sql import lit
-from .base import BATCH_LINES, Source, read_lines
+from .base import BATCH_LINES, Query, Source, materialize, read_lines
 
 # A key in key=value text (CEF keys are alphanumeric; FortiGate and Check Point add `_`, `-`, `.`).
 KEY = r"[A-Za-z0-9_.\-]+"
@@ -967,21 +967,23 @@ def json_map_sql(expr: str, keys: list[str], root: str = "$") -> str:
 
 # ---- batch safety net --------------------------------------------------------------------------
 
-def guarded(parse, lines, numbers, state: dict, name: str = "parser") -> pa.Table:
-    """Run a source's `parse(lines, numbers, state) -> table` so that no input can crash it:
-    chunked or 64-bit-offset input is processed in pieces, and when a batch raises, it is
-    halved until the offending record is alone; that record is quarantined (`_error` names the
-    exception) and the rest parses normally. A parser bug therefore costs rows, not the run;
-    tests should assert that no `_error` starts with "internal error"."""
+def guarded(parse, lines, numbers, state: dict, name: str = "parser") -> "pa.Table | Query":
+    """Run a source's `parse(lines, numbers, state) -> table or Query` so that no input can
+    crash it: chunked or 64-bit-offset input is processed in pieces, and when a batch raises,
+    it is halved until the offending record is alone; that record is quarantined (`_error`
+    names the exception) and the rest parses normally. A parser bug therefore costs rows, not
+    the run; tests should assert that no `_error` starts with "internal error". A Query comes
+    back as it is when the batch parses in one piece (the store runs it with conform); pieces
+    are materialized to be joined."""
     if isinstance(lines, pa.ChunkedArray) or isinstance(numbers, pa.ChunkedArray):
         lines = lines.combine_chunks() if lines.type == pa.string() and lines.nbytes < (1 << 30) else lines
     if isinstance(lines, pa.ChunkedArray):
         parts, at = [], 0
         for chunk in lines.chunks:
-            parts.append(guarded(parse, chunk, _slice(numbers, at, len(chunk)), state, name))
+            parts.append(materialize(guarded(parse, chunk, _slice(numbers, at, len(chunk)), state, name)))
             at += len(chunk)
-        return pa.concat_tables(parts, promote_options="default") if parts else parse(
-            pa.array([], pa.string()), pa.array([], pa.int64()), state)
+        return pa.concat_tables(parts, promote_options="default") if parts else materialize(parse(
+            pa.array([], pa.string()), pa.array([], pa.int64()), state))
     if isinstance(numbers, pa.ChunkedArray):
         numbers = numbers.combine_chunks()
     try:
@@ -997,8 +999,8 @@ def guarded(parse, lines, numbers, state: dict, name: str = "parser") -> pa.Tabl
                              "_error": pa.array([reason] * len(lines), pa.string())})
         half = len(lines) // 2
         return pa.concat_tables([
-            guarded(parse, lines.slice(0, half), numbers.slice(0, half), state, name),
-            guarded(parse, lines.slice(half), numbers.slice(half), state, name)],
+            materialize(guarded(parse, lines.slice(0, half), numbers.slice(0, half), state, name)),
+            materialize(guarded(parse, lines.slice(half), numbers.slice(half), state, name))],
             promote_options="default")
 
 
@@ -1126,24 +1128,29 @@ def rebatch(chunks, batch_lines: int, max_bytes: int = REBATCH_BYTES):
 
 class BatchedSource(Source):
     """A syslog-borne source: lines rebatched by `parse_batched`, each batch parsed by
-    `_parse(lines, numbers, state)` under `guarded`."""
+    `_parse(lines, numbers, state)` under `guarded`. `_parse` returns the parsed columns, or
+    a `Query` that computes them, so that extraction, mapping and conform run as one SQL
+    statement on the store's connection (`parse_lines` materializes it for other callers)."""
 
     def parse(self, path: str, batch_lines: int = BATCH_LINES):
         return parse_batched(self, path, batch_lines)
 
-    def parse_lines(self, lines: pa.Array, numbers: pa.Array, state: dict) -> pa.Table:
+    def map_lines(self, lines: pa.Array, numbers: pa.Array, state: dict) -> "pa.Table | Query":
         return guarded(self._parse, lines, numbers, state, self.name)
 
-    def _parse(self, lines: pa.Array, numbers: pa.Array, state: dict) -> pa.Table:  # pragma: no cover
+    def parse_lines(self, lines: pa.Array, numbers: pa.Array, state: dict) -> pa.Table:
+        return materialize(self.map_lines(lines, numbers, state))
+
+    def _parse(self, lines: pa.Array, numbers: pa.Array, state: dict) -> "pa.Table | Query":  # pragma: no cover
         raise NotImplementedError
 
 
 def parse_batched(source, path: str, batch_lines: int):
-    """`Source.parse` for line formats with `rebatch`: start, then parse_lines + finish per
+    """`Source.parse` for line formats with `rebatch`: start, then map_lines + finish per
     batch."""
     state = source.start(path)
     for lines, numbers in rebatch(read_lines(path, batch_lines), batch_lines):
-        yield source.finish(source.parse_lines(lines, numbers, state), path)
+        yield source.finish(source.map_lines(lines, numbers, state), path)
 
 
 _CEF_HEAD_BYTES = re.compile(rb"CEF: ?\d+\|((?:[^|\\\r\n]|\\.)*)\|((?:[^|\\\r\n]|\\.)*)\|")

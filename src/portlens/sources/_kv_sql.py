@@ -1,0 +1,50 @@
+"""Field extraction as SQL: key=value text -> one text column per requested key, computed
+inside the statement that maps and conforms the batch (`base.Query`), so a batch of raw lines
+crosses into DuckDB once.
+
+These are the SQL twins of `_syslog.extract_pairs` (same values for the same text; the tests
+hold them to it) for the styles whose SQL form is cheap: DuckDB's `string_split` cuts a
+record into tokens in C++, each wanted key is found with `list_position` (first occurrence
+wins) and its value is a substring of its token. Regular expressions, slow per row in DuckDB,
+are not used.
+
+`space_pairs_sql(source, text, keys)` (FortiGate / Meraki `k=v k="a b"`): a subquery over
+relation `source` with all its columns plus one column per key. Quoting is handled before the
+split: inside double quotes (counted per record; `\\"` is no quote) spaces become a marker,
+so a quoted value stays one token; `\\"` becomes a marker too and is restored afterwards.
+"""
+
+from __future__ import annotations
+
+from ._sql import col, lit
+
+# Markers for a space inside quotes and for an escaped quote: Unicode noncharacters, which
+# text meant for interchange does not hold (a value holding them would come back with a
+# space or `\"` in their place).
+_SPACE_MARK = "\ufdd0"
+_QUOTE_MARK = "\ufdd1"
+
+
+def space_pairs_sql(source: str, text: str, keys) -> str:
+    """SELECT *, <one column per key> FROM source: the values of `keys` in the space-separated
+    key=value text `text` (a SQL expression over `source`), as `_syslog.extract_pairs(...,
+    SPACE)` gives them: NULL when absent, '' when empty, one pair of enclosing double quotes
+    removed, `\\"` unescaped."""
+    keys = list(dict.fromkeys(keys))
+    sm, qm = lit(_SPACE_MARK), lit(_QUOTE_MARK)
+    # Trailing blanks never hold a value; trimmed, an unclosed quote does not keep them.
+    fixed = (f"CASE WHEN contains({text}, '\"') THEN array_to_string(list_transform("
+             f"string_split(replace(rtrim({text}, ' '), '\\\"', {qm}), '\"'), "
+             f"lambda p, i: CASE WHEN i % 2 = 0 THEN replace(p, ' ', {sm}) ELSE p END), '\"') "
+             f"ELSE {text} END")
+    raws, finals = [], []
+    for k in keys:
+        token = f"_kv_tokens[list_position(_kv_keys, {lit(k + '=')})]"
+        raws.append(f"replace(replace(substr({token}, {len(k) + 2}), {sm}, ' '), {qm}, '\\\"') AS {col(k)}")
+        v = col(k)
+        unquoted = f"CASE WHEN length({v}) >= 2 AND {v}[1] = '\"' AND {v}[-1] = '\"' THEN {v}[2:-2] ELSE {v} END"
+        finals.append(f"replace({unquoted}, '\\\"', '\"') AS {v}")
+    return (f"SELECT * REPLACE ({', '.join(finals)}) FROM ("
+            f"SELECT * EXCLUDE (_kv_tokens, _kv_keys), {', '.join(raws)} FROM ("
+            f"SELECT *, list_transform(_kv_tokens, lambda x: left(x, strpos(x, '='))) AS _kv_keys FROM ("
+            f"SELECT *, string_split({fixed}, ' ') AS _kv_tokens FROM {source})))")
