@@ -48,3 +48,21 @@ def space_pairs_sql(source: str, text: str, keys) -> str:
             f"SELECT * EXCLUDE (_kv_tokens, _kv_keys), {', '.join(raws)} FROM ("
             f"SELECT *, list_transform(_kv_tokens, lambda x: left(x, strpos(x, '='))) AS _kv_keys FROM ("
             f"SELECT *, string_split({fixed}, ' ') AS _kv_tokens FROM {source})))")
+
+
+def any_timestamp_sql(expr: str, *, reference=None) -> str:
+    """`_syslog.parse_timestamps` as a SQL expression: whole-number epochs (s / ms / us / ns
+    by digit count, as `_syslog._epoch_fast`) by integer arithmetic, anything else through
+    `_syslog.timestamp_sql` (only for the rows the cheap form does not answer)."""
+    from ._syslog import timestamp_sql
+    x = f"CAST({expr} AS VARCHAR)"
+    n = f"length({x})"
+    us = (f"CASE WHEN {n} <= 11 THEN CAST({x} AS BIGINT) * 1000000 "
+          f"WHEN {n} <= 14 THEN CAST({x} AS BIGINT) * 1000 "
+          f"WHEN {n} <= 17 THEN CAST({x} AS BIGINT) "
+          f"WHEN {n} = 18 THEN CAST({x} AS BIGINT) // 1000 "
+          f"ELSE CAST(left({x}, 18) AS BIGINT) // 100 END")
+    digits = f"{n} BETWEEN 1 AND 19 AND ltrim({x}, '0123456789') = ''"
+    fast = (f"CASE WHEN {digits} THEN CASE WHEN ({us}) BETWEEN -62135596800000000 AND 253402300799000000 "
+            f"THEN make_timestamp({us})::TIMESTAMPTZ END END")
+    return f"coalesce({fast}, {timestamp_sql(x, reference=reference)})"

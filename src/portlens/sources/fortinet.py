@@ -44,9 +44,13 @@ import re
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from functools import partial
+
 from .. import asim
 from . import _syslog as S
+from ._kv_sql import any_timestamp_sql, space_pairs_sql
 from ._sql import map_sql
+from .base import Query
 from ._tables import is_table_export
 
 NATIVE_KEYS = (
@@ -147,6 +151,7 @@ def _derived_sql() -> str:
              f"WHEN NOT {S.valid_ip_sql('src_t')} THEN 'invalid source address' "
              f"WHEN NOT {S.valid_ip_sql('dst_t')} THEN 'invalid destination address' END")
     skip = f"CASE WHEN NOT recognised THEN false ELSE NOT ({is_session}) END"
+    passthrough = ", ".join(f"{name} AS {column}" for column, name in PASSTHROUGH.items())
     return f"""
 SELECT
   time_gen AS TimeGenerated,
@@ -184,18 +189,37 @@ SELECT
   CASE WHEN trim(tranip) NOT IN ('0.0.0.0', '::') THEN tranip END AS DstNatIpAddr,
   CASE WHEN trim(tranip) NOT IN ('0.0.0.0', '::', '') THEN {port('tranport')} END AS DstNatPortNumber,
   {extra} AS AdditionalFields,
+  {passthrough},
   {error} AS _error,
-  {skip} AS _skip
+  {skip} AS _skip,
+  _line, _raw
 FROM ({inner.replace("FROM t", f"FROM (SELECT *, ({recognised}) AS recognised FROM t)")}) v"""
 
 
 _DERIVED = _derived_sql()
+
+
 _SQL_INPUTS = ("proto", "action", "utmaction", "type", "logid", "duration", "srcintfrole",
                "dstintfrole", "srcip", "dstip", "level", "subtype", "devname", "devid", "service",
                "sentbyte", "rcvdbyte", "sentpkt", "rcvdpkt", "policyname", "policyid", "icmptype",
                "icmpcode", "srcport", "dstport", "transip", "transport", "tranip", "tranport", "vd",
                "appcat", "apprisk", "srccountry", "dstcountry", "crscore", "craction", "policytype",
                "poluuid", "trandisp")
+
+
+def _kv_sql(reference=None) -> str:
+    """The whole mapping of a batch of key=value records as one statement over `_lines`
+    (message, hostname, timestamp_text, _line, _raw): pairs, times, then `_DERIVED`."""
+    ts = partial(any_timestamp_sql, reference=reference)
+    return f"""
+WITH kv AS ({space_pairs_sql('_lines', 'message', NATIVE_KEYS)}),
+t AS (SELECT *, 'kv' AS form, NULL::VARCHAR AS vendor, NULL::VARCHAR AS product,
+        NULL::VARCHAR AS version, NULL::VARCHAR AS severity,
+        coalesce({ts('eventtime')}, {ts("date || ' ' || time || coalesce(tz, '')")}, {ts('timestamp_text')})
+          AS time_gen,
+        {ts('start')} AS time_start
+      FROM kv)
+{_DERIVED}"""
 
 
 def _cef_unified(cef: dict, n: int) -> dict:
@@ -231,10 +255,19 @@ class Fortinet(S.BatchedSource):
             return cef[0] == "Fortinet" and cef[1].lower().startswith("forti")
         return bool(_SNIFF.search(head))
 
-    def _parse(self, lines: pa.Array, numbers: pa.Array, state: dict) -> pa.Table:
+    def start(self, path: str) -> dict:
+        # the statement is built once per file (a header without a year reads the clock)
+        return {"kv_sql": _kv_sql()}
+
+    def _parse(self, lines: pa.Array, numbers: pa.Array, state: dict) -> Query:
         n = len(lines)
         head = S.arrays(S.syslog_header(lines, parse_time=False))
         msg = head["message"]
+        if not pc.any(pc.match_substring(msg, "CEF:")).as_py():  # key=value only: all in SQL
+            sql = state.get("kv_sql") or _kv_sql()
+            return Query(sql, {"_lines": pa.table({
+                "message": msg, "hostname": head["hostname"], "timestamp_text": head["timestamp_text"],
+                "_line": numbers, "_raw": lines})})
         cef_table = S.parse_cef(msg, CEF_KEYS)
         cef = S.arrays(cef_table)
         is_cef = cef["is_cef"]
@@ -253,20 +286,13 @@ class Fortinet(S.BatchedSource):
         date_time = pc.binary_join_element_wise(
             pc.binary_join_element_wise(raw["date"], raw["time"], " "), pc.fill_null(raw["tz"], ""), "")
         times = [raw["eventtime"], date_time] + ([cef["rt"]] if n_cef else []) + [head["timestamp_text"]]
-        ctx = {"form": form, "vendor": cef["vendor"], "product": cef["product"],
-               "version": cef["version"], "severity": cef["severity"], "hostname": head["hostname"]}
-        return self._finish(raw, ctx, times, numbers, lines)
-
-    def _finish(self, raw: dict, ctx: dict, times: list, numbers, lines) -> pa.Table:
         parsed = S.parse_timestamps_many(times + [raw["start"]])
-        inputs = {k: raw[k] for k in _SQL_INPUTS}
-        inputs.update(ctx)
-        inputs["time_gen"] = pc.coalesce(*parsed[:-1])
-        inputs["time_start"] = parsed[-1]
-        out = asim.query(_DERIVED, t=pa.table(inputs))
-        for col, name in PASSTHROUGH.items():
-            out = out.append_column(col, raw[name])
-        return out.append_column("_line", numbers).append_column("_raw", lines)
+        inputs = {k: raw[k] for k in dict.fromkeys(_SQL_INPUTS + tuple(PASSTHROUGH.values()))}
+        inputs.update({"form": form, "vendor": cef["vendor"], "product": cef["product"],
+                       "version": cef["version"], "severity": cef["severity"], "hostname": head["hostname"],
+                       "time_gen": pc.coalesce(*parsed[:-1]), "time_start": parsed[-1],
+                       "_line": numbers, "_raw": lines})
+        return Query(_DERIVED, {"t": pa.table(inputs)})
 
 
 SOURCE = Fortinet(
