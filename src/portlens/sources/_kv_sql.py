@@ -39,11 +39,14 @@ def space_pairs_sql(source: str, text: str, keys) -> str:
              f"ELSE {text} END")
     raws, finals = [], []
     for k in keys:
-        token = f"_kv_tokens[list_position(_kv_keys, {lit(k + '=')})]"
-        raws.append(f"replace(replace(substr({token}, {len(k) + 2}), {sm}, ' '), {qm}, '\\\"') AS {col(k)}")
+        raws.append(f"substr(_kv_tokens[list_position(_kv_keys, {lit(k + '=')})], {len(k) + 2}) AS {col(k)}")
         v = col(k)
-        unquoted = f"CASE WHEN length({v}) >= 2 AND {v}[1] = '\"' AND {v}[-1] = '\"' THEN {v}[2:-2] ELSE {v} END"
-        finals.append(f"replace({unquoted}, '\\\"', '\"') AS {v}")
+        # A value quoted as a whole loses its quotes (`\\"` at its end, now a marker, ends it
+        # too: the quote goes, the backslash stays); markers go back to ` ` and `"` (`\\"` unescaped).
+        quoted = f"(starts_with({v}, '\"') AND length({v}) >= 2 AND (ends_with({v}, '\"') OR ends_with({v}, {qm})))"
+        inner = f"CASE WHEN ends_with({v}, {qm}) THEN {v}[2:-2] || '\\' ELSE {v}[2:-2] END"
+        restored = f"replace(replace(CASE WHEN {quoted} THEN {inner} ELSE {v} END, {qm}, '\"'), {sm}, ' ')"
+        finals.append(f"CASE WHEN contains({v}, '\"') OR contains({v}, {qm}) THEN {restored} ELSE {v} END AS {v}")
     return (f"SELECT * REPLACE ({', '.join(finals)}) FROM ("
             f"SELECT * EXCLUDE (_kv_tokens, _kv_keys), {', '.join(raws)} FROM ("
             f"SELECT *, list_transform(_kv_tokens, lambda x: left(x, strpos(x, '='))) AS _kv_keys FROM ("
@@ -66,3 +69,10 @@ def any_timestamp_sql(expr: str, *, reference=None) -> str:
     fast = (f"CASE WHEN {digits} THEN CASE WHEN ({us}) BETWEEN -62135596800000000 AND 253402300799000000 "
             f"THEN make_timestamp({us})::TIMESTAMPTZ END END")
     return f"coalesce({fast}, {timestamp_sql(x, reference=reference)})"
+
+
+def chunked(table, parts: int = 8, least: int = 4096):
+    """The table as up to `parts` record batches (of at least `least` rows): DuckDB scans the
+    batches of an Arrow input in parallel, one batch is one thread."""
+    size = max(least, -(-table.num_rows // parts))
+    return table if table.num_rows <= size else type(table).from_batches(table.to_batches(max_chunksize=size))

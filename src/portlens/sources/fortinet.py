@@ -48,7 +48,7 @@ from functools import partial
 
 from .. import asim
 from . import _syslog as S
-from ._kv_sql import any_timestamp_sql, space_pairs_sql
+from ._kv_sql import any_timestamp_sql, chunked, space_pairs_sql
 from ._sql import map_sql
 from .base import Query
 from ._tables import is_table_export
@@ -265,9 +265,9 @@ class Fortinet(S.BatchedSource):
         msg = head["message"]
         if not pc.any(pc.match_substring(msg, "CEF:")).as_py():  # key=value only: all in SQL
             sql = state.get("kv_sql") or _kv_sql()
-            return Query(sql, {"_lines": pa.table({
+            return Query(sql, {"_lines": chunked(pa.table({
                 "message": msg, "hostname": head["hostname"], "timestamp_text": head["timestamp_text"],
-                "_line": numbers, "_raw": lines})})
+                "_line": numbers, "_raw": lines}))})
         cef_table = S.parse_cef(msg, CEF_KEYS)
         cef = S.arrays(cef_table)
         is_cef = cef["is_cef"]
@@ -292,7 +292,7 @@ class Fortinet(S.BatchedSource):
                        "version": cef["version"], "severity": cef["severity"], "hostname": head["hostname"],
                        "time_gen": pc.coalesce(*parsed[:-1]), "time_start": parsed[-1],
                        "_line": numbers, "_raw": lines})
-        return Query(_DERIVED, {"t": pa.table(inputs)})
+        return Query(_DERIVED, {"t": chunked(pa.table(inputs))})
 
 
 SOURCE = Fortinet(
