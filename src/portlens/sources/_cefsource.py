@@ -18,9 +18,10 @@ import re
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .. import asim
 from . import _syslog as S
+from ._kv_sql import any_timestamp_sql, chunked, merged_pairs_sql
 from ._tables import is_table_export
+from .base import Query
 
 
 class CefSource(S.BatchedSource):
@@ -39,25 +40,42 @@ class CefSource(S.BatchedSource):
         return bool(re.fullmatch(self.CEF_VENDOR, vendor, re.I)) and \
             bool(re.search(self.CEF_PRODUCT, product, re.I) if self.CEF_PRODUCT else True)
 
-    def _parse(self, lines: pa.Array, numbers: pa.Array, state: dict) -> pa.Table:
-        head = S.arrays(S.syslog_header(lines, parse_time=False))
-        cef = S.arrays(S.parse_cef(head["message"], ("rt",) + tuple(self.KEYS)))
-        vendor_ok = pc.and_(pc.fill_null(pc.match_substring_regex(cef["vendor"], f"(?i)^(?:{self.CEF_VENDOR})$"), False),
-                            pc.fill_null(pc.match_substring_regex(cef["product"], f"(?i){self.CEF_PRODUCT}"), False)
-                            if self.CEF_PRODUCT else pa.repeat(pa.scalar(True), len(lines)))
-        rt, header_time = S.parse_timestamps_many([cef["rt"], head["timestamp_text"]])
-        cols = {k: v for k, v in cef.items() if k not in ("prefix", "extension")}
-        cols.update({"_time": pc.coalesce(rt, header_time), "_host": head["hostname"],
-                     "_cef": pc.and_(cef["is_cef"], vendor_ok)})
-        out = asim.query(self.SQL, c=pa.table(cols))
+    def _parse(self, lines: pa.Array, numbers: pa.Array, state: dict) -> Query:
+        """The CEF header in Arrow (one regular expression), everything else in one statement."""
+        inputs = cef_inputs(lines, numbers, self.CEF_VENDOR, self.CEF_PRODUCT)
         label = f"{self.vendor} CEF record".strip()
-        not_ours = pc.invert(pc.fill_null(cols["_cef"], False))
-        if pc.any(not_ours).as_py():
-            out = out.set_column(out.schema.get_field_index("_error"), "_error",
-                                 pc.if_else(not_ours, pa.scalar(f"not a {label}"), out["_error"]))
-            out = out.set_column(out.schema.get_field_index("_skip"), "_skip",
-                                 pc.and_(pc.fill_null(out["_skip"], False), pc.invert(not_ours)))
-        return out.append_column("_line", numbers).append_column("_raw", lines)
+        return Query(f"""
+SELECT * EXCLUDE (_cef) REPLACE (
+    CASE WHEN NOT coalesce(_cef, false) THEN {S.sql_str('not a ' + label)} ELSE _error END AS _error,
+    CASE WHEN NOT coalesce(_cef, false) THEN false ELSE coalesce(_skip, false) END AS _skip)
+FROM ({cef_sql(self.KEYS, self.SQL)})""", {"_cef_lines": inputs})
+
+
+def cef_inputs(lines: pa.Array, numbers: pa.Array, vendor: str, product: str) -> pa.Table:
+    """The Arrow side of a CEF batch: syslog header, CEF header fields, the extension text,
+    `_cef` (a CEF record whose vendor matches the regex `vendor` and product `product`), `_host`,
+    `_line`, `_raw`; in record batches for DuckDB's threads."""
+    head = S.arrays(S.syslog_header(lines, parse_time=False))
+    cef = S.arrays(S.parse_cef(head["message"]))
+    ours = pc.and_(pc.fill_null(pc.match_substring_regex(cef["vendor"], f"(?i)^(?:{vendor})$"), False),
+                   pc.fill_null(pc.match_substring_regex(cef["product"], f"(?i){product}"), False)
+                   if product else pa.repeat(pa.scalar(True), len(lines)))
+    cols = {k: v for k, v in cef.items() if k != "prefix"}
+    cols.update({"timestamp_text": head["timestamp_text"], "_host": head["hostname"],
+                 "_cef": pc.and_(cef["is_cef"], ours), "_line": numbers, "_raw": lines})
+    return chunked(pa.table(cols))
+
+
+def cef_sql(keys, sql: str, relation: str = "_cef_lines") -> str:
+    """`sql` (a query over `c`) over the `cef_inputs` relation: the extension keys (`rt` and
+    `keys`) extracted, `_time` = CEF `rt`, else the syslog header time."""
+    keys = tuple(dict.fromkeys(("rt",) + tuple(keys)))
+    pairs = merged_pairs_sql(relation, "extension", keys, sep=" ", newlines=True, column=S.cef_key)
+    return f"""
+WITH p AS ({pairs}),
+c AS (SELECT * EXCLUDE (extension, timestamp_text),
+        coalesce({any_timestamp_sql('rt')}, {any_timestamp_sql('timestamp_text')}) AS _time FROM p)
+SELECT * FROM ({sql})"""
 
 
 def ms_time_sql(expr: str) -> str:

@@ -61,14 +61,16 @@ _KEY_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-"
 _BLANKS = " \t\n\r\x0b\x0c"
 
 
-def merged_pairs_sql(source: str, text: str, keys, *, sep: str, newlines: bool = False) -> str:
+def merged_pairs_sql(source: str, text: str, keys, *, sep: str, newlines: bool = False,
+                     column=str) -> str:
     """SELECT *, <one column per key> FROM source, as `_syslog.extract_pairs` gives them for
     the styles whose values run to the next `key=`: CEF (`sep=' '`, `newlines=True`) and Check
     Point's PIPE (`sep='|'`). The record is split at `sep`; a token that does not start with
     `key=` (key characters only; blanks before it allowed when `sep` is not a blank) continues
     the previous field, so tokens are glued back into fields with a marker before each field
     (one pass over the tokens, no regular expression). Values are trimmed of blanks (CEF: the
-    ones of several tokens), `\\=` `\\|` `\\\\` (and `\\n` `\\r`) are unescaped."""
+    ones of several tokens), `\\=` `\\|` `\\\\` (and `\\n` `\\r`) are unescaped. `column(key)`
+    names the key's column."""
     keys = list(dict.fromkeys(keys))
     fm, sp = lit(_FIELD_MARK), lit(sep)
     x = text
@@ -84,8 +86,8 @@ def merged_pairs_sql(source: str, text: str, keys, *, sep: str, newlines: bool =
     raws, finals = [], []
     for k in keys:
         f = f"_kv_fields[list_position(_kv_keys, {lit(k + '=')})]"
-        raws.append(f"{f} AS {col(k)}")
-        v = col(k)
+        v = col(column(k))
+        raws.append(f"{f} AS {v}")
         value = f"substr({v}, strpos({v}, '=') + 1)"
         if sep == " ":  # one token: as it is; several: trimmed (trailing blanks are empty tokens)
             value = f"CASE WHEN contains({value}, ' ') THEN trim({value}, ' \t') ELSE {value} END"

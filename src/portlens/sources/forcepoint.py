@@ -80,7 +80,8 @@ class Forcepoint(CefSource):
         AS AdditionalFields,
       _cef AND deviceFacility IS NOT NULL AND lower(deviceFacility) NOT IN {_FACILITIES!r} AS _skip,
       CASE WHEN _cef AND NOT (deviceFacility IS NOT NULL AND lower(deviceFacility) NOT IN {_FACILITIES!r})
-                AND src IS NULL AND dst IS NULL THEN 'Forcepoint record without addresses' END AS _error
+                AND src IS NULL AND dst IS NULL THEN 'Forcepoint record without addresses' END AS _error,
+      _line, _raw, _cef
     FROM v"""
 
 
