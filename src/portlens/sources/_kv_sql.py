@@ -83,10 +83,16 @@ def merged_pairs_sql(source: str, text: str, keys, *, sep: str, newlines: bool =
              f"CASE WHEN i = 1 OR {opener} THEN {fm} || t ELSE {sp} || t END), '')")
     fields = f"string_split({glued}, {fm})"
     field_key = "ltrim(left(f, strpos(f, '=')), " + lit(_BLANKS) + ")" if sep != " " else "left(f, strpos(f, '='))"
-    raws, finals = [], []
+    # SQL names are case-insensitive: keys that differ in case only (CEF's `cs1Label` and
+    # `cs1label`) share one column, the first spelling's value winning
+    groups: dict[str, list[str]] = {}
     for k in keys:
-        f = f"_kv_fields[list_position(_kv_keys, {lit(k + '=')})]"
-        v = col(column(k))
+        groups.setdefault(column(k).lower(), []).append(k)
+    raws, finals = [], []
+    for same in groups.values():
+        found = [f"_kv_fields[list_position(_kv_keys, {lit(k + '=')})]" for k in same]
+        f = found[0] if len(found) == 1 else f"coalesce({', '.join(found)})"
+        v = col(column(same[0]))
         raws.append(f"{f} AS {v}")
         value = f"substr({v}, strpos({v}, '=') + 1)"
         if sep == " ":  # one token: as it is; several: trimmed (trailing blanks are empty tokens)

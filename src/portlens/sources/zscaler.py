@@ -43,7 +43,10 @@ import pyarrow.compute as pc
 
 from .. import asim
 from . import _syslog as S
-from ._sql import map_sql
+from ._cefsource import cef_inputs
+from ._kv_sql import any_timestamp_sql, chunked, merged_pairs_sql
+from ._sql import col, map_sql
+from .base import Query
 
 # unified (NSS JSON) name -> (CEF key, custom-field labels)
 FIELDS = {
@@ -122,6 +125,7 @@ def _derived_sql() -> str:
              f"WHEN NOT {S.valid_ip_sql('src_t')} THEN 'invalid source address' "
              f"WHEN NOT {S.valid_ip_sql('dst_t')} THEN 'invalid destination address' END")
     user = f"NULLIF(trim({url.format('coalesce(login, ' + chr(117) + 'ser)')}), '')"
+    passthrough = ", ".join(f"{name} AS {column}" for column, name in PASSTHROUGH.items())
     return f"""
 SELECT
   time_gen AS TimeGenerated,
@@ -149,12 +153,35 @@ SELECT
   {dst_nat} AS DstNatIpAddr,
   {dst_nat_port} AS DstNatPortNumber,
   {extra} AS AdditionalFields,
+  {passthrough},
   {error} AS _error,
-  recognised AND NOT firewall AS _skip
+  recognised AND NOT firewall AS _skip,
+  _line, _raw
 FROM (SELECT *, ({recognised}) AS recognised, ({firewall}) AS firewall FROM ({inner}) i) v"""
 
 
 _DERIVED = _derived_sql()
+
+
+def _cef_sql() -> str:
+    """A batch of CEF lines (no JSON) mapped in one statement over `_zs` (the `cef_inputs`
+    columns): extension keys, custom fields by label, times, then `_DERIVED`."""
+    pairs = merged_pairs_sql("_zs", "extension", CEF_KEYS, sep=" ", newlines=True, column=S.cef_key)
+    fields = ", ".join(
+        f"CASE WHEN is_cef THEN "
+        + (f"coalesce({S.cef_label_sql(*labels)}, {col(S.cef_key(key))})" if labels else col(S.cef_key(key)))
+        + f" END AS {col(name)}"
+        for name, (key, labels) in FIELDS.items())
+    return f"""
+WITH p AS ({pairs}),
+f AS (SELECT CASE WHEN is_cef THEN 'cef' ELSE 'none' END AS form, vendor, product,
+        NULL::VARCHAR AS sourcetype, NULL::VARCHAR AS login,
+        CASE WHEN is_cef THEN _host END AS hostname, timestamp_text, {fields}, _line, _raw FROM p),
+t AS (SELECT *, coalesce({any_timestamp_sql('epochtime')}, {any_timestamp_sql('timestamp_text')}) AS time_gen FROM f)
+{_DERIVED}"""
+
+
+_CEF_SQL = _cef_sql()
 
 
 def _json_columns(message: pa.Array, mask: pa.Array) -> dict:
@@ -178,12 +205,14 @@ class Zscaler(S.BatchedSource):
             return cef[0] == "Zscaler" and cef[1].startswith("NSS")
         return bool(_SNIFF.search(head))
 
-    def _parse(self, lines: pa.Array, numbers: pa.Array, state: dict) -> pa.Table:
+    def _parse(self, lines: pa.Array, numbers: pa.Array, state: dict) -> Query:
         n = len(lines)
         nulls = pa.nulls(n, pa.string())
         none = pa.scalar(None, pa.string())
         trimmed = pc.utf8_ltrim_whitespace(S.as_strings(lines))
         is_json = pc.starts_with(trimmed, "{")
+        if not pc.any(is_json).as_py():  # CEF lines only: one statement from the extension on
+            return Query(_CEF_SQL, {"_zs": cef_inputs(lines, numbers, ".*", "")})
         head = S.arrays(S.syslog_header(S.pick(is_json, pa.scalar("", pa.string()), lines), parse_time=False))
         cef_table = S.parse_cef(head["message"], CEF_KEYS)
         cef = S.arrays(cef_table)
@@ -216,10 +245,8 @@ class Zscaler(S.BatchedSource):
             "hostname": S.pick(is_cef, head["hostname"], none) if n_cef else nulls,
             "time_gen": pc.coalesce(t_epoch, t_json, t_json2, t_head),
         })
-        out = asim.query(_DERIVED, t=pa.table(inputs))
-        for col, name in PASSTHROUGH.items():
-            out = out.append_column(col, raw[name])
-        return out.append_column("_line", numbers).append_column("_raw", lines)
+        inputs.update({"_line": numbers, "_raw": lines})
+        return Query(_DERIVED, {"t": chunked(pa.table(inputs))})
 
 
 SOURCE = Zscaler(
