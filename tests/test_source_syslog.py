@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from portlens import asim
 from portlens.sources import _syslog as S
+from portlens.sources._sql import icmp_type_sql, int_sql
 
 
 def col(table, name):
@@ -156,7 +157,7 @@ def test_sql_helpers():
     t = asim.query(
         "SELECT " + ", ".join([
             S.valid_ip_sql("a") + " AS ok", S.ip_version_sql("a") + " AS v",
-            S.icmp_type_sql("i") + " AS it", S.icmp_type_sql("i", "true") + " AS it6", S.int_sql("i") + " AS n",
+            icmp_type_sql("i") + " AS it", icmp_type_sql("i", "true") + " AS it6", int_sql("i") + " AS n",
             S.additional_fields_sql({"A": "a", "B": "NULL", 'q"': "i"}) + " AS j"]) + " FROM t",
         t=pa.table({"a": ["10.0.0.1", "2001:db8::1", "10.0.0.300", "x"], "i": ["0x08", "128", "3", None]}))
     assert col(t, "ok") == [True, True, False, False]
@@ -165,6 +166,17 @@ def test_sql_helpers():
     assert col(t, "it6")[1] == "Echo Request"
     assert col(t, "n") == [8, 128, 3, None]
     assert col(t, "j")[0] == '{"A":"10.0.0.1","q\\"":"0x08"}' and col(t, "j")[3] == '{"A":"x"}'
+
+
+def test_one_icmp_table_for_every_source():
+    # firewall (text, hex) and endpoint (numbers) sources name types from one table: type 10
+    # was "Router Selection" through the syslog helper and "Router Solicitation" through the
+    # endpoint one; ICMPv6 143 had a name through one only
+    t = asim.query(f"SELECT {icmp_type_sql('s')} AS a, {icmp_type_sql('n')} AS b, "
+                   f"{icmp_type_sql('s', 'true')} AS c, {icmp_type_sql('n', 'true')} AS d FROM t",
+                   t=pa.table({"s": ["10", "0x0a", "143", "17"], "n": pa.array([10, 10, 143, 17], pa.int32())}))
+    assert col(t, "a") == col(t, "b") == ["Router Solicitation", "Router Solicitation", "143", "Address Mask Request"]
+    assert col(t, "c") == col(t, "d") == ["10", "10", "Version 2 Multicast Listener Report", "17"]
 
 
 def test_json_helpers_never_raise_on_bad_json():

@@ -1,7 +1,7 @@
 """SQL-building helpers shared by the source parsers: literals and column references, value
 maps, the AdditionalFields JSON bag, protocol / ICMP lookups, IP and host-name shapes, export
-timestamps. (The syslog / CEF / key=value helpers, with their own ICMP table and the trimming
-`additional_fields_sql`, live in `_syslog`.)"""
+timestamps. (The syslog / CEF / key=value helpers, with the trimming `additional_fields_sql`,
+live in `_syslog`.)"""
 
 from __future__ import annotations
 
@@ -70,12 +70,14 @@ def fqdn_sql(expr: str) -> str:
     return f"CASE WHEN contains({expr}, '.') AND NOT regexp_full_match({expr}, '[0-9.]+|.*:.*') THEN {expr} END"
 
 
-# ---- ICMP (the endpoint / flow sources; `_syslog.icmp_type_sql` has the firewall table) ---------
+# ---- ICMP: the one table every source names types from ---------------------------------------
 
+# IANA ICMP type names (RFC 792 / 950 / 1256 / 1393), ICMPv6 (RFC 4443 / 4861 / 2710 / 3810).
 ICMP4_TYPES = {0: "Echo Reply", 3: "Destination Unreachable", 4: "Source Quench", 5: "Redirect",
-               8: "Echo", 9: "Router Advertisement", 10: "Router Solicitation",
-               11: "Time Exceeded", 12: "Parameter Problem", 13: "Timestamp",
-               14: "Timestamp Reply"}
+               8: "Echo", 9: "Router Advertisement", 10: "Router Solicitation", 11: "Time Exceeded",
+               12: "Parameter Problem", 13: "Timestamp", 14: "Timestamp Reply",
+               15: "Information Request", 16: "Information Reply", 17: "Address Mask Request",
+               18: "Address Mask Reply", 30: "Traceroute"}
 ICMP6_TYPES = {1: "Destination Unreachable", 2: "Packet Too Big", 3: "Time Exceeded",
                4: "Parameter Problem", 128: "Echo Request", 129: "Echo Reply",
                130: "Multicast Listener Query", 131: "Multicast Listener Report",
@@ -85,13 +87,22 @@ ICMP6_TYPES = {1: "Destination Unreachable", 2: "Packet Too Big", 3: "Time Excee
                143: "Version 2 Multicast Listener Report"}
 
 
-def icmp_type_sql(type_expr: str, v6_expr: str) -> str:
-    """SQL: the ICMP type name for a type number (ICMPv6 table when v6_expr is true)."""
-    m4 = ", ".join(f"{k}: {lit(v)}" for k, v in ICMP4_TYPES.items())
-    m6 = ", ".join(f"{k}: {lit(v)}" for k, v in ICMP6_TYPES.items())
-    n = f"TRY_CAST({type_expr} AS INTEGER)"
-    return (f"coalesce(CASE WHEN {v6_expr} THEN MAP {{{m6}}}[{n}] ELSE MAP {{{m4}}}[{n}] END, "
-            f"CAST({n} AS VARCHAR))")
+def int_sql(expr: str) -> str:
+    """Decimal or 0x-hex integer text -> BIGINT (NULL when neither)."""
+    x = f"trim(CAST({expr} AS VARCHAR))"
+    return (f"CASE WHEN regexp_full_match({x}, '0[xX][0-9A-Fa-f]{{1,15}}') THEN TRY_CAST({x} AS BIGINT) "
+            f"ELSE TRY_CAST(TRY_CAST({x} AS DOUBLE) AS BIGINT) END")
+
+
+def icmp_type_sql(expr: str, v6: str = "false") -> str:
+    """ICMP type number (decimal or 0x hex, text or number) -> ASIM NetworkIcmpType name
+    (`Echo`, ...); the number as text when the name is unknown; NULL when not a number. `v6`
+    is a SQL boolean selecting the ICMPv6 table."""
+    n = int_sql(expr)
+    v4 = ", ".join(f"{k}: {lit(v)}" for k, v in ICMP4_TYPES.items())
+    v6m = ", ".join(f"{k}: {lit(v)}" for k, v in ICMP6_TYPES.items())
+    return (f"CASE WHEN {n} IS NOT NULL THEN coalesce(CASE WHEN {v6} THEN MAP {{{v6m}}}[{n}] "
+            f"ELSE MAP {{{v4}}}[{n}] END, CAST({n} AS VARCHAR)) END")
 
 
 # ---- time --------------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ in order (a NULL record is read as empty text):
   `arrays`, `cef_label` / `cef_custom_keys` / `cef_key`, `csl_header` and
   `COMMON_SECURITY_LOG` (Sentinel CommonSecurityLog export columns -> CEF keys).
 * SQL builders for the mapping step (run with `asim.query`): `timestamp_sql`, `epoch_sql`,
-  `int_sql`, `valid_ip_sql`, `ip_version_sql`, `icmp_type_sql`, `additional_fields_sql`,
+  `valid_ip_sql`, `ip_version_sql`, `additional_fields_sql`,
   `cef_label_sql`, `json_object_sql`, `json_map_sql`, `sql_str`.
 * Reference implementations in pure SQL, slower but composable in one query:
   `kv_map_sql`, `cef_extension_map_sql` -> DuckDB MAP.
@@ -818,36 +818,6 @@ def ip_version_sql(expr: str) -> str:
     """'IPv6' when the address has a colon, 'IPv4' when it is a dotted quad, else NULL."""
     return (f"CASE WHEN contains({expr}, ':') THEN 'IPv6' "
             f"WHEN regexp_full_match({expr}, {sql_str(_IPV4)}) THEN 'IPv4' END")
-
-
-ICMP_TYPES = {0: "Echo Reply", 3: "Destination Unreachable", 4: "Source Quench", 5: "Redirect",
-              8: "Echo", 9: "Router Advertisement", 10: "Router Selection", 11: "Time Exceeded",
-              12: "Parameter Problem", 13: "Timestamp", 14: "Timestamp Reply",
-              15: "Information Request", 16: "Information Reply", 17: "Address Mask Request",
-              18: "Address Mask Reply", 30: "Traceroute"}
-ICMP6_TYPES = {1: "Destination Unreachable", 2: "Packet Too Big", 3: "Time Exceeded",
-               4: "Parameter Problem", 128: "Echo Request", 129: "Echo Reply",
-               130: "Multicast Listener Query", 131: "Multicast Listener Report",
-               132: "Multicast Listener Done", 133: "Router Solicitation",
-               134: "Router Advertisement", 135: "Neighbor Solicitation",
-               136: "Neighbor Advertisement", 137: "Redirect Message"}
-
-
-def int_sql(expr: str) -> str:
-    """Decimal or 0x-hex integer text -> BIGINT (NULL when neither)."""
-    x = f"trim(CAST({expr} AS VARCHAR))"
-    return (f"CASE WHEN regexp_full_match({x}, '0[xX][0-9A-Fa-f]{{1,15}}') THEN TRY_CAST({x} AS BIGINT) "
-            f"ELSE TRY_CAST(TRY_CAST({x} AS DOUBLE) AS BIGINT) END")
-
-
-def icmp_type_sql(expr: str, v6: str = "false") -> str:
-    """ICMP type number (decimal or 0x hex) -> ASIM NetworkIcmpType name (`Echo`, ...); the
-    number as text when the name is unknown. `v6` is a SQL boolean selecting the ICMPv6 table."""
-    n = int_sql(expr)
-    v4 = ", ".join(f"{k}: {sql_str(v)}" for k, v in ICMP_TYPES.items())
-    v6m = ", ".join(f"{k}: {sql_str(v)}" for k, v in ICMP6_TYPES.items())
-    return (f"CASE WHEN {n} IS NOT NULL THEN coalesce(CASE WHEN {v6} THEN MAP {{{v6m}}}[{n}] "
-            f"ELSE MAP {{{v4}}}[{n}] END, CAST({n} AS VARCHAR)) END")
 
 
 def additional_fields_sql(fields: dict[str, str]) -> str:

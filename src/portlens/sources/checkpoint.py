@@ -48,7 +48,7 @@ import pyarrow.compute as pc
 from .. import asim
 from . import _syslog as S
 from ._kv_sql import any_timestamp_sql, chunked, merged_pairs_sql
-from ._sql import map_sql
+from ._sql import icmp_type_sql, int_sql, map_sql
 from .base import Query
 
 NATIVE_KEYS = (
@@ -148,8 +148,8 @@ SELECT
   {num.format('client_outbound_packets')} AS SrcPackets,
   {num.format('client_inbound_packets')} AS DstPackets,
   coalesce(NULLIF(trim(rule_name), ''), NULLIF(trim(rule_uid), '')) AS NetworkRuleName,
-  CASE WHEN {icmp} THEN {S.icmp_type_sql('icmp_type', "proto_kw = 'IPV6-ICMP'")} END AS NetworkIcmpType,
-  CASE WHEN {icmp} THEN {S.int_sql('icmp_code')} END AS NetworkIcmpCode,
+  CASE WHEN {icmp} THEN {icmp_type_sql('icmp_type', "proto_kw = 'IPV6-ICMP'")} END AS NetworkIcmpType,
+  CASE WHEN {icmp} THEN {int_sql('icmp_code')} END AS NetworkIcmpCode,
   {port('s_port')} AS SrcPortNumber,
   {port('service')} AS DstPortNumber,
   coalesce(NULLIF(trim(service_id), ''), app_name) AS DstAppName,

@@ -54,6 +54,7 @@ import pyarrow.compute as pc
 from .. import asim
 from . import _syslog
 from ._records import extract_groups, split_large
+from ._sql import icmp_type_sql
 from ._tables import is_table_export
 from .base import Source
 
@@ -510,7 +511,7 @@ def _finalize(base: pa.Table) -> pa.Table:
         AS "NetworkBytes",
       coalesce(acl, CASE WHEN is_cef THEN coalesce(cef_rule, cef_cs2) END) AS "NetworkRuleName",
       coalesce(sid, cef_externalId) AS "NetworkSessionId",
-      {_syslog.icmp_type_sql('it', "upper(coalesce(proto, '')) IN ('ICMP6', 'ICMPV6', 'IPV6-ICMP') OR coalesce(s_ip, d_ip, '') LIKE '%:%'")}
+      {icmp_type_sql('it', "upper(coalesce(proto, '')) IN ('ICMP6', 'ICMPV6', 'IPV6-ICMP') OR coalesce(s_ip, d_ip, '') LIKE '%:%'")}
         AS "NetworkIcmpType",
       ic AS "NetworkIcmpCode",
       coalesce(s_ip, CASE WHEN s_addr IS NULL THEN coalesce(cef_src, cef_c6a2) END) AS "SrcIpAddr",

@@ -49,7 +49,7 @@ from functools import partial
 from .. import asim
 from . import _syslog as S
 from ._kv_sql import any_timestamp_sql, chunked, space_pairs_sql
-from ._sql import map_sql
+from ._sql import icmp_type_sql, int_sql, map_sql
 from .base import Query
 from ._tables import is_table_export
 
@@ -180,8 +180,8 @@ SELECT
   {num('sentbyte')} + {num('rcvdbyte')} AS NetworkBytes,
   {num('sentpkt')} + {num('rcvdpkt')} AS NetworkPackets,
   coalesce(NULLIF(trim(policyname), ''), NULLIF(trim(policyid), '')) AS NetworkRuleName,
-  CASE WHEN {icmp} THEN {S.icmp_type_sql('icmptype', "proto_kw = 'IPV6-ICMP'")} END AS NetworkIcmpType,
-  CASE WHEN {icmp} THEN {S.int_sql('icmpcode')} END AS NetworkIcmpCode,
+  CASE WHEN {icmp} THEN {icmp_type_sql('icmptype', "proto_kw = 'IPV6-ICMP'")} END AS NetworkIcmpType,
+  CASE WHEN {icmp} THEN {int_sql('icmpcode')} END AS NetworkIcmpCode,
   {port('srcport')} AS SrcPortNumber,
   {port('dstport')} AS DstPortNumber,
   CASE WHEN trim(transip) NOT IN ('0.0.0.0', '::') THEN transip END AS SrcNatIpAddr,

@@ -36,6 +36,7 @@ import pyarrow.compute as pc
 from .. import asim
 from . import _syslog
 from ._records import extract_groups, split_large
+from ._sql import icmp_type_sql
 from .base import Source
 
 SESSION_TYPES = ("flows", "firewall", "cellular_firewall", "vpn_firewall",
@@ -130,7 +131,7 @@ def _finalize(base: pa.Table) -> pa.Table:
       CASE WHEN {v6} THEN 'IPV6-ICMP' ELSE k_protocol END AS "NetworkProtocol",
       CASE WHEN {v6} THEN 'IPv6' ELSE {_syslog.ip_version_sql('coalesce(src_host, d_ip)')} END
         AS "NetworkProtocolVersion",
-      CASE WHEN icmp THEN {_syslog.icmp_type_sql('k_type', v6)} END AS "NetworkIcmpType",
+      CASE WHEN icmp THEN {icmp_type_sql('k_type', v6)} END AS "NetworkIcmpType",
       src_host AS "SrcIpAddr",
       coalesce(k_sport, src_port) AS "SrcPortNumber",
       k_mac AS "SrcMacAddr",
