@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import _syslog as S
-from ._kv_sql import any_timestamp_sql, chunked, merged_pairs_sql
+from ._kv_sql import chunked
 from ._tables import is_table_export
 from .base import Query
 
@@ -41,41 +41,22 @@ class CefSource(S.BatchedSource):
             bool(re.search(self.CEF_PRODUCT, product, re.I) if self.CEF_PRODUCT else True)
 
     def _parse(self, lines: pa.Array, numbers: pa.Array, state: dict) -> Query:
-        """The CEF header in Arrow (one regular expression), everything else in one statement."""
-        inputs = cef_inputs(lines, numbers, self.CEF_VENDOR, self.CEF_PRODUCT)
+        head = S.arrays(S.syslog_header(lines, parse_time=False))
+        cef = S.arrays(S.parse_cef(head["message"], ("rt",) + tuple(self.KEYS)))
+        vendor_ok = pc.and_(pc.fill_null(pc.match_substring_regex(cef["vendor"], f"(?i)^(?:{self.CEF_VENDOR})$"), False),
+                            pc.fill_null(pc.match_substring_regex(cef["product"], f"(?i){self.CEF_PRODUCT}"), False)
+                            if self.CEF_PRODUCT else pa.repeat(pa.scalar(True), len(lines)))
+        rt, header_time = S.parse_timestamps_many([cef["rt"], head["timestamp_text"]])
+        cols = {k: v for k, v in cef.items() if k not in ("prefix", "extension")}
+        cols.update({"_time": pc.coalesce(rt, header_time), "_host": head["hostname"],
+                     "_cef": pc.and_(cef["is_cef"], vendor_ok), "_line": numbers, "_raw": lines})
         label = f"{self.vendor} CEF record".strip()
+        # the vendor's mapping, the not-ours rule and (in the store) conform: one statement
         return Query(f"""
 SELECT * EXCLUDE (_cef) REPLACE (
     CASE WHEN NOT coalesce(_cef, false) THEN {S.sql_str('not a ' + label)} ELSE _error END AS _error,
     CASE WHEN NOT coalesce(_cef, false) THEN false ELSE coalesce(_skip, false) END AS _skip)
-FROM ({cef_sql(self.KEYS, self.SQL)})""", {"_cef_lines": inputs})
-
-
-def cef_inputs(lines: pa.Array, numbers: pa.Array, vendor: str, product: str) -> pa.Table:
-    """The Arrow side of a CEF batch: syslog header, CEF header fields, the extension text,
-    `_cef` (a CEF record whose vendor matches the regex `vendor` and product `product`), `_host`,
-    `_line`, `_raw`; in record batches for DuckDB's threads."""
-    head = S.arrays(S.syslog_header(lines, parse_time=False))
-    cef = S.arrays(S.parse_cef(head["message"]))
-    ours = pc.and_(pc.fill_null(pc.match_substring_regex(cef["vendor"], f"(?i)^(?:{vendor})$"), False),
-                   pc.fill_null(pc.match_substring_regex(cef["product"], f"(?i){product}"), False)
-                   if product else pa.repeat(pa.scalar(True), len(lines)))
-    cols = {k: v for k, v in cef.items() if k != "prefix"}
-    cols.update({"timestamp_text": head["timestamp_text"], "_host": head["hostname"],
-                 "_cef": pc.and_(cef["is_cef"], ours), "_line": numbers, "_raw": lines})
-    return chunked(pa.table(cols))
-
-
-def cef_sql(keys, sql: str, relation: str = "_cef_lines") -> str:
-    """`sql` (a query over `c`) over the `cef_inputs` relation: the extension keys (`rt` and
-    `keys`) extracted, `_time` = CEF `rt`, else the syslog header time."""
-    keys = tuple(dict.fromkeys(("rt",) + tuple(keys)))
-    pairs = merged_pairs_sql(relation, "extension", keys, sep=" ", newlines=True, column=S.cef_key)
-    return f"""
-WITH p AS ({pairs}),
-c AS (SELECT * EXCLUDE (extension, timestamp_text),
-        coalesce({any_timestamp_sql('rt')}, {any_timestamp_sql('timestamp_text')}) AS _time FROM p)
-SELECT * FROM ({sql})"""
+FROM ({self.SQL})""", {"c": chunked(pa.table(cols))})
 
 
 def ms_time_sql(expr: str) -> str:

@@ -47,7 +47,7 @@ import pyarrow.compute as pc
 
 from .. import asim
 from . import _syslog as S
-from ._kv_sql import any_timestamp_sql, chunked, merged_pairs_sql
+from ._kv_sql import chunked
 from ._sql import icmp_type_sql, int_sql, map_sql
 from .base import Query
 
@@ -170,20 +170,6 @@ FROM (SELECT *, ({recognised}) AS recognised FROM ({inner}) i) v"""
 _DERIVED = _derived_sql()
 
 
-def _kv_sql() -> str:
-    """A batch of key=value (`a=b|c=d`) records mapped in one statement over `_cp` (`_msg`
-    the pairs text, '' for a record of no form; `_kvform`, `_header_time`, `_line`, `_raw`)."""
-    ts = any_timestamp_sql
-    return f"""
-WITH p AS ({merged_pairs_sql('_cp', '_msg', NATIVE_KEYS, sep='|')}),
-t AS (SELECT *, CASE WHEN _kvform THEN 'kv' ELSE 'none' END AS form, NULL::VARCHAR AS vendor,
-        NULL::VARCHAR AS app_name, coalesce({ts('time')}, {ts('_header_time')}) AS time_gen,
-        coalesce(client_outbound_bytes, sent_bytes) AS src_bytes,
-        coalesce(client_inbound_bytes, received_bytes) AS dst_bytes, NULL::VARCHAR AS event_count
-      FROM p)
-{_DERIVED}"""
-
-
 _SQL_INPUTS = ("proto", "action", "inzone", "outzone", "src", "dst", "origin", "originsicname",
                "conn_direction", "duration", "bytes", "packets", "client_outbound_packets",
                "client_inbound_packets", "rule_name", "rule_uid", "icmp_type", "icmp_code",
@@ -210,25 +196,12 @@ class CheckPoint(S.BatchedSource):
             return cef[0].replace(" ", "").lower() == "checkpoint"
         return bool(_SNIFF.search(head))
 
-    def start(self, path: str) -> dict:
-        # the statement is built once per file (a header without a year reads the clock)
-        return {"kv_sql": _kv_sql()}
-
     def _parse(self, lines: pa.Array, numbers: pa.Array, state: dict) -> Query:
         n = len(lines)
         nulls = pa.nulls(n, pa.string())
         empty = pa.scalar("", pa.string())
         head = S.arrays(S.syslog_header(lines, parse_time=False))
         msg = head["message"]
-        if not pc.any(pc.match_substring(msg, "CEF:")).as_py():
-            sd_text = pc.fill_null(head["structured_data"], "")
-            trimmed = pc.utf8_ltrim_whitespace(pc.fill_null(msg, ""))
-            if not (pc.any(pc.match_substring(sd_text, ':"')).as_py() or pc.any(pc.starts_with(trimmed, "{")).as_py()):
-                # key=value records only (or none): one statement from the pairs on
-                is_kv = pc.match_substring(trimmed, "=")
-                return Query(state.get("kv_sql") or _kv_sql(), {"_cp": chunked(pa.table({
-                    "_msg": S.pick(is_kv, msg, empty), "_kvform": is_kv,
-                    "_header_time": head["timestamp_text"], "_line": numbers, "_raw": lines}))})
         cef_table = S.parse_cef(msg, CEF_KEYS)
         cef = S.arrays(cef_table)
         is_cef = cef["is_cef"]

@@ -43,9 +43,8 @@ import pyarrow.compute as pc
 
 from .. import asim
 from . import _syslog as S
-from ._cefsource import cef_inputs
-from ._kv_sql import any_timestamp_sql, chunked, merged_pairs_sql
-from ._sql import col, map_sql
+from ._kv_sql import chunked
+from ._sql import map_sql
 from .base import Query
 
 # unified (NSS JSON) name -> (CEF key, custom-field labels)
@@ -163,26 +162,6 @@ FROM (SELECT *, ({recognised}) AS recognised, ({firewall}) AS firewall FROM ({in
 _DERIVED = _derived_sql()
 
 
-def _cef_sql() -> str:
-    """A batch of CEF lines (no JSON) mapped in one statement over `_zs` (the `cef_inputs`
-    columns): extension keys, custom fields by label, times, then `_DERIVED`."""
-    pairs = merged_pairs_sql("_zs", "extension", CEF_KEYS, sep=" ", newlines=True, column=S.cef_key)
-    fields = ", ".join(
-        f"CASE WHEN is_cef THEN "
-        + (f"coalesce({S.cef_label_sql(*labels)}, {col(S.cef_key(key))})" if labels else col(S.cef_key(key)))
-        + f" END AS {col(name)}"
-        for name, (key, labels) in FIELDS.items())
-    return f"""
-WITH p AS ({pairs}),
-f AS (SELECT CASE WHEN is_cef THEN 'cef' ELSE 'none' END AS form, vendor, product,
-        NULL::VARCHAR AS sourcetype, NULL::VARCHAR AS login,
-        CASE WHEN is_cef THEN _host END AS hostname, timestamp_text, {fields}, _line, _raw FROM p),
-t AS (SELECT *, coalesce({any_timestamp_sql('epochtime')}, {any_timestamp_sql('timestamp_text')}) AS time_gen FROM f)
-{_DERIVED}"""
-
-
-_CEF_SQL = _cef_sql()
-
 
 def _json_columns(message: pa.Array, mask: pa.Array) -> dict:
     """NSS JSON fields (inside `event` when wrapped) and `sourcetype`; NULL for other rows."""
@@ -211,8 +190,6 @@ class Zscaler(S.BatchedSource):
         none = pa.scalar(None, pa.string())
         trimmed = pc.utf8_ltrim_whitespace(S.as_strings(lines))
         is_json = pc.starts_with(trimmed, "{")
-        if not pc.any(is_json).as_py():  # CEF lines only: one statement from the extension on
-            return Query(_CEF_SQL, {"_zs": cef_inputs(lines, numbers, ".*", "")})
         head = S.arrays(S.syslog_header(S.pick(is_json, pa.scalar("", pa.string()), lines), parse_time=False))
         cef_table = S.parse_cef(head["message"], CEF_KEYS)
         cef = S.arrays(cef_table)
