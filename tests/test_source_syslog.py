@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from portlens import asim
 from portlens.sources import _syslog as S
-from portlens.sources._sql import icmp_type_sql, int_sql
+from portlens.sources._sql import bag_sql, icmp_type_sql, int_sql
 
 
 def col(table, name):
@@ -158,7 +158,7 @@ def test_sql_helpers():
         "SELECT " + ", ".join([
             S.valid_ip_sql("a") + " AS ok", S.ip_version_sql("a") + " AS v",
             icmp_type_sql("i") + " AS it", icmp_type_sql("i", "true") + " AS it6", int_sql("i") + " AS n",
-            S.additional_fields_sql({"A": "a", "B": "NULL", 'q"': "i"}) + " AS j"]) + " FROM t",
+            bag_sql({"A": "a", "B": "NULL", 'q"': "i"}, text=True) + " AS j"]) + " FROM t",
         t=pa.table({"a": ["10.0.0.1", "2001:db8::1", "10.0.0.300", "x"], "i": ["0x08", "128", "3", None]}))
     assert col(t, "ok") == [True, True, False, False]
     assert col(t, "v") == ["IPv4", "IPv6", None, None]
@@ -177,6 +177,16 @@ def test_one_icmp_table_for_every_source():
                    t=pa.table({"s": ["10", "0x0a", "143", "17"], "n": pa.array([10, 10, 143, 17], pa.int32())}))
     assert col(t, "a") == col(t, "b") == ["Router Solicitation", "Router Solicitation", "143", "Address Mask Request"]
     assert col(t, "c") == col(t, "d") == ["10", "10", "Version 2 Multicast Listener Report", "17"]
+
+
+def test_one_additional_fields_builder():
+    # the syslog sources (text) and the others (typed) build AdditionalFields with one
+    # function: blank text is left out and text trimmed on both; numbers stay numbers unless text
+    t = asim.query(f"SELECT {bag_sql({'A': 'a', 'N': 'n'})} AS typed, {bag_sql({'A': 'a', 'N': 'n'}, text=True)} AS txt, "
+                   f"{bag_sql({'A': 'a'})} AS none FROM t", t=pa.table({"a": ["  ", " x "], "n": [5, None]}))
+    assert col(t, "typed") == ['{"N":5}', '{"A":"x"}']
+    assert col(t, "txt") == ['{"N":"5"}', '{"A":"x"}']
+    assert col(t, "none") == [None, '{"A":"x"}']
 
 
 def test_json_helpers_never_raise_on_bad_json():

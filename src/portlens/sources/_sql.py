@@ -1,7 +1,6 @@
 """SQL-building helpers shared by the source parsers: literals and column references, value
 maps, the AdditionalFields JSON bag, protocol / ICMP lookups, IP and host-name shapes, export
-timestamps. (The syslog / CEF / key=value helpers, with the trimming `additional_fields_sql`,
-live in `_syslog`.)"""
+timestamps. (The syslog / CEF / key=value helpers live in `_syslog`.)"""
 
 from __future__ import annotations
 
@@ -25,13 +24,19 @@ def map_sql(expr: str, mapping: dict) -> str:
 
 
 def bag_sql(pairs, *, text: bool = False) -> str:
-    """SQL for AdditionalFields: a JSON object of the non-NULL values, NULL when empty.
+    """SQL for AdditionalFields, the one builder every source uses: a JSON object of the
+    values that are not NULL and not blank, NULL when none is left.
 
-    `pairs` is a dict or a list of (name, SQL expression) pairs. Values keep their SQL type
-    (numbers stay JSON numbers) unless `text`, which casts every value to VARCHAR first."""
-    # json_merge_patch drops members whose value is null (RFC 7396): cheaper than list_filter
+    `pairs` is a dict or a list of (name, SQL expression) pairs. Text values are trimmed;
+    other values keep their SQL type (numbers stay JSON numbers) unless `text`, which casts
+    every value to VARCHAR first (the syslog sources, whose fields are all text)."""
     items = pairs.items() if isinstance(pairs, dict) else pairs
-    args = ", ".join(f"{lit(k)}, {f'CAST({v} AS VARCHAR)' if text else v}" for k, v in items)
+
+    def value(v: str) -> str:
+        trimmed = f"to_json(NULLIF(trim(CAST({v} AS VARCHAR)), ''))"
+        return trimmed if text else f"CASE WHEN typeof({v}) = 'VARCHAR' THEN {trimmed} ELSE to_json({v}) END"
+    # json_merge_patch drops members whose value is null (RFC 7396): cheaper than list_filter
+    args = ", ".join(f"{lit(k)}, {value(v)}" for k, v in items)
     return f"NULLIF(CAST(json_merge_patch('{{}}', json_object({args})) AS VARCHAR), '{{}}')"
 
 

@@ -31,7 +31,7 @@ in order (a NULL record is read as empty text):
   `arrays`, `cef_label` / `cef_custom_keys` / `cef_key`, `csl_header` and
   `COMMON_SECURITY_LOG` (Sentinel CommonSecurityLog export columns -> CEF keys).
 * SQL builders for the mapping step (run with `asim.query`): `timestamp_sql`, `epoch_sql`,
-  `valid_ip_sql`, `ip_version_sql`, `additional_fields_sql`,
+  `valid_ip_sql`, `ip_version_sql`,
   `cef_label_sql`, `json_object_sql`, `json_map_sql`, `sql_str`.
 * Reference implementations in pure SQL, slower but composable in one query:
   `kv_map_sql`, `cef_extension_map_sql` -> DuckDB MAP.
@@ -818,23 +818,6 @@ def ip_version_sql(expr: str) -> str:
     """'IPv6' when the address has a colon, 'IPv4' when it is a dotted quad, else NULL."""
     return (f"CASE WHEN contains({expr}, ':') THEN 'IPv6' "
             f"WHEN regexp_full_match({expr}, {sql_str(_IPV4)}) THEN 'IPv4' END")
-
-
-def additional_fields_sql(fields: dict[str, str]) -> str:
-    """A JSON object string from name -> SQL expression, leaving out NULL and empty values;
-    NULL when every value is NULL. Values are text."""
-    if not fields:
-        return "NULL"
-    parts = ", ".join(
-        f"CASE WHEN NULLIF(trim(CAST({v} AS VARCHAR)), '') IS NOT NULL THEN "
-        f"{sql_str(_json_key(k))} || to_json(trim(CAST({v} AS VARCHAR))) END"
-        for k, v in fields.items())
-    return f"NULLIF('{{' || concat_ws(',', {parts}) || '}}', '{{}}')"
-
-
-def _json_key(k: str) -> str:
-    import json
-    return json.dumps(k) + ":"
 
 
 # ---- reference implementations in SQL (slower; composable in one query) ------------------------

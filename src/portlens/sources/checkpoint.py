@@ -48,7 +48,7 @@ import pyarrow.compute as pc
 from .. import asim
 from . import _syslog as S
 from ._kv_sql import chunked
-from ._sql import icmp_type_sql, int_sql, map_sql
+from ._sql import bag_sql, icmp_type_sql, int_sql, map_sql
 from .base import Query
 
 NATIVE_KEYS = (
@@ -109,13 +109,13 @@ def _derived_sql() -> str:
              "WHEN inz IN ('internal', 'local') AND outz = 'external' THEN 'Outbound' "
              "WHEN inz = 'external' AND outz IN ('internal', 'local') THEN 'Inbound' "
              "WHEN inz = 'external' AND outz = 'external' THEN 'External' END")
-    extra = S.additional_fields_sql({
+    extra = bag_sql({
         "Blade": "product", "RuleUid": "rule_uid", "Layer": "layer_name", "MatchId": "match_id",
         "InterfaceDirection": "ifdir", "Interface": "ifname", "Protocol": "protocol",
         "InspectionCategory": "inspection_category", "InspectionItem": "inspection_item",
         "LogServer": "hostname", "Origin": "origin", "OriginSicName": "originsicname",
         "NetworkProtocolNumber": "CASE WHEN proto_kw IS NULL THEN proto END",
-    })
+    }, text=True)
     recognised = ("CASE WHEN form = 'cef' THEN coalesce(lower(replace(vendor, ' ', '')) = 'checkpoint', false) "
                   "WHEN form = 'none' THEN false "
                   "ELSE coalesce(loguid, origin, originsicname, product, __policy_id_tag) IS NOT NULL END")

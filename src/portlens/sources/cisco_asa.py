@@ -54,7 +54,7 @@ import pyarrow.compute as pc
 from .. import asim
 from . import _syslog
 from ._records import extract_groups, split_large
-from ._sql import icmp_type_sql
+from ._sql import bag_sql, icmp_type_sql
 from ._tables import is_table_export
 from .base import Source
 
@@ -410,13 +410,13 @@ def _finalize(base: pa.Table) -> pa.Table:
         return f"nullif(trim(split_part({expr}, ',', 1)), '')"
 
     fqdn = "regexp_full_match(coalesce({u}, ''), '[^\\\\@\\s]+\\.[^\\\\@\\s]+')"
-    additional = _syslog.additional_fields_sql({
+    additional = bag_sql({
         "TcpFlags": "flags",
         "TeardownInitiator": "initiator",
         "AclHitInterval": "interval",
         "DstService": "CASE WHEN fam = 'to_the_box' AND NOT regexp_full_match(svc, '\\d+') THEN svc END",
         "SyslogFacility": "CASE WHEN fac <> 'ASA' THEN fac END",
-    })
+    }, text=True)
     text = f"""
     WITH o AS (
       SELECT *,

@@ -49,7 +49,7 @@ from functools import partial
 from .. import asim
 from . import _syslog as S
 from ._kv_sql import any_timestamp_sql, chunked, space_pairs_sql
-from ._sql import icmp_type_sql, int_sql, map_sql
+from ._sql import bag_sql, icmp_type_sql, int_sql, map_sql
 from .base import Query
 from ._tables import is_table_export
 
@@ -134,14 +134,14 @@ def _derived_sql() -> str:
     result = (f"CASE WHEN utm_l = 'allow' THEN 'Success' "
               f"WHEN act_l IN ('accept', 'close') AND utm_l IN ('block', 'blocked', 'deny') THEN 'Partial' "
               f"ELSE {map_sql('act_l', _RESULTS)} END")
-    extra = S.additional_fields_sql({
+    extra = bag_sql({
         "Vdom": "vd", "LogId": "logid", "Subtype": "subtype", "Level": "level", "Service": "service",
         "AppCategory": "appcat", "AppRisk": "apprisk", "SrcCountry": "srccountry",
         "DstCountry": "dstcountry", "CrScore": "crscore", "CrAction": "craction",
         "UtmAction": "utmaction", "PolicyId": "policyid", "PolicyType": "policytype",
         "PolicyUuid": "poluuid", "TranslationType": "trandisp",
         "NetworkProtocolNumber": "CASE WHEN proto_kw IS NULL THEN proto END",
-    })
+    }, text=True)
     recognised = ("CASE WHEN form = 'kv' THEN (type IS NOT NULL OR logid IS NOT NULL) "
                   "ELSE coalesce(lower(trim(vendor)) = 'fortinet' AND lower(trim(product)) LIKE 'forti%', false) END")
     is_session = "coalesce(type_l = 'traffic', false) AND coalesce(act_l, '') <> 'dns'"

@@ -45,7 +45,7 @@ import pyarrow.compute as pc
 from .. import asim
 from . import _syslog as S
 from ._kv_sql import chunked
-from ._sql import map_sql
+from ._sql import bag_sql, map_sql
 from .base import Query
 
 # native CSV positions (PAN-OS TRAFFIC format, 0-based)
@@ -135,12 +135,12 @@ def _derived_sql() -> str:
              f"CASE WHEN is_cef THEN NULL ELSE time_start_csv - {shift} END AS time_start, "
              f"NULLIF(trim(src), '') AS src_t, NULLIF(trim(dst), '') AS dst_t FROM t")
     action = map_sql("lower(regexp_replace(trim(action), '[-_ ]+', ' ', 'g'))", _ACTIONS)
-    extra = S.additional_fields_sql({
+    extra = bag_sql({
         "Vsys": "vsys", "LogProfile": "logset", "Flags": "flags", "UrlCategory": "category",
         "SrcLocation": "srcloc", "DstLocation": "dstloc", "ActionSource": "action_source",
         "RuleUuid": "rule_uuid", "RepeatCount": "repeatcnt", "LogType": "ptype",
         "NetworkProtocolName": "CASE WHEN proto_kw IS NULL THEN proto END",
-    })
+    }, text=True)
     icmp = "coalesce(proto_kw IN ('ICMP', 'IPV6-ICMP'), false)"
 
     def port(col: str) -> str:

@@ -44,7 +44,7 @@ import pyarrow.compute as pc
 from .. import asim
 from . import _syslog as S
 from ._kv_sql import chunked
-from ._sql import map_sql
+from ._sql import bag_sql, map_sql
 from .base import Query
 
 # unified (NSS JSON) name -> (CEF key, custom-field labels)
@@ -101,7 +101,7 @@ def _derived_sql() -> str:
     src_nat, src_nat_port = nat("tsip", "tunsport")
     dst_nat, dst_nat_port = nat("sdip", "sdport")
     url = "CASE WHEN contains({0}, '%') THEN url_decode({0}) ELSE {0} END"
-    extra = S.additional_fields_sql({
+    extra = bag_sql({
         "Department": url.format("department"), "Location": url.format("location"),
         "TunnelType": "tuntype", "Dnat": "dnat", "Stateful": "stateful", "Aggregated": "aggregate",
         "IpCategory": url.format("ipcat"), "DstCountry": "destcountry",
@@ -112,7 +112,7 @@ def _derived_sql() -> str:
         "ServerSourceIp": "CASE WHEN trim(ssip) NOT IN ('0.0.0.0', '::', '') THEN ssip END",
         "ServerSourcePort": "CASE WHEN trim(ssip) NOT IN ('0.0.0.0', '::', '') THEN ssport END",
         "NetworkProtocolName": "CASE WHEN proto_kw IS NULL THEN proto END",
-    })
+    }, text=True)
     recognised = ("CASE WHEN form = 'cef' THEN coalesce(lower(trim(vendor)) = 'zscaler', false) "
                   "WHEN form = 'json' THEN coalesce(st LIKE 'zscalernss-%', false) "
                   "OR coalesce(csip, cdip, cdport) IS NOT NULL "
