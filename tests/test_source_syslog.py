@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from portlens import asim
 from portlens.sources import _syslog as S
+from portlens.sources._batched import guarded
 from portlens.sources._sql import bag_sql, icmp_type_sql, int_sql
 
 
@@ -200,7 +201,7 @@ def test_guarded_isolates_the_record_that_breaks_a_parser():
         if "boom" in lines.to_pylist():
             raise ValueError("bad record")
         return pa.table({"_line": numbers, "_raw": lines})
-    out = S.guarded(parse, pa.array(["a", "b", "boom", "c"]), pa.array([1, 2, 3, 4], pa.int64()), {}, "x")
+    out = guarded(parse, pa.array(["a", "b", "boom", "c"]), pa.array([1, 2, 3, 4], pa.int64()), {}, "x")
     assert sorted(col(out, "_line")) == [1, 2, 3, 4]
     errors = {ln: e for ln, e in zip(col(out, "_line"), col(out, "_error")) if e}
     assert list(errors) == [3] and errors[3].startswith("internal error in x: ValueError")

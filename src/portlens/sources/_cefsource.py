@@ -19,12 +19,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import _syslog as S
+from ._batched import BatchedSource
 from ._kv_sql import chunked
 from ._tables import is_table_export
 from .base import Query
 
 
-class CefSource(S.BatchedSource):
+class CefSource(BatchedSource):
     CEF_VENDOR = ""
     CEF_PRODUCT = ""
     KEYS: tuple[str, ...] = ()

@@ -26,9 +26,7 @@ in order (a NULL record is read as empty text):
 * `parse_timestamps(text)` / `parse_timestamps_many([texts])` -> timestamp[us, UTC] (epoch
   s/ms/us/ns, ISO, BSD/CEF `Mmm dd [yyyy] hh:mm:ss [ZONE]`, ctime, US-locale exports; each
   distinct text parsed once); the SQL form is `timestamp_sql`.
-* Source plumbing: `guarded` (a parser bug quarantines the record, never crashes the run),
-  `parse_batched` / `rebatch` (join read_lines' 8 MiB pieces into bigger batches), `pick`,
-  `arrays`, `cef_label` / `cef_custom_keys` / `cef_key`, `csl_header` and
+* Source plumbing: `pick`, `arrays`, `cef_label` / `cef_custom_keys` / `cef_key`, `csl_header` and
   `COMMON_SECURITY_LOG` (Sentinel CommonSecurityLog export columns -> CEF keys).
 * SQL builders for the mapping step (run with `asim.query`): `timestamp_sql`, `epoch_sql`,
   `valid_ip_sql`, `ip_version_sql`,
@@ -62,7 +60,6 @@ import pyarrow.compute as pc
 
 from .. import asim
 from ._sql import lit
-from .base import BATCH_LINES, Query, Source, materialize, read_lines
 
 # A key in key=value text (CEF keys are alphanumeric; FortiGate and Check Point add `_`, `-`, `.`).
 KEY = r"[A-Za-z0-9_.\-]+"
@@ -918,50 +915,6 @@ def json_map_sql(expr: str, keys: list[str], root: str = "$") -> str:
             f"lambda v: NULLIF(trim(v), ''))) END")
 
 
-# ---- batch safety net --------------------------------------------------------------------------
-
-def guarded(parse, lines, numbers, state: dict, name: str = "parser") -> "pa.Table | Query":
-    """Run a source's `parse(lines, numbers, state) -> table or Query` so that no input can
-    crash it: chunked or 64-bit-offset input is processed in pieces, and when a batch raises,
-    it is halved until the offending record is alone; that record is quarantined (`_error`
-    names the exception) and the rest parses normally. A parser bug therefore costs rows, not
-    the run; tests should assert that no `_error` starts with "internal error". A Query comes
-    back as it is when the batch parses in one piece (the store runs it with conform); pieces
-    are materialized to be joined."""
-    if isinstance(lines, pa.ChunkedArray) or isinstance(numbers, pa.ChunkedArray):
-        lines = lines.combine_chunks() if lines.type == pa.string() and lines.nbytes < (1 << 30) else lines
-    if isinstance(lines, pa.ChunkedArray):
-        parts, at = [], 0
-        for chunk in lines.chunks:
-            parts.append(materialize(guarded(parse, chunk, _slice(numbers, at, len(chunk)), state, name)))
-            at += len(chunk)
-        return pa.concat_tables(parts, promote_options="default") if parts else materialize(parse(
-            pa.array([], pa.string()), pa.array([], pa.int64()), state))
-    if isinstance(numbers, pa.ChunkedArray):
-        numbers = numbers.combine_chunks()
-    try:
-        if lines.type != pa.string():
-            lines = lines.cast(pa.string())
-        return parse(lines, numbers, state)
-    except Exception as exc:  # noqa: BLE001 - the safety net itself
-        if len(lines) <= 1:
-            raw = pc.utf8_slice_codeunits(lines.cast(pa.large_string()), 0, 65536).cast(pa.string()) \
-                if len(lines) else pa.array([], pa.string())
-            reason = f"internal error in {name}: {type(exc).__name__}: {str(exc)[:200]}"
-            return pa.table({"_line": numbers, "_raw": raw,
-                             "_error": pa.array([reason] * len(lines), pa.string())})
-        half = len(lines) // 2
-        return pa.concat_tables([
-            materialize(guarded(parse, lines.slice(0, half), numbers.slice(0, half), state, name)),
-            materialize(guarded(parse, lines.slice(half), numbers.slice(half), state, name))],
-            promote_options="default")
-
-
-def _slice(arr, offset: int, length: int):
-    out = arr.slice(offset, length)
-    return out.combine_chunks() if isinstance(out, pa.ChunkedArray) else out
-
-
 # ---- small Arrow helpers for sources ---------------------------------------------------------------
 
 def pick(mask, when_true, when_false) -> pa.Array:
@@ -1044,66 +997,6 @@ def csl_header(first_line: str) -> list[str] | None:
         return None
     names = [x.strip() for x in names]
     return names if all(c in names for c in CSL_REQUIRED) else None
-
-
-# ---- batching ----------------------------------------------------------------------------------------
-
-REBATCH_BYTES = 48 << 20
-
-
-def rebatch(chunks, batch_lines: int, max_bytes: int = REBATCH_BYTES):
-    """Join the (lines, numbers) pieces `read_lines` yields (one per 8 MiB read) into batches
-    of up to `batch_lines` lines / `max_bytes` of text, so per-batch costs (query planning)
-    are paid less often. Memory stays bounded; when the input breaks off (a cut gzip raises
-    from `read_lines`), the lines gathered so far are yielded before the error propagates."""
-    pending, count, size = [], 0, 0
-
-    def flush():
-        lines = pa.concat_arrays([p[0] for p in pending]) if len(pending) > 1 else pending[0][0]
-        numbers = pa.concat_arrays([p[1] for p in pending]) if len(pending) > 1 else pending[0][1]
-        return lines, numbers
-
-    try:
-        for lines, numbers in chunks:
-            if pending and (count + len(lines) > batch_lines or size + lines.nbytes > max_bytes):
-                yield flush()
-                pending, count, size = [], 0, 0
-            pending.append((lines, numbers))
-            count += len(lines)
-            size += lines.nbytes
-    except Exception:
-        if pending:
-            yield flush()
-        raise
-    if pending:
-        yield flush()
-
-
-class BatchedSource(Source):
-    """A syslog-borne source: lines rebatched by `parse_batched`, each batch parsed by
-    `_parse(lines, numbers, state)` under `guarded`. `_parse` returns the parsed columns, or
-    a `Query` that computes them, so that extraction, mapping and conform run as one SQL
-    statement on the store's connection (`parse_lines` materializes it for other callers)."""
-
-    def parse(self, path: str, batch_lines: int = BATCH_LINES):
-        return parse_batched(self, path, batch_lines)
-
-    def map_lines(self, lines: pa.Array, numbers: pa.Array, state: dict) -> "pa.Table | Query":
-        return guarded(self._parse, lines, numbers, state, self.name)
-
-    def parse_lines(self, lines: pa.Array, numbers: pa.Array, state: dict) -> pa.Table:
-        return materialize(self.map_lines(lines, numbers, state))
-
-    def _parse(self, lines: pa.Array, numbers: pa.Array, state: dict) -> "pa.Table | Query":  # pragma: no cover
-        raise NotImplementedError
-
-
-def parse_batched(source, path: str, batch_lines: int):
-    """`Source.parse` for line formats with `rebatch`: start, then map_lines + finish per
-    batch."""
-    state = source.start(path)
-    for lines, numbers in rebatch(read_lines(path, batch_lines), batch_lines):
-        yield source.finish(source.map_lines(lines, numbers, state), path)
 
 
 _CEF_HEAD_BYTES = re.compile(rb"CEF: ?\d+\|((?:[^|\\\r\n]|\\.)*)\|((?:[^|\\\r\n]|\\.)*)\|")

@@ -47,6 +47,7 @@ import pyarrow.compute as pc
 
 from .. import asim
 from . import _syslog as S
+from ._batched import BatchedSource
 from ._kv_sql import chunked
 from ._sql import bag_sql, icmp_type_sql, int_sql, map_sql
 from .base import Query
@@ -189,7 +190,7 @@ def _json_columns(message: pa.Array, mask: pa.Array) -> dict:
     return {k: (out[k].combine_chunks() if out[k].num_chunks else pa.nulls(n, pa.string())) for k in NATIVE_KEYS}
 
 
-class CheckPoint(S.BatchedSource):
+class CheckPoint(BatchedSource):
     def sniff(self, head: bytes, path: str) -> bool:
         cef = S.first_cef_vendor(head)
         if cef is not None:

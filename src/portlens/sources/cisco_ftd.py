@@ -32,6 +32,7 @@ import pyarrow.compute as pc
 
 from .. import asim
 from . import _syslog as S
+from ._batched import guarded
 from ._records import extract_groups
 from ._sql import bag_sql
 from ._tables import is_table_export
@@ -103,7 +104,7 @@ class CiscoFtd(Source):
         return get("cisco-asa").start(path)
 
     def parse_lines(self, lines: pa.Array, numbers: pa.Array, state: dict) -> pa.Table:
-        return S.guarded(self._parse, lines, numbers, state, self.name)
+        return guarded(self._parse, lines, numbers, state, self.name)
 
     def _parse(self, lines: pa.Array, numbers: pa.Array, state: dict) -> pa.Table:
         ours, ev = extract_groups(lines, _EVENT)

@@ -48,6 +48,7 @@ from functools import partial
 
 from .. import asim
 from . import _syslog as S
+from ._batched import BatchedSource
 from ._kv_sql import any_timestamp_sql, chunked, space_pairs_sql
 from ._sql import bag_sql, icmp_type_sql, int_sql, map_sql
 from .base import Query
@@ -246,7 +247,7 @@ def _cef_unified(cef: dict, n: int) -> dict:
     return out
 
 
-class Fortinet(S.BatchedSource):
+class Fortinet(BatchedSource):
     def sniff(self, head: bytes, path: str) -> bool:
         if is_table_export(head):  # a Sentinel export: the `sentinel` source routes its rows here
             return False

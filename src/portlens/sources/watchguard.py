@@ -30,10 +30,10 @@ from __future__ import annotations
 import re
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from .. import asim
 from . import _syslog as S
+from ._batched import BatchedSource
 from ._records import extract_groups
 from ._sql import bag_sql
 from ._tables import is_table_export
@@ -71,7 +71,7 @@ SELECT _line, _raw, coalesce(TRY_CAST(iso AS TIMESTAMPTZ), header_time) AS TimeG
 FROM t"""
 
 
-class WatchGuard(S.BatchedSource):
+class WatchGuard(BatchedSource):
     def sniff(self, head: bytes, path: str) -> bool:
         return not is_table_export(head) and bool(_SNIFF.search(head))
 

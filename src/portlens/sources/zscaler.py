@@ -43,6 +43,7 @@ import pyarrow.compute as pc
 
 from .. import asim
 from . import _syslog as S
+from ._batched import BatchedSource
 from ._kv_sql import chunked
 from ._sql import bag_sql, map_sql
 from .base import Query
@@ -177,7 +178,7 @@ def _json_columns(message: pa.Array, mask: pa.Array) -> dict:
             for k in keys + ["sourcetype"]}
 
 
-class Zscaler(S.BatchedSource):
+class Zscaler(BatchedSource):
     def sniff(self, head: bytes, path: str) -> bool:
         cef = S.first_cef_vendor(head)
         if cef is not None:
