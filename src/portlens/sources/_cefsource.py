@@ -18,11 +18,10 @@ import re
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .. import asim
 from . import _syslog as S
 from ._batched import BatchedSource
-from ._kv_sql import chunked
 from ._tables import is_table_export
-from .base import Query
 
 
 class CefSource(BatchedSource):
@@ -41,7 +40,7 @@ class CefSource(BatchedSource):
         return bool(re.fullmatch(self.CEF_VENDOR, vendor, re.I)) and \
             bool(re.search(self.CEF_PRODUCT, product, re.I) if self.CEF_PRODUCT else True)
 
-    def _parse(self, lines: pa.Array, numbers: pa.Array, state: dict) -> Query:
+    def _parse(self, lines: pa.Array, numbers: pa.Array, state: dict) -> pa.Table:
         head = S.arrays(S.syslog_header(lines, parse_time=False))
         cef = S.arrays(S.parse_cef(head["message"], ("rt",) + tuple(self.KEYS)))
         vendor_ok = pc.and_(pc.fill_null(pc.match_substring_regex(cef["vendor"], f"(?i)^(?:{self.CEF_VENDOR})$"), False),
@@ -50,14 +49,16 @@ class CefSource(BatchedSource):
         rt, header_time = S.parse_timestamps_many([cef["rt"], head["timestamp_text"]])
         cols = {k: v for k, v in cef.items() if k not in ("prefix", "extension")}
         cols.update({"_time": pc.coalesce(rt, header_time), "_host": head["hostname"],
-                     "_cef": pc.and_(cef["is_cef"], vendor_ok), "_line": numbers, "_raw": lines})
+                     "_cef": pc.and_(cef["is_cef"], vendor_ok)})
+        out = asim.query(self.SQL, c=pa.table(cols))
         label = f"{self.vendor} CEF record".strip()
-        # the vendor's mapping, the not-ours rule and (in the store) conform: one statement
-        return Query(f"""
-SELECT * EXCLUDE (_cef) REPLACE (
-    CASE WHEN NOT coalesce(_cef, false) THEN {S.sql_str('not a ' + label)} ELSE _error END AS _error,
-    CASE WHEN NOT coalesce(_cef, false) THEN false ELSE coalesce(_skip, false) END AS _skip)
-FROM ({self.SQL})""", {"c": chunked(pa.table(cols))})
+        not_ours = pc.invert(pc.fill_null(cols["_cef"], False))
+        if pc.any(not_ours).as_py():
+            out = out.set_column(out.schema.get_field_index("_error"), "_error",
+                                 pc.if_else(not_ours, pa.scalar(f"not a {label}"), out["_error"]))
+            out = out.set_column(out.schema.get_field_index("_skip"), "_skip",
+                                 pc.and_(pc.fill_null(out["_skip"], False), pc.invert(not_ours)))
+        return out.append_column("_line", numbers).append_column("_raw", lines)
 
 
 def ms_time_sql(expr: str) -> str:

@@ -48,9 +48,7 @@ import pyarrow.compute as pc
 from .. import asim
 from . import _syslog as S
 from ._batched import BatchedSource
-from ._kv_sql import chunked
 from ._sql import bag_sql, icmp_type_sql, int_sql, map_sql
-from .base import Query
 
 NATIVE_KEYS = (
     "time", "action", "conn_direction", "inzone", "outzone", "ifdir", "ifname", "loguid",
@@ -161,16 +159,12 @@ SELECT
   CASE WHEN trim(xlatedst) NOT IN ('0.0.0.0', '::', '') AND NOT {icmp} AND trim(xlatedport) <> '0'
        THEN xlatedport END AS DstNatPortNumber,
   {extra} AS AdditionalFields,
-  {", ".join(f"{name} AS {column}" for column, name in PASSTHROUGH.items())},
   {error} AS _error,
-  recognised AND src_t IS NULL AND dst_t IS NULL AS _skip,
-  _line, _raw
+  recognised AND src_t IS NULL AND dst_t IS NULL AS _skip
 FROM (SELECT *, ({recognised}) AS recognised FROM ({inner}) i) v"""
 
 
 _DERIVED = _derived_sql()
-
-
 _SQL_INPUTS = ("proto", "action", "inzone", "outzone", "src", "dst", "origin", "originsicname",
                "conn_direction", "duration", "bytes", "packets", "client_outbound_packets",
                "client_inbound_packets", "rule_name", "rule_uid", "icmp_type", "icmp_code",
@@ -197,7 +191,7 @@ class CheckPoint(BatchedSource):
             return cef[0].replace(" ", "").lower() == "checkpoint"
         return bool(_SNIFF.search(head))
 
-    def _parse(self, lines: pa.Array, numbers: pa.Array, state: dict) -> Query:
+    def _parse(self, lines: pa.Array, numbers: pa.Array, state: dict) -> pa.Table:
         n = len(lines)
         nulls = pa.nulls(n, pa.string())
         empty = pa.scalar("", pa.string())
@@ -247,10 +241,10 @@ class CheckPoint(BatchedSource):
             "src_bytes": src_bytes, "dst_bytes": dst_bytes,
             "event_count": cef_or_null("baseEventCount"),
         })
-        for name in PASSTHROUGH.values():
-            inputs[name] = raw[name]
-        inputs.update({"_line": numbers, "_raw": lines})
-        return Query(_DERIVED, {"t": chunked(pa.table(inputs))})
+        out = asim.query(_DERIVED, t=pa.table(inputs))
+        for col, name in PASSTHROUGH.items():
+            out = out.append_column(col, raw[name])
+        return out.append_column("_line", numbers).append_column("_raw", lines)
 
 
 SOURCE = CheckPoint(

@@ -80,8 +80,7 @@ class CiscoFirepower(CefSource):
                 "clientUrl": "request", "vlan": "cn1"}, text=True)} AS AdditionalFields,
       _cef AND NOT session AS _skip,
       CASE WHEN _cef AND session AND coalesce(src, c6a2) IS NULL AND coalesce(dst, c6a3) IS NULL
-           THEN 'Firepower event without addresses' END AS _error,
-      _line, _raw, _cef
+           THEN 'Firepower event without addresses' END AS _error
     FROM v"""
 
 

@@ -86,8 +86,7 @@ class CrowdStrike(CefSource):
                 "ruleGroupName": "ruleGroupName", "cmdLine": "cmdLine"}, text=True)} AS AdditionalFields,
       _cef AND NOT (fw OR na) AS _skip,
       CASE WHEN _cef AND fw AND (dir NOT IN (1, 2) OR dir IS NULL)
-           THEN 'FirewallMatchEvent without connectionDirection 1 or 2' END AS _error,
-      _line, _raw, _cef
+           THEN 'FirewallMatchEvent without connectionDirection 1 or 2' END AS _error
     FROM v"""
 
 

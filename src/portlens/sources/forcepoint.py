@@ -80,8 +80,7 @@ class Forcepoint(CefSource):
         AS AdditionalFields,
       _cef AND deviceFacility IS NOT NULL AND lower(deviceFacility) NOT IN {_FACILITIES!r} AS _skip,
       CASE WHEN _cef AND NOT (deviceFacility IS NOT NULL AND lower(deviceFacility) NOT IN {_FACILITIES!r})
-                AND src IS NULL AND dst IS NULL THEN 'Forcepoint record without addresses' END AS _error,
-      _line, _raw, _cef
+                AND src IS NULL AND dst IS NULL THEN 'Forcepoint record without addresses' END AS _error
     FROM v"""
 
 

@@ -45,9 +45,7 @@ import pyarrow.compute as pc
 from .. import asim
 from . import _syslog as S
 from ._batched import BatchedSource
-from ._kv_sql import chunked
 from ._sql import bag_sql, map_sql
-from .base import Query
 
 # native CSV positions (PAN-OS TRAFFIC format, 0-based)
 CSV_FIELDS = {
@@ -182,11 +180,8 @@ SELECT
   CASE WHEN trim(natdst) NOT IN ('0.0.0.0', '::') THEN natdst END AS DstNatIpAddr,
   CASE WHEN trim(natdst) NOT IN ('0.0.0.0', '::', '') THEN {port('natdport')} END AS DstNatPortNumber,
   {extra} AS AdditionalFields,
-  {", ".join(f"{name} AS {column}" for column, name in PASSTHROUGH.items())},
-  cef_version AS EventProductVersion,
   {error} AS _error,
-  recognised AND ptype <> 'TRAFFIC' AS _skip,
-  _line, _raw
+  recognised AND ptype <> 'TRAFFIC' AS _skip
 FROM ({inner}) v"""
 
 
@@ -204,7 +199,7 @@ class PaloAlto(BatchedSource):
             return cef[0] == "Palo Alto Networks"
         return bool(_SNIFF.search(head))
 
-    def _parse(self, lines: pa.Array, numbers: pa.Array, state: dict) -> Query:
+    def _parse(self, lines: pa.Array, numbers: pa.Array, state: dict) -> pa.Table:
         n = len(lines)
         head = S.arrays(S.syslog_header(lines, parse_time=False))
         msg = head["message"]
@@ -247,11 +242,11 @@ class PaloAlto(BatchedSource):
             "off_sign": pc.struct_field(offset, "sign"), "off_hh": pc.struct_field(offset, "hh"),
             "off_mm": pc.struct_field(offset, "mm"),
         })
-        for name in PASSTHROUGH.values():
-            inputs[name] = raw[name]
-        inputs.update({"cef_version": cef["version"], "_line": numbers, "_raw": lines})
-        # mapping and (in the store) conform: one statement, on both cores
-        return Query(_DERIVED, {"t": chunked(pa.table(inputs))})
+        out = asim.query(_DERIVED, t=pa.table(inputs))
+        for col, name in PASSTHROUGH.items():
+            out = out.append_column(col, raw[name])
+        out = out.append_column("EventProductVersion", cef["version"])
+        return out.append_column("_line", numbers).append_column("_raw", lines)
 
 
 SOURCE = PaloAlto(

@@ -81,8 +81,7 @@ class SonicWall(CefSource):
         AS AdditionalFields,
       CASE WHEN _cef AND (signature IN {_EXCLUDED!r} OR gcat NOT IN ('3', '5', '6', '10') OR gcat IS NULL
                           OR s_ip IS NULL OR d_ip IS NULL) THEN true ELSE false END AS _skip,
-      NULL::VARCHAR AS _error,
-      _line, _raw, _cef
+      NULL::VARCHAR AS _error
     FROM v"""
 
 

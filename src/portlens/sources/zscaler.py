@@ -44,9 +44,7 @@ import pyarrow.compute as pc
 from .. import asim
 from . import _syslog as S
 from ._batched import BatchedSource
-from ._kv_sql import chunked
 from ._sql import bag_sql, map_sql
-from .base import Query
 
 # unified (NSS JSON) name -> (CEF key, custom-field labels)
 FIELDS = {
@@ -125,7 +123,6 @@ def _derived_sql() -> str:
              f"WHEN NOT {S.valid_ip_sql('src_t')} THEN 'invalid source address' "
              f"WHEN NOT {S.valid_ip_sql('dst_t')} THEN 'invalid destination address' END")
     user = f"NULLIF(trim({url.format('coalesce(login, ' + chr(117) + 'ser)')}), '')"
-    passthrough = ", ".join(f"{name} AS {column}" for column, name in PASSTHROUGH.items())
     return f"""
 SELECT
   time_gen AS TimeGenerated,
@@ -153,15 +150,12 @@ SELECT
   {dst_nat} AS DstNatIpAddr,
   {dst_nat_port} AS DstNatPortNumber,
   {extra} AS AdditionalFields,
-  {passthrough},
   {error} AS _error,
-  recognised AND NOT firewall AS _skip,
-  _line, _raw
+  recognised AND NOT firewall AS _skip
 FROM (SELECT *, ({recognised}) AS recognised, ({firewall}) AS firewall FROM ({inner}) i) v"""
 
 
 _DERIVED = _derived_sql()
-
 
 
 def _json_columns(message: pa.Array, mask: pa.Array) -> dict:
@@ -185,7 +179,7 @@ class Zscaler(BatchedSource):
             return cef[0] == "Zscaler" and cef[1].startswith("NSS")
         return bool(_SNIFF.search(head))
 
-    def _parse(self, lines: pa.Array, numbers: pa.Array, state: dict) -> Query:
+    def _parse(self, lines: pa.Array, numbers: pa.Array, state: dict) -> pa.Table:
         n = len(lines)
         nulls = pa.nulls(n, pa.string())
         none = pa.scalar(None, pa.string())
@@ -223,8 +217,10 @@ class Zscaler(BatchedSource):
             "hostname": S.pick(is_cef, head["hostname"], none) if n_cef else nulls,
             "time_gen": pc.coalesce(t_epoch, t_json, t_json2, t_head),
         })
-        inputs.update({"_line": numbers, "_raw": lines})
-        return Query(_DERIVED, {"t": chunked(pa.table(inputs))})
+        out = asim.query(_DERIVED, t=pa.table(inputs))
+        for col, name in PASSTHROUGH.items():
+            out = out.append_column(col, raw[name])
+        return out.append_column("_line", numbers).append_column("_raw", lines)
 
 
 SOURCE = Zscaler(
