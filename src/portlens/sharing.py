@@ -156,14 +156,19 @@ def _alive_note(note: str, mine_too: bool = False) -> bool:
             pid = int(f.read().strip() or 0)
     except (OSError, ValueError):
         return False
-    if pid <= 0 or (pid == os.getpid() and not mine_too):
-        return False
     if pid == os.getpid():
-        return True
+        return mine_too
+    return process_alive(pid)
+
+
+def process_alive(pid: int | None) -> bool:
+    """Is `pid` a live process other than this one? (None or 0: no process.)"""
+    if not pid or pid < 0 or pid == os.getpid():
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
+    except PermissionError:  # alive, owned by another user
         return True
     return True

@@ -180,7 +180,7 @@ class Store:
         """Drop what an ingest killed mid-file left behind (its ledger entry is 'loading'),
         not what a live ingest that let readers in will finish (sharing.hand_over)."""
         stale = [r[0] for r in _run(self.con, "SELECT file_id, loader_pid FROM files WHERE state <> 'done'")
-                 if not _alive(r[1])]
+                 if not sharing.process_alive(r[1])]
         for file_id in stale:
             self._discard(file_id)
         live = {r[0] for r in _run(self.con, "SELECT file_id FROM files WHERE state <> 'done'")}
@@ -817,19 +817,6 @@ class Store:
             if len(entry["examples"]) < examples:
                 entry["examples"].append({"value": value, "sessions": n, "file": path})
         return list(out.values())
-
-
-def _alive(pid: int | None) -> bool:
-    """Is `pid` a live process other than this one (None: an entry from before loader_pid)?"""
-    if not pid or pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _keep_lines(batch, lines: tuple[int, int], path: str) -> None:
