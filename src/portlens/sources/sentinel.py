@@ -37,7 +37,6 @@ Decisions
 from __future__ import annotations
 
 import contextvars
-import re
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -49,7 +48,7 @@ from .. import asim
 from ._records import guard_ints
 from ._sql import col, lit
 from ._syslog import COMMON_SECURITY_LOG
-from ._tables import MIXED_TABLES, SIGNATURES, Export, is_table_export, parse_times
+from ._tables import SIGNATURES, Export, is_table_export, parse_times
 from .base import BATCH_LINES, Batch, Source, finish
 
 EXPORT_BATCH_ROWS = 25_000
