@@ -77,12 +77,17 @@ def fqdn_sql(expr: str) -> str:
 
 # ---- ICMP: the one table every source names types from ---------------------------------------
 
-# IANA ICMP type names (RFC 792 / 950 / 1256 / 1393), ICMPv6 (RFC 4443 / 4861 / 2710 / 3810).
+# IANA ICMP type names (RFC 792 / 950 / 1256 / 1393 and the registry's later, mostly deprecated
+# types), ICMPv6 (RFC 4443 / 4861 / 2710 / 3810).
 ICMP4_TYPES = {0: "Echo Reply", 3: "Destination Unreachable", 4: "Source Quench", 5: "Redirect",
-               8: "Echo", 9: "Router Advertisement", 10: "Router Solicitation", 11: "Time Exceeded",
-               12: "Parameter Problem", 13: "Timestamp", 14: "Timestamp Reply",
-               15: "Information Request", 16: "Information Reply", 17: "Address Mask Request",
-               18: "Address Mask Reply", 30: "Traceroute"}
+               6: "Alternate Host Address", 8: "Echo", 9: "Router Advertisement",
+               10: "Router Solicitation", 11: "Time Exceeded", 12: "Parameter Problem",
+               13: "Timestamp", 14: "Timestamp Reply", 15: "Information Request",
+               16: "Information Reply", 17: "Address Mask Request", 18: "Address Mask Reply",
+               30: "Traceroute", 31: "Datagram Conversion Error", 32: "Mobile Host Redirect",
+               33: "IPv6 Where-Are-You", 34: "IPv6 I-Am-Here", 35: "Mobile Registration Request",
+               36: "Mobile Registration Reply", 37: "Domain Name Request", 38: "Domain Name Reply",
+               39: "SKIP", 40: "Photuris", 42: "Extended Echo Request", 43: "Extended Echo Reply"}
 ICMP6_TYPES = {1: "Destination Unreachable", 2: "Packet Too Big", 3: "Time Exceeded",
                4: "Parameter Problem", 128: "Echo Request", 129: "Echo Reply",
                130: "Multicast Listener Query", 131: "Multicast Listener Report",

@@ -59,25 +59,12 @@ from typing import Iterator
 import pyarrow as pa
 
 from ._records import GuardedSource, json_record_batches, records_query
-from ._sql import bag_sql, iana_sql, looks_ip
+from ._sql import ICMP4_TYPES, bag_sql, iana_sql, looks_ip
 from ._tables import is_table_export
 from .base import Batch, Query, materialize
 
 _STRUCTURED = ("AZFWNetworkRule", "AZFWNatRule", "AZFWIdpsSignature", "AZFWThreatIntel")
 _LEGACY = ("AzureFirewallNetworkRule",)
-
-# IANA ICMP type names (types with no name are left NULL).
-ICMP_TYPES = {
-    0: "Echo Reply", 3: "Destination Unreachable", 4: "Source Quench", 5: "Redirect",
-    6: "Alternate Host Address", 8: "Echo", 9: "Router Advertisement", 10: "Router Solicitation",
-    11: "Time Exceeded", 12: "Parameter Problem", 13: "Timestamp", 14: "Timestamp Reply",
-    15: "Information Request", 16: "Information Reply", 17: "Address Mask Request",
-    18: "Address Mask Reply", 30: "Traceroute", 31: "Datagram Conversion Error",
-    32: "Mobile Host Redirect", 33: "IPv6 Where-Are-You", 34: "IPv6 I-Am-Here",
-    35: "Mobile Registration Request", 36: "Mobile Registration Reply", 37: "Domain Name Request",
-    38: "Domain Name Reply", 39: "SKIP", 40: "Photuris", 42: "Extended Echo Request",
-    43: "Extended Echo Reply",
-}
 
 _MSG_RE = (r"^\s*(\S+?)(?: Type=(\d+))? request from (\S+) to (\S+?)"
            r"(?: was DNAT'ed to (\S+?))?(?:\.(?:\s+(.*))?)?\s*$")
@@ -133,7 +120,7 @@ def _sql() -> str:
         cols.append(f"{items[0] if len(items) == 1 else 'coalesce(' + ', '.join(items) + ')'} AS \"{name}\"")
         pos += len(ps)
     plist = ", ".join(f"'{p}'" for p in flat)
-    icmp_map = ", ".join(f"{k}: '{v}'" for k, v in ICMP_TYPES.items())
+    icmp_map = ", ".join(f"{k}: '{v}'" for k, v in ICMP4_TYPES.items())  # unnamed types: NULL
     legacy_cats = ", ".join(f"'{c}'" for c in _LEGACY)
     struct_cats = ", ".join(f"'{c}'" for c in _STRUCTURED)
     bag = bag_sql([("Policy", "policy"), ("RuleCollectionGroup", "rcg"), ("RuleCollection", "rc"),
