@@ -103,6 +103,20 @@ def test_without_a_collector_a_long_line_is_an_error(tmp_path):
             list(base.read_lines(str(path)))
 
 
+def read_limited(path, limit: int, chunk: int, batch_lines: int):
+    """(text, line number) of every line the reader yields under a record-size limit, reading
+    `chunk` bytes at a time, and the over-long records it collected."""
+    old = base._CHUNK_BYTES
+    base._CHUNK_BYTES = chunk
+    try:
+        with limits.applied(limits.InputLimits(max_record_bytes=limit)), limits.collecting(str(path)) as long:
+            got = [(t, n) for a, b in base.read_lines(str(path), batch_lines)
+                   for t, n in zip(a.to_pylist(), b.to_pylist())]
+    finally:
+        base._CHUNK_BYTES = old
+    return got, long
+
+
 @settings(max_examples=150, deadline=None)
 @given(st.lists(st.integers(0, 60), max_size=40), st.integers(1, 50), st.integers(1, 40), st.booleans())
 def test_read_lines_cuts_out_exactly_the_long_lines(tmp_path_factory, sizes, limit, chunk, final_newline):
@@ -113,13 +127,7 @@ def test_read_lines_cuts_out_exactly_the_long_lines(tmp_path_factory, sizes, lim
     lines = [("x" * n if i % 2 else "y" * n) for i, n in enumerate(sizes)]
     path = folder / "f.log"
     path.write_text("\n".join(lines) + ("\n" if final_newline and lines else ""))
-    old = base._CHUNK_BYTES
-    base._CHUNK_BYTES = chunk
-    try:
-        with limits.applied(limits.InputLimits(max_record_bytes=limit)), limits.collecting(str(path)) as long:
-            got = [(t, n) for a, b in base.read_lines(str(path), 7) for t, n in zip(a.to_pylist(), b.to_pylist())]
-    finally:
-        base._CHUNK_BYTES = old
+    got, long = read_limited(path, limit, chunk, batch_lines=7)
     assert got == [(t, i + 1) for i, t in enumerate(lines) if t and len(t) <= limit]
     assert [(r.line, r.size) for r in long] == [(i + 1, len(t)) for i, t in enumerate(lines) if len(t) > limit]
     for r in long:  # the head is what was held when the limit was passed (real limits >> RAW_KEPT)
@@ -134,13 +142,7 @@ def test_long_lines_with_any_line_ends(tmp_path_factory, text, limit, chunk):
     import re
     path = tmp_path_factory.mktemp("ends") / "f.log"
     path.write_bytes(text.encode())
-    old = base._CHUNK_BYTES
-    base._CHUNK_BYTES = chunk
-    try:
-        with limits.applied(limits.InputLimits(max_record_bytes=limit)), limits.collecting(str(path)) as long:
-            got = [(t, n) for a, b in base.read_lines(str(path), 5) for t, n in zip(a.to_pylist(), b.to_pylist())]
-    finally:
-        base._CHUNK_BYTES = old
+    got, long = read_limited(path, limit, chunk, batch_lines=5)
     lines = re.split(r"\r\n|\r|\n", text)
     if text.endswith(("\n", "\r")):
         lines = lines[:-1]
