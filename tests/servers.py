@@ -33,13 +33,23 @@ def put(fs, path: str, data: bytes) -> None:
         out.write(data)
 
 
-def portlens(*args, env: dict) -> subprocess.CompletedProcess:
-    """The CLI in a child process; `.text` is stdout unwrapped (long URLs wrap at the piped
-    width of 140 columns)."""
+def portlens(*args, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """The CLI in a child process, with environment `env` (default: this process's); `.text`
+    is stdout unwrapped (long URLs wrap at the piped width of 140 columns)."""
     r = subprocess.run([sys.executable, "-m", "portlens", *map(str, args)], capture_output=True,
-                       text=True, timeout=300, env=env)
+                       text=True, timeout=timeout, env=env)
     r.text = r.stdout.replace("\n", "")
     return r
+
+
+def stored_sessions(db: str) -> int:
+    """Sessions in the store (waiting up to 30 s for a writer); -1 when it cannot be read yet."""
+    from portlens.store import Store
+    try:
+        with Store(db, read_only=True, wait=30) as store:
+            return store.status()["sessions"]
+    except Exception:
+        return -1
 
 
 def free_port() -> int:

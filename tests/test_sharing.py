@@ -13,6 +13,7 @@ import time
 from datetime import datetime, timedelta, timezone
 
 from portlens.store import Store
+from servers import portlens, stored_sessions
 
 T0 = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=6)
 
@@ -21,11 +22,6 @@ def line(i: int) -> str:
     return json.dumps({"TimeGenerated": (T0 + timedelta(seconds=i)).isoformat().replace("+00:00", "Z"),
                        "DstPortNumber": 3389 if i % 3 else 443, "NetworkProtocol": "TCP",
                        "NetworkDirection": "Inbound", "DvcAction": "Deny", "SrcIpAddr": "10.0.0.1"}) + "\n"
-
-
-def portlens(*args, env=None, timeout=120):
-    return subprocess.run([sys.executable, "-m", "portlens", *args], capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, **(env or {})})
 
 
 def make_store(tmp_path, n=50) -> str:
@@ -56,7 +52,7 @@ def test_a_store_busy_too_long_is_one_line_error(tmp_path):
     db = make_store(tmp_path)
     holder = _holder(db, read_only=False)
     try:
-        r = portlens("status", "--db", db, env={"PORTLENS_STORE_WAIT": "1"})
+        r = portlens("status", "--db", db, env={**os.environ, "PORTLENS_STORE_WAIT": "1"})
     finally:
         holder.communicate()
     assert r.returncode == 2
@@ -142,7 +138,7 @@ def test_service_survives_concurrent_readers(tmp_path):
             written += 40
             time.sleep(0.5)
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and _sessions(db) != written:
+        while time.monotonic() < deadline and stored_sessions(db) != written:
             time.sleep(0.5)
     finally:
         stop.set()
@@ -153,15 +149,7 @@ def test_service_survives_concurrent_readers(tmp_path):
     assert service.returncode == 0, err
     assert "Traceback" not in err and "unexpected error" not in err
     assert not failures, failures
-    assert _sessions(db) == written
-
-
-def _sessions(db: str) -> int:
-    try:
-        with Store(db, read_only=True, wait=30) as store:
-            return store.status()["sessions"]
-    except Exception:
-        return -1
+    assert stored_sessions(db) == written
 
 
 def test_a_long_ingest_lets_waiting_readers_in_between_batches(tmp_path, monkeypatch):

@@ -6,14 +6,13 @@ nothing printed a traceback."""
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
 import sys
 import threading
 import time
 
 from portlens.store import Store
+from servers import portlens, stored_sessions
 
 WRITER = r'''
 import gzip, json, os, random, shutil, sys, time
@@ -61,11 +60,6 @@ print(written)
 '''
 
 
-def portlens(*args, timeout=120):
-    return subprocess.run([sys.executable, "-m", "portlens", *args], capture_output=True, text=True,
-                          timeout=timeout)
-
-
 def test_soak_service_writers_rotation_and_readers(tmp_path):
     inbox = tmp_path / "inbox"
     inbox.mkdir()
@@ -80,7 +74,7 @@ def test_soak_service_writers_rotation_and_readers(tmp_path):
     stop = threading.Event()
 
     def loop(*args):
-        while not stop.is_set() and _sessions(db) <= 0:  # (an empty store is an error for detect)
+        while not stop.is_set() and stored_sessions(db) <= 0:  # (an empty store is an error for detect)
             time.sleep(0.3)
         while not stop.is_set():
             r = portlens(*args)
@@ -105,7 +99,7 @@ def test_soak_service_writers_rotation_and_readers(tmp_path):
             t.start()
         written = sum(int(w.communicate(timeout=120)[0]) for w in writers)
         deadline = time.monotonic() + 45
-        while time.monotonic() < deadline and _sessions(db) != written:
+        while time.monotonic() < deadline and stored_sessions(db) != written:
             time.sleep(0.5)
     finally:
         stop.set()
@@ -120,16 +114,10 @@ def test_soak_service_writers_rotation_and_readers(tmp_path):
     assert len(list(inbox.glob("*.gz"))) >= 4  # rotations happened
     print(f"soak: {written} lines, {len(list(inbox.glob('*.gz')))} rotations, "
           f"{sum('store busy' in l for l in err.splitlines())} waits of the service")
-    assert _sessions(db) == written
+    assert stored_sessions(db) == written
     with Store(db, read_only=True) as store:
         assert store.status()["quarantined"] == 0
         assert store.query("SELECT sum(count_) AS n FROM summaries")["n"][0].as_py() == written
     assert any(line.startswith("detect as of") for line in err.splitlines())
 
 
-def _sessions(db: str) -> int:
-    try:
-        with Store(db, read_only=True, wait=30) as store:
-            return store.status()["sessions"]
-    except Exception:
-        return -1
