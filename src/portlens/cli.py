@@ -13,18 +13,25 @@ from enum import Enum
 from pathlib import Path
 from typing import List, Optional
 
-import pyarrow as pa
+from typing import TYPE_CHECKING
+
 import typer
 from rich.console import Console
 
-from . import api, asim, files, formats, monitor, summary
-from .alerts import Detection, iso, render_table
 from .errors import NoData, PortlensError, SourceError, UsageError
 from .progress import progress
-from .sources import all_sources, detect, get
-from .sources.base import parse_file
-from .store import DEFAULT_DB, Store
 from .terminal import printable, safe
+
+# Importing the engine (DuckDB, Arrow, NumPy: about half a second) is left to the commands
+# that use it, so `--help` and usage errors answer at once: each command imports what it needs.
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from . import asim
+    from .alerts import Detection
+    from .store import Store
+
+DEFAULT_DB = "portlens.duckdb"  # store.DEFAULT_DB, written out so `--help` needs no store (a test checks)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Find port misuse in network session logs (the Sentinel ASIM port-anomaly rule, offline).")
@@ -92,6 +99,7 @@ def _fail(message: str) -> None:
 
 def _files(paths: list) -> list[str]:
     """Files, folders and globs -> files; portlens' own files in a folder are noted and left out."""
+    from . import files
     found = files.expand(paths)
     if found.skipped:
         shown = ", ".join(found.skipped[:3]) + (f" and {len(found.skipped) - 3} more" if len(found.skipped) > 3 else "")
@@ -103,6 +111,7 @@ def _files(paths: list) -> list[str]:
 def _time_bounds(not_before: str, max_future: float) -> asim.TimeBounds:
     if max_future < 0:
         raise UsageError(f"--max-future {max_future:g}: must be 0 or more hours")
+    from . import asim
     return asim.TimeBounds(_as_of(not_before, "--not-before"), timedelta(hours=max_future))
 
 
@@ -180,6 +189,8 @@ def ingest(paths: List[str] = typer.Argument(..., help="Files, folders or object
            max_record_bytes: int = MaxRecordOption, max_inflation: float = MaxInflationOption,
            quiet: bool = QuietOption, source_options: Optional[List[str]] = SourceOptionsOption) -> None:
     """Normalize files to ASIM and store them (atomic and idempotent per file)."""
+    from . import asim
+    from .store import Store
     _timezone(tz)
     options = _source_options(source_options)
     files = _files(paths)
@@ -238,7 +249,8 @@ def normalize(path: str = typer.Argument(..., help="A raw log file or object URL
 
 def _normalize(path: str, source: str, output: str, tz: Optional[str], quiet: bool = False,
                options: dict | None = None) -> None:
-    from . import storage
+    from . import files, storage
+    from .sources import detect, get
     if storage.is_url(path):
         storage.stat(path)  # a missing object, bucket or credentials: one line now
     elif not Path(path).is_file():
@@ -267,6 +279,7 @@ def _normalize(path: str, source: str, output: str, tz: Optional[str], quiet: bo
 
 def _write_rows(parser, path: str, sink, bar, vendors: dict, skipped_by: dict, counts: list) -> None:
     """Write a file's rows to `sink`; counts = [rows, quarantined, skipped]."""
+    from .sources.base import parse_file
     rows = quarantined = skipped = 0
     try:
         for batch in parse_file(parser, path):
@@ -298,6 +311,7 @@ class _RowSink:
         self.stream = sys.stdout if output == "-" else (None if self.parquet else open(output, "w", encoding="utf-8"))
 
     def write(self, table: pa.Table) -> None:
+        from . import asim
         if self.parquet:
             import pyarrow.parquet as pq
             if self.writer is None:
@@ -383,6 +397,8 @@ def detect_cmd(db: str = DbOption,
                profile: Profile = ProfileOption) -> None:
     """Run the port-anomaly rule (and the static-threshold rows) on the store or on summary
     files; --from/--to backtests."""
+    from . import files, monitor
+    from .store import Store
     files.check_output(output, "--output")
     cfg = monitor.load_config(config)
     if config is not None and cfg.warnings:  # read as Sentinel reads it; say so, go on
@@ -424,6 +440,8 @@ def detect_cmd(db: str = DbOption,
 
 def _detect(data, name: str, first: Optional[datetime], last: Optional[datetime], options: dict) -> list[Detection]:
     """api.detect (or api.backtest), saying which as-of was chosen when none was given."""
+    from . import api
+    from .alerts import iso
     if last is not None:
         return api.backtest(data, first, last, **options)
     try:
@@ -438,6 +456,7 @@ def _detect(data, name: str, first: Optional[datetime], last: Optional[datetime]
 
 def _say_empty(result: Detection) -> None:
     """A window without any sessions is not 'no alerts': say so, and where the data is."""
+    from .alerts import iso
     where = (f"the newest data is at {iso(result.newest)}; pick --as-of just after it"
              if result.newest else "the data holds no sessions")
     err.print(f"note: no sessions in the 14-day window {iso(result.window.start)} .. "
@@ -482,6 +501,8 @@ def _report_tiers(result: Detection) -> None:
 
 
 def _emit_backtest(results: list[Detection], fmt: Format, output: str) -> None:
+    from . import formats
+    from .alerts import iso
     stream = sys.stdout if output == "-" else open(output, "w", encoding="utf-8")
     try:
         if fmt is not Format.table:
@@ -504,6 +525,8 @@ def _emit_backtest(results: list[Detection], fmt: Format, output: str) -> None:
 
 
 def _emit_alerts(result: Detection, fmt: Format, output: str) -> None:
+    from . import formats
+    from .alerts import iso, render_table
     stream = sys.stdout if output == "-" else open(output, "w", encoding="utf-8")
     try:
         if fmt is not Format.table:
@@ -526,6 +549,8 @@ def summarize(db: str = DbOption,
               master: Optional[str] = typer.Option(None, "--master", help="Spark master: local[N] (default local[2]), spark://HOST:7077, yarn, k8s://..."),
               conf: Optional[List[str]] = typer.Option(None, "--conf", help="A Spark setting KEY=VALUE; repeatable.")) -> None:
     """Rebuild the store's 20-minute summaries, or summarize raw files to Parquet."""
+    from . import summary
+    from .store import Store
     if (master or conf) and engine is not Engine.spark:
         raise UsageError("--master and --conf go with --engine spark")
     if not inputs:
@@ -566,6 +591,8 @@ def summarize(db: str = DbOption,
 def import_summaries(paths: List[str] = typer.Argument(..., help="Sentinel summary exports (CSV/JSON) or portlens summary Parquet; globs and folders allowed."),
                      db: str = DbOption) -> None:
     """Load summary rows (NetworkSummary_Protocol_CL or NetworkCustomAnalytics_protocol_CL)."""
+    from . import summary
+    from .store import Store
     with Store(db) as store:
         for path in summary.expand(paths):
             r = store.import_summaries(path)
@@ -578,6 +605,8 @@ def import_summaries(paths: List[str] = typer.Argument(..., help="Sentinel summa
 @app.command("export-summaries")
 def export_summaries(output: str = typer.Argument(..., help="*.parquet or *.csv"), db: str = DbOption) -> None:
     """Write the store's summaries in the NetworkSummary_Protocol_CL shape."""
+    from . import files
+    from .store import Store
     files.check_output(output, "")
     with Store(db, read_only=True) as store:
         n = store.export_summaries(output)
@@ -589,6 +618,7 @@ def prune(db: str = DbOption,
           raw_days: Optional[int] = typer.Option(None, "--raw-days", help="Keep raw sessions this many days (saved; default 30)."),
           summary_days: Optional[int] = typer.Option(None, "--summary-days", help="Keep summaries this many days (saved; at least 15; default 400).")) -> None:
     """Apply retention now (it is also applied after every ingest)."""
+    from .store import Store
     with Store(db) as store:
         keep = store.set_retention(raw_days, summary_days)
         done = store.prune()
@@ -609,6 +639,7 @@ def run(watch: str = typer.Option(..., "--watch", help="Folder (or object-storag
     """Run as a service: ingest what is new in files as they grow or rotate, detect as soon as
     the first files have settled, then once a day (SIGUSR1: now). SIGTERM stops it after the
     step in flight."""
+    from . import files
     from .service import Watcher, parse_every
     if not _is_url(watch):
         if not Path(watch).is_dir():
@@ -641,6 +672,9 @@ def hunt(db: str = DbOption,
          fmt: HuntFormat = typer.Option(HuntFormat.table, "--format", help="table or jsonl (hunting results are not alerts: no alert formats).")) -> None:
     """List what the Hunting rows find: every anomalous day in the 14-day window and every
     10-minute bin over a static threshold. Nothing is raised as an alert."""
+    from . import api, formats, monitor
+    from .alerts import iso
+    from .store import Store
     cfg = monitor.load_config(config)
     if days < 1:
         raise UsageError(f"--days {days}: must be 1 or more")
@@ -675,6 +709,7 @@ def deliver_cmd(to: List[str] = typer.Option(..., "--to", help="Sink spec (see d
                 ca: Optional[str] = CaOption) -> None:
     """Send alerts from the store's outbox that a sink has not received yet (retry failures)."""
     from . import delivery
+    from .store import Store
     if retries < 0:
         raise UsageError(f"--retries {retries}: must be 0 or more")
     sinks = _sinks(to, ca)
@@ -693,7 +728,9 @@ def report_cmd(db: str = DbOption,
                png: Optional[Path] = typer.Option(None, "--png", help="Also write one PNG chart per alert into this folder (needs portlens[plot])."),
                profile: Profile = ProfileOption) -> None:
     """Write a self-contained HTML report: each alert's series, baseline, anomaly and talkers."""
-    from . import report
+    from . import files, monitor, report
+    from .alerts import iso
+    from .store import Store
     started = time.perf_counter()
     files.check_output(output, "--output")
     if png is not None and png.exists() and not png.is_dir():
@@ -718,6 +755,7 @@ def report_cmd(db: str = DbOption,
 @app.command()
 def status(db: str = DbOption, as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
     """What the store holds: sessions, time range, files, quarantined rows."""
+    from .store import Store
     with Store(db, read_only=True) as store:
         info = store.status()
     if as_json:
@@ -751,6 +789,8 @@ def forget(path: Optional[str] = typer.Argument(None, help="The file as it was i
            db: str = DbOption) -> None:
     """Remove an ingested file: its sessions, summaries, quarantined records and ledger entry,
     in one transaction. It can then be ingested again (e.g. with the right --source)."""
+    from . import api
+    from .store import Store
     if (path is None) == (file_id is None):
         raise UsageError("name the file to forget: FILE or --file-id N (one of them)")
     if not os.path.exists(db):
@@ -778,6 +818,8 @@ def quarantine_cmd(db: str = DbOption,
                    limit: int = typer.Option(50, "--limit", help="Records to list; 0 lists all (counts are always complete)."),
                    as_json: bool = typer.Option(False, "--json", help="Machine-readable output; raw text in full.")) -> None:
     """List what ingests quarantined, with counts by reason: file, line, reason and raw text."""
+    from . import api
+    from .store import Store
     if limit < 0:
         raise UsageError(f"--limit {limit}: must be 0 or more")
     with Store(db, read_only=True) as store:
@@ -802,6 +844,7 @@ def quarantine_cmd(db: str = DbOption,
 @app.command()
 def sources() -> None:
     """The raw formats portlens reads."""
+    from .sources import all_sources
     for s in all_sources().values():
         out.print(f"[bold]{safe(s.name)}[/]" + (f"  ({safe(_maker(s.vendor, s.product))})" if s.vendor else ""))
         for form in s.forms:
@@ -820,6 +863,8 @@ def config_export(output: str = typer.Argument("-", help="File to write; '-' for
                   force: bool = typer.Option(False, "--force", help="Overwrite an existing file.")) -> None:
     """Write the packaged configuration (the watchlist Sentinel ships) to edit and pass to --config."""
     from importlib import resources
+
+    from . import monitor
     text = (resources.files("portlens") / "data" / monitor._DEFAULT_FILE).read_bytes()
     if output == "-":
         sys.stdout.buffer.write(text)
@@ -836,6 +881,7 @@ def config_export(output: str = typer.Argument("-", help="File to write; '-' for
 @config_app.command("check")
 def config_check(path: Optional[Path] = typer.Argument(None, help="Configuration CSV (default: the packaged one).")) -> None:
     """Validate a monitor configuration and list what it would monitor."""
+    from . import monitor
     cfg = monitor.load_config(path)
     from rich.table import Table
     table = Table(title=f"{cfg.path}: {len(cfg.rows)} rows")
@@ -858,7 +904,10 @@ def demo(folder: Optional[Path] = typer.Option(None, "--dir", help="Keep the gen
          scale: float = typer.Option(1.0, "--scale", help="Traffic volume multiplier.")) -> None:
     """Generate 15 days of traffic with injected misuse (an RDP brute force, an LDAP surge, an
     SMB sweep), ingest it, and detect."""
+    from . import api
     from . import demo as gen
+    from .alerts import iso, render_table
+    from .store import Store
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="portlens-demo-") as tmp:
         base = folder or Path(tmp)
