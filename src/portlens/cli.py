@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import typer
 from rich.console import Console
 
+from .cli_values import Commands
 from .errors import NoData, PortlensError, SourceError, UsageError
 from .progress import progress
 from .terminal import printable, safe
@@ -33,9 +34,9 @@ if TYPE_CHECKING:
 
 DEFAULT_DB = "portlens.duckdb"  # store.DEFAULT_DB, written out so `--help` needs no store (a test checks)
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+app = typer.Typer(cls=Commands, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Find port misuse in network session logs (the Sentinel ASIM port-anomaly rule, offline).")
-config_app = typer.Typer(no_args_is_help=True, help="Work with the monitor configuration (watchlist CSV).")
+config_app = typer.Typer(cls=Commands, no_args_is_help=True, help="Work with the monitor configuration (watchlist CSV).")
 app.add_typer(config_app, name="config")
 
 # Piped output gets a fixed, wide layout instead of Rich's 80-column default.
