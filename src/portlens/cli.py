@@ -3,17 +3,13 @@ or bad input with one line on stderr saying what is wrong and where."""
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-import tempfile
 import time
 from datetime import datetime, timedelta, timezone
 from enum import Enum
 from pathlib import Path
-from typing import List, Optional
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, List, Optional
 
 import typer
 from rich.console import Console
@@ -760,6 +756,7 @@ def status(db: str = DbOption, as_json: bool = typer.Option(False, "--json", hel
     with Store(db, read_only=True) as store:
         info = store.status()
     if as_json:
+        import json
         print(json.dumps(info))
         return
     out.print(f"store       {safe(info['db'])}")
@@ -826,6 +823,7 @@ def quarantine_cmd(db: str = DbOption,
     with Store(db, read_only=True) as store:
         found = api.quarantined(store, file=file, reason=reason, limit=limit or None)
     if as_json:
+        import json
         print(json.dumps({"total": found.total, "by_reason": found.by_reason, "records": found.records}))
         return
     narrowed = "".join(f" {k} {v!r}" for k, v in (("in", file), ("with reason containing", reason)) if v)
@@ -910,6 +908,7 @@ def demo(folder: Optional[Path] = typer.Option(None, "--dir", help="Keep the gen
     from .alerts import iso, render_table
     from .store import Store
     started = time.perf_counter()
+    import tempfile
     with tempfile.TemporaryDirectory(prefix="portlens-demo-") as tmp:
         base = folder or Path(tmp)
         base.mkdir(parents=True, exist_ok=True)
