@@ -1,13 +1,13 @@
 """Command-line values converted without pydantic.
 
-This typer converts every option value of the command being run through a pydantic
+Recent typer (0.29 here) converts every option value of the command being run through a pydantic
 TypeAdapter; importing pydantic for that costs 0.15-0.25 s of a command's start (more than
 the command's own work for `status` or a small `ingest`). The options portlens declares are
 plain: text, whole and decimal numbers, paths, choices (Enum) and lists of these. For those,
 `Coercer` gives the value typer's adapter would give, and hands every other case (an unusual
 spelling such as `1e3` or `5_000`, a bad value, a type it does not know) to typer's own
-conversion, so the results and error messages stay typer's. `tests/test_cli_values.py` checks
-that both agree, value for value.
+conversion, so the results and error messages stay typer's. tests/test_cli_start.py checks
+that both agree, value for value, on every option.
 
 Typer offers no setting for this. `Commands`, portlens' command group, fills each parameter's
 (otherwise lazily built) conversion before it is used, through typer's private
@@ -43,7 +43,8 @@ class Commands(TyperGroup):
 
     def resolve_command(self, ctx, args):
         name, command, rest = super().resolve_command(ctx, args)
-        if command is not None:  # the context it parses with inherits the help option names
+        # the context the command parses with inherits the help option names, unless it sets its own
+        if command is not None and "help_option_names" not in (command.context_settings or {}):
             _coerced(command.get_help_option(ctx))
         return name, command, rest
 
