@@ -265,7 +265,10 @@ class Store:
         _run(con, "UPDATE files SET loader_pid = ? WHERE file_id = ?", [os.getpid(), file_id])
         lines = None  # the line numbers to keep, when reading from a checkpoint
         limits = None
-        if plan is not None:
+        if plan is not None and plan.measuring is not None:
+            # (measured alongside: both passes read the bytes the file holds now)
+            limits = READ_LIMITS.set({**READ_LIMITS.get(), path: size})
+        elif plan is not None:
             self._checkpoint(file_id, plan)
             reading = plan.reading
             if reading.line_based and not reading.cut:  # (a cut is read to its end, and reported)
@@ -302,6 +305,8 @@ class Store:
                 if progress:
                     progress(records)
                 con = self._let_readers_in(file_id)
+            if plan is not None and plan.measuring is not None:
+                self._measured_alongside(file_id, plan, result)
             # The file's summaries (added up from its batches) and its visibility flip in one
             # transaction.
             _run(con, "BEGIN TRANSACTION")
@@ -450,7 +455,12 @@ class Store:
         digest = None if not ledger.compressed(path) else file_sha256(path)
         if digest is not None and (seen := self._same_bytes(digest)):
             return IngestResult(path, seen[1], duplicate_of=seen[0])
-        plan = ledger.plan(self.con, path, tail, _run)
+        # A plain file read whole is measured while it is parsed when it continues nothing;
+        # its size now bounds both passes (_ingest sets the read limit).
+        alongside = not tail and ledger.alongside_possible(self.con, _run, path)
+        plan = ledger.plan(self.con, path, tail, _run, alongside=size if alongside else None)
+        if plan.measuring is not None:
+            return None, None, size, plan
         reading = plan.reading
         digest = digest or reading.raw_sha256
         if reading.end_bytes < reading.total_bytes:
@@ -465,6 +475,14 @@ class Store:
         if reading.end_bytes == 0 and reading.partial:
             return IngestResult(path, "-", waiting=True)  # not one complete line yet
         return digest, None, size, plan
+
+    def _measured_alongside(self, file_id: int, plan: ledger.Plan, result: IngestResult) -> None:
+        """The checkpoint and content hash of a file measured while it was parsed."""
+        reading = plan.measured()
+        if reading.line_based:
+            result.lines = (1, reading.end_lines)
+        self._checkpoint(file_id, plan)
+        _run(self.con, "UPDATE files SET sha256 = ? WHERE file_id = ?", [reading.raw_sha256, file_id])
 
     def _same_bytes(self, digest: str | None):
         if digest is None:
