@@ -46,7 +46,7 @@ import pyarrow.compute as pc
 from . import asim, kql, ledger, selection, sharing, storage, summary
 from .errors import StoreError
 from .sources import Source, SourceError, detect, get
-from .sources.base import READ_LIMITS, parse_file
+from .sources.base import READ_LIMITS, parse_file, read_ahead
 
 DEFAULT_DB = "portlens.duckdb"
 
@@ -282,7 +282,7 @@ class Store:
         _run(con, "CREATE OR REPLACE TEMP TABLE _file_summary ("
                   + ", ".join(f'"{f.name}" {_SQL_TYPE[f.type]}' for f in summary.SCHEMA) + ")")
         try:
-            for batch in parse_file(parser, path):
+            for batch in read_ahead(parse_file(parser, path)):
                 if batch.pending is not None:
                     rows, quarantined, skipped = self._append_pending(batch.pending, file_id, lines)
                     records = rows + quarantined + skipped  # the statement yields one row per record

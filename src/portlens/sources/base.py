@@ -21,9 +21,12 @@ batch counts its records from the statement's rows (one row per record).
 
 from __future__ import annotations
 
+import contextvars
 import gzip
-import zlib
 import io
+import queue
+import threading
+import zlib
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from typing import ClassVar, Iterator
@@ -68,6 +71,55 @@ def parse_file(source: "Source", path: str, batch_lines: int = BATCH_LINES) -> I
                     yield batch
                 return
     yield from _parse_file(source, path, batch_lines)
+
+
+def read_ahead(items: Iterator, depth: int = 1) -> Iterator:
+    """`items`, produced in a thread up to `depth` ahead of the consumer, in this context (the
+    pinned file, read limits, record limits). Reading and splitting the next batch (file reads,
+    Arrow kernels, DuckDB on the thread's own compute engine: all release the GIL for their
+    heavy parts) then overlaps the store's SQL on this one, so an ingest uses both cores.
+    An exception in the producer is raised here; leaving early stops the producer."""
+    handoff: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    end = object()
+
+    def put(entry) -> bool:
+        while not stop.is_set():
+            try:
+                handoff.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce():
+        try:
+            for item in items:
+                if not put((item, None)):
+                    break
+            else:
+                put((end, None))
+        except BaseException as e:  # (raised in the consumer)
+            put((end, e))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+
+    worker = threading.Thread(target=contextvars.copy_context().run, args=(produce,),
+                              name="portlens-read-ahead", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item, error = handoff.get()
+            if error is not None:
+                raise error
+            if item is end:
+                break
+            yield item
+    finally:
+        stop.set()
+    worker.join()
 
 
 def _parse_file(source: "Source", path: str, batch_lines: int) -> Iterator["Batch"]:
