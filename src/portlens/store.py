@@ -61,6 +61,8 @@ STORED_COLUMNS = ("TimeGenerated", "EventCount", "EventVendor", "EventProduct", 
                   "NetworkProtocol", "NetworkDirection", "DstPortNumber", "DstAppName",
                   "SrcIpAddr", "SrcPortNumber", "DstIpAddr", "Dvc")
 
+_KEEP = frozenset(STORED_COLUMNS)
+
 # One batch's summary rows, added to the file's running summary (`_file_summary`).
 _SUMMARY_OF_BATCH = "SELECT * FROM (" + summary.aggregate_sql("_batch") + ")"
 
@@ -356,7 +358,7 @@ class Store:
         try:
             # (the raw text is copied only for the records that go to quarantine)
             _run(con, f"CREATE OR REPLACE TEMP TABLE _batch AS SELECT {stored}, _skip, _reason, _line, "
-                      f"CASE WHEN _reason IS NOT NULL THEN _raw END AS _raw FROM ({pending.sql()}){where}")
+                      f"CASE WHEN _reason IS NOT NULL THEN _raw END AS _raw FROM ({pending.sql(_KEEP)}){where}")
         finally:
             for name in inputs:
                 con.unregister(name)

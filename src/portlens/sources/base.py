@@ -29,7 +29,7 @@ import threading
 import zlib
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
-from typing import ClassVar, Iterator
+from typing import Callable, ClassVar, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -219,6 +219,10 @@ class Query:
     one statement."""
     sql: str
     inputs: dict
+    # The same query computing only the given ASIM columns (and the bookkeeping ones), for a
+    # source whose cost grows with the columns it extracts (JSON into a struct of every ASIM
+    # field); see Pending.sql(keep=...).
+    narrow: Callable[[frozenset], str] | None = None
 
 
 def materialize(parsed: "pa.Table | Query") -> pa.Table:
@@ -261,11 +265,16 @@ class Pending:
         """The Arrow tables the statement reads, by name (register them, then run it)."""
         return self.parsed.inputs if isinstance(self.parsed, Query) else {"_parsed": self.parsed}
 
-    def sql(self) -> str:
+    def sql(self, keep: frozenset | None = None) -> str:
         """The conform statement over the parsed columns (built per batch: the plausible time
-        window moves with the clock; a Query's column types are looked up once)."""
+        window moves with the clock; a Query's column types are looked up once).
+        keep: the ASIM columns the caller uses; the others may be left NULL, as long as every
+        row is accepted or rejected exactly as with all of them (asim.rejecting_columns)."""
         if isinstance(self.parsed, Query):
-            relation, kinds = f"({self.parsed.sql})", query_kinds(self.parsed)
+            query = self.parsed
+            if keep is not None and query.narrow is not None:
+                query = Query(query.narrow(keep | asim.rejecting_columns(self.strict_vocabulary)), query.inputs)
+            relation, kinds = f"({query.sql})", query_kinds(query)
         else:
             relation, kinds = "_parsed", asim.arrow_kinds(self.parsed.schema)
         return asim.conform_sql(relation, kinds, self.defaults, strict_vocabulary=self.strict_vocabulary)
