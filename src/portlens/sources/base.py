@@ -122,6 +122,14 @@ def read_ahead(items: Iterator, depth: int = 1) -> Iterator:
     worker.join()
 
 
+def conformed(batches: Iterator["Batch"]) -> Iterator["Batch"]:
+    """The batches, each conformed (its pending statement run) before it is handed on: with
+    read_ahead, in the reading thread."""
+    for batch in batches:
+        batch.table  # noqa: B018  (resolves the batch)
+        yield batch
+
+
 def _parse_file(source: "Source", path: str, batch_lines: int) -> Iterator["Batch"]:
     with limits.collecting(path) as long:  # records over the size limit (limits.LineGuard)
         try:
