@@ -116,3 +116,41 @@ def test_gzip_is_read_and_a_cut_gzip_is_one_clear_error(tmp_path):
     (tmp_path / "magic.gz").write_bytes(b"\x1f\x8b")
     with pytest.raises(SourceError, match="cannot read"):
         sources.detect(str(tmp_path / "magic.gz"))
+
+
+_FIELD_VALUES = {
+    "TimeGenerated": ["2024-05-01T00:00:00Z", "yesterday", "", None, 5],
+    "DstPortNumber": [443, "80", 70000, -1, "http", None],
+    "SrcBytes": [10, "lots", -3, None],
+    "EventCount": [1, "x", None],
+    "SrcIpAddr": ["10.0.0.1", "not-an-ip", None],
+    "DvcAction": ["Allow", "allowed", None],
+    "SrcUsername": ["alice", "  ", None],
+}
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.fixed_dictionaries({}, optional={k: st.sampled_from(v) for k, v in _FIELD_VALUES.items()}),
+                min_size=1, max_size=12))
+def test_json_lines_read_for_the_store_keep_and_reject_as_read_whole(records):
+    """The store asks the JSON-lines reader for the columns it keeps only (Query.narrow); every
+    record must still be kept or rejected, with the same reason and values, as when every
+    ASIM field is read."""
+    import json
+    import duckdb
+    from portlens.store import STORED_COLUMNS
+    lines = pa.array([json.dumps(r) for r in records])
+    from portlens.sources.native import _finish, _json_lines_sql, _JSON_LINES_SQL
+    from portlens.sources.base import Query
+    query = Query(_JSON_LINES_SQL, {"_lines": pa.table({"line": lines, "n": pa.array(range(1, len(lines) + 1))})},
+                  _json_lines_sql)
+    pending = _finish(query, "x.jsonl", "asim").pending
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    for name, table in pending.inputs().items():
+        con.register(name, table)
+    cols = ", ".join(f'"{c}"' for c in STORED_COLUMNS)
+    whole = con.execute(f"SELECT _line, _reason, _skip, {cols} FROM ({pending.sql()}) ORDER BY _line").fetchall()
+    narrow = con.execute(f"SELECT _line, _reason, _skip, {cols} FROM ({pending.sql(frozenset(STORED_COLUMNS))}) "
+                         "ORDER BY _line").fetchall()
+    assert narrow == whole

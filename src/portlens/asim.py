@@ -552,3 +552,11 @@ def quarantine_rows(file: str, source: str, lines, reasons, raws) -> pa.Table:
         "reason": reasons if isinstance(reasons, (pa.Array, pa.ChunkedArray)) else pa.array(reasons, pa.string()),
         "raw": raws if isinstance(raws, (pa.Array, pa.ChunkedArray)) else pa.array(raws, pa.string()),
     }, schema=QUARANTINE_SCHEMA)
+
+
+def rejecting_columns(strict_vocabulary: bool = True) -> frozenset[str]:
+    """The columns whose value can make conform_sql reject a row: typed ones (a time or a
+    number that does not parse or is out of range) and, when strict, the vocabularies. A
+    consumer that keeps only some columns must still conform these to reject the same rows."""
+    typed = {n for n, t in COLUMNS.items() if t != pa.string()}
+    return frozenset(typed | (set(_VOCABULARY_SQL) if strict_vocabulary else set()))

@@ -30,9 +30,12 @@ whole decompressed content was read before.
 
 from __future__ import annotations
 
+import contextvars
 import gzip
 import hashlib
+import threading
 import zlib
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from . import storage
@@ -78,6 +81,15 @@ class Plan:
     continues_path: str | None = None
     nothing_new: bool = False
     replace: bool = False  # read whole, replacing the lineage's entries (store._CannotResume)
+    # A plan made before the file was measured: `reading` is filled in by `measured()`,
+    # while the file is parsed (see `plan(..., alongside=True)`).
+    measuring: "Future | None" = None
+
+    def measured(self) -> Reading:
+        """The reading, once the measuring pass that runs alongside the parse is done."""
+        if self.measuring is not None:
+            self.reading, self.measuring = self.measuring.result(), None
+        return self.reading
 
     @property
     def skip_lines(self) -> int:
@@ -128,9 +140,9 @@ def measure(path: str, offsets: set[int], tail: bool) -> Reading:
                 break
             cut = chunk.rfind(b"\n") + 1
             if cut:
-                counter.feed(chunk[:cut])
+                counter.feed(chunk, 0, cut)
                 at_newline = (counter.h.copy(), counter.pos, counter.lines)
-            counter.feed(chunk[cut:])
+            counter.feed(chunk, cut, len(chunk))
     r.total_bytes = counter.pos
     if not r.line_based or not tail or counter.pos == at_newline[1]:
         r.end_bytes, r.prefix_sha256 = counter.pos, counter.h.hexdigest()
@@ -156,27 +168,30 @@ class _Counter:
         if 0 in offsets:
             notes[0] = self.h.hexdigest()
 
-    def feed(self, data: bytes) -> None:
-        while self.wanted and self.wanted[0] <= self.pos + len(data):
-            k = self.wanted.pop(0) - self.pos
-            self._add(data[:k])
+    def feed(self, data: bytes, start: int, end: int) -> None:
+        """Feed data[start:end] (ranges of one read, so nothing is copied)."""
+        while self.wanted and self.wanted[0] <= self.pos + end - start:
+            k = start + self.wanted.pop(0) - self.pos
+            self._add(data, start, k)
             self.notes[self.pos] = self.h.hexdigest()
-            data = data[k:]
-        self._add(data)
+            start = k
+        self._add(data, start, end)
 
-    def _add(self, data: bytes) -> None:
-        if not data:
+    def _add(self, data: bytes, start: int, end: int) -> None:
+        if start >= end:
             return
-        self.h.update(data)
-        self.lines += _breaks(data, self.prev_cr)
-        self.prev_cr = data[-1:] == b"\r"
-        self.pos += len(data)
+        self.h.update(memoryview(data)[start:end])
+        self.lines += _breaks(data, start, end, self.prev_cr)
+        self.prev_cr = data[end - 1] == 13  # (a CR)
+        self.pos += end - start
 
 
-def _breaks(data: bytes, prev_cr: bool) -> int:
-    """Line ends in `data` (LF, CRLF, lone CR), given whether the byte before it was a CR."""
-    n = data.count(b"\n") + data.count(b"\r") - data.count(b"\r\n")
-    return n - 1 if prev_cr and data[:1] == b"\n" else n
+def _breaks(data: bytes, start: int, end: int, prev_cr: bool) -> int:
+    """Line ends in data[start:end] (LF, CRLF, lone CR), given whether the byte before it was a CR."""
+    n = data.count(b"\n", start, end)
+    if data.find(b"\r", start, end) >= 0:  # (else, the usual case, one count rather than three)
+        n += data.count(b"\r", start, end) - data.count(b"\r\n", start, end)
+    return n - 1 if prev_cr and data[start] == 10 else n
 
 
 def fingerprint(first: bytes, end_bytes: int) -> tuple[str, int]:
@@ -185,9 +200,14 @@ def fingerprint(first: bytes, end_bytes: int) -> tuple[str, int]:
     return hashlib.sha256(first[:n]).hexdigest(), n
 
 
-def plan(con, path: str, tail: bool, run) -> Plan:
+def plan(con, path: str, tail: bool, run, alongside: int | None = None) -> Plan:
     """Find the lineage `path` continues, if any, and what of it is new. `run(con, sql, params)`
-    runs a statement on the store (store._run)."""
+    runs a statement on the store (store._run).
+
+    alongside=SIZE (a pinned plain file whose parse the caller limits to its first SIZE bytes,
+    see `alongside_possible`): when the file continues no entry, the measuring pass of those
+    bytes is not waited for but runs in a thread while the file is parsed (hashing releases
+    the GIL), since nothing in it can change what is read. `Plan.measured()` gives its result."""
     first = head(path)
     lengths = [n for (n,) in run(con, "SELECT DISTINCT fingerprint_bytes FROM files WHERE state = 'done' "
                                       "AND fingerprint IS NOT NULL AND read_bytes > 0")]
@@ -199,6 +219,11 @@ def plan(con, path: str, tail: bool, run) -> Plan:
         candidates = run(con, f"SELECT file_id, path, read_bytes, read_lines, prefix_sha256 FROM files "
                               f"WHERE state = 'done' AND read_bytes > 0 AND ({where}) "
                               "ORDER BY read_bytes DESC, file_id DESC", params)
+    if alongside is not None and not candidates and not tail:
+        # (read whole: end_bytes >= len(first), so the fingerprint needs no reading)
+        p = Plan(Reading(line_based=line_based(path)), *fingerprint(first, len(first)))
+        p.measuring = _in_thread(_measure_first, path, alongside)
+        return p
     reading = measure(path, {c[2] for c in candidates}, tail)
     fp, fp_bytes = fingerprint(first, reading.end_bytes)
     for file_id, seen_path, read_bytes, read_lines, prefix in candidates:
@@ -210,6 +235,38 @@ def plan(con, path: str, tail: bool, run) -> Plan:
         p.nothing_new = read_bytes >= reading.end_bytes or _read_further(con, run, file_id, reading.end_bytes)
         return p
     return Plan(reading, fp, fp_bytes)
+
+
+def alongside_possible(con, run, path: str) -> bool:
+    """Can `path` be measured while it is parsed? Only a plain file (its size bounds both
+    passes to the same bytes), and only if every entry read whole has a fingerprint: then a
+    file whose fingerprint matches no entry cannot hold content read before, so the content
+    hash is not needed before parsing."""
+    if compressed(path):
+        return False
+    return not run(con, "SELECT 1 FROM files WHERE state = 'done' AND sha256 IS NOT NULL "
+                        "AND fingerprint IS NULL AND object_id IS NULL LIMIT 1")
+
+
+def _measure_first(path: str, size: int) -> Reading:
+    """measure() of the first `size` bytes of a plain file, read whole."""
+    from .sources.base import READ_LIMITS
+    READ_LIMITS.set({**READ_LIMITS.get(), path: size})  # (in the thread's own context)
+    return measure(path, set(), False)
+
+
+def _in_thread(fn, *args) -> Future:
+    """fn(*args) in a thread, with this context (the pinned file, the read limits)."""
+    future: Future = Future()
+    context = contextvars.copy_context()
+
+    def work():
+        try:
+            future.set_result(context.run(fn, *args))
+        except BaseException as e:  # (raised where the result is taken)
+            future.set_exception(e)
+    threading.Thread(target=work, name="portlens-measure", daemon=True).start()
+    return future
 
 
 def later_entries(con, run, file_ids: list[int]) -> list[int]:

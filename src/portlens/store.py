@@ -46,7 +46,7 @@ import pyarrow.compute as pc
 from . import asim, kql, ledger, selection, sharing, storage, summary
 from .errors import StoreError
 from .sources import Source, SourceError, detect, get
-from .sources.base import READ_LIMITS, parse_file
+from .sources.base import READ_LIMITS, parse_file, read_ahead
 
 DEFAULT_DB = "portlens.duckdb"
 
@@ -60,6 +60,8 @@ _SQL_TYPE = {asim.TIMESTAMP: "TIMESTAMPTZ", pa.int32(): "INTEGER", pa.int64(): "
 STORED_COLUMNS = ("TimeGenerated", "EventCount", "EventVendor", "EventProduct", "DvcAction",
                   "NetworkProtocol", "NetworkDirection", "DstPortNumber", "DstAppName",
                   "SrcIpAddr", "SrcPortNumber", "DstIpAddr", "Dvc")
+
+_KEEP = frozenset(STORED_COLUMNS)
 
 # One batch's summary rows, added to the file's running summary (`_file_summary`).
 _SUMMARY_OF_BATCH = "SELECT * FROM (" + summary.aggregate_sql("_batch") + ")"
@@ -265,7 +267,10 @@ class Store:
         _run(con, "UPDATE files SET loader_pid = ? WHERE file_id = ?", [os.getpid(), file_id])
         lines = None  # the line numbers to keep, when reading from a checkpoint
         limits = None
-        if plan is not None:
+        if plan is not None and plan.measuring is not None:
+            # (measured alongside: both passes read the bytes the file holds now)
+            limits = READ_LIMITS.set({**READ_LIMITS.get(), path: size})
+        elif plan is not None:
             self._checkpoint(file_id, plan)
             reading = plan.reading
             if reading.line_based and not reading.cut:  # (a cut is read to its end, and reported)
@@ -279,7 +284,7 @@ class Store:
         _run(con, "CREATE OR REPLACE TEMP TABLE _file_summary ("
                   + ", ".join(f'"{f.name}" {_SQL_TYPE[f.type]}' for f in summary.SCHEMA) + ")")
         try:
-            for batch in parse_file(parser, path):
+            for batch in read_ahead(parse_file(parser, path)):
                 if batch.pending is not None:
                     rows, quarantined, skipped = self._append_pending(batch.pending, file_id, lines)
                     records = rows + quarantined + skipped  # the statement yields one row per record
@@ -302,6 +307,8 @@ class Store:
                 if progress:
                     progress(records)
                 con = self._let_readers_in(file_id)
+            if plan is not None and plan.measuring is not None:
+                self._measured_alongside(file_id, plan, result)
             # The file's summaries (added up from its batches) and its visibility flip in one
             # transaction.
             _run(con, "BEGIN TRANSACTION")
@@ -349,12 +356,15 @@ class Store:
             con.register(name, table)
         where = "" if lines is None else f" WHERE _line > {int(lines[0])} AND _line <= {int(lines[1])}"
         try:
-            # (the raw text is copied only for the records that go to quarantine)
-            _run(con, f"CREATE OR REPLACE TEMP TABLE _batch AS SELECT {stored}, _skip, _reason, _line, "
-                      f"CASE WHEN _reason IS NOT NULL THEN _raw END AS _raw FROM ({pending.sql()}){where}")
+            # (the raw text is copied only for the records that go to quarantine). The result
+            # is held as Arrow, not a temp table: DuckDB compresses a table it writes, which
+            # measured twice the cost, and the rows are read three times then dropped.
+            batch = con.sql(f"SELECT {stored}, _skip, _reason, _line, CASE WHEN _reason IS NOT NULL "
+                                f"THEN _raw END AS _raw FROM ({pending.sql(_KEEP)}){where}").to_arrow_table()
         finally:
             for name in inputs:
                 con.unregister(name)
+        con.register("_batch", batch)
         try:
             _run(con, f"INSERT INTO sessions ({stored}, file_id) SELECT {stored}, ? FROM _batch "
                       "WHERE _reason IS NULL AND NOT _skip", [file_id])
@@ -366,7 +376,7 @@ class Store:
                                "count(*) FILTER (WHERE _reason IS NOT NULL), count(*) FILTER (WHERE _skip) "
                                "FROM _batch")
         finally:
-            _run(con, "DROP TABLE IF EXISTS _batch")
+            con.unregister("_batch")
         return counts
 
     def _append_sessions(self, table: pa.Table, file_id: int) -> None:
@@ -450,7 +460,12 @@ class Store:
         digest = None if not ledger.compressed(path) else file_sha256(path)
         if digest is not None and (seen := self._same_bytes(digest)):
             return IngestResult(path, seen[1], duplicate_of=seen[0])
-        plan = ledger.plan(self.con, path, tail, _run)
+        # A plain file read whole is measured while it is parsed when it continues nothing;
+        # its size now bounds both passes (_ingest sets the read limit).
+        alongside = not tail and ledger.alongside_possible(self.con, _run, path)
+        plan = ledger.plan(self.con, path, tail, _run, alongside=size if alongside else None)
+        if plan.measuring is not None:
+            return None, None, size, plan
         reading = plan.reading
         digest = digest or reading.raw_sha256
         if reading.end_bytes < reading.total_bytes:
@@ -465,6 +480,14 @@ class Store:
         if reading.end_bytes == 0 and reading.partial:
             return IngestResult(path, "-", waiting=True)  # not one complete line yet
         return digest, None, size, plan
+
+    def _measured_alongside(self, file_id: int, plan: ledger.Plan, result: IngestResult) -> None:
+        """The checkpoint and content hash of a file measured while it was parsed."""
+        reading = plan.measured()
+        if reading.line_based:
+            result.lines = (1, reading.end_lines)
+        self._checkpoint(file_id, plan)
+        _run(self.con, "UPDATE files SET sha256 = ? WHERE file_id = ?", [reading.raw_sha256, file_id])
 
     def _same_bytes(self, digest: str | None):
         if digest is None:

@@ -20,7 +20,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from . import asim, files, storage
-from .sources.base import SourceError, parse_file, read_head
+from .sources.base import SourceError, conformed, parse_file, read_ahead, read_head
 
 BIN_MINUTES = 20
 TABLE = "NetworkSummary_Protocol_CL"
@@ -192,7 +192,7 @@ def from_raw_files(paths: list[str], source: str = "auto") -> tuple[pa.Table, di
     parts, stats = [], {"files": 0, "sessions": 0, "quarantined": 0, "skipped": 0}
     for path in paths:
         parser = sources.detect(path) if source == "auto" else sources.get(source)
-        for batch in parse_file(parser, path):
+        for batch in read_ahead(conformed(parse_file(parser, path))):
             parts.append(summarize(batch.table))
             stats["sessions"] += batch.table.num_rows
             stats["quarantined"] += batch.quarantine.num_rows
