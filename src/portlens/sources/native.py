@@ -32,9 +32,11 @@ def _json_lines_sql(columns) -> str:
     text), `_error` for a line that is not a JSON object. json_transform's cost grows with
     the fields it looks up, so the store asks only for those it uses (Query.narrow)."""
     fields = ", ".join(f'"{c}": "VARCHAR"' for c in asim.COLUMNS if c in columns)
-    return ("SELECT n AS _line, line AS _raw, CASE WHEN NOT ok THEN 'not a JSON object' END AS _error, "
-            f"unnest(CASE WHEN ok THEN json_transform(line, '{{{fields}}}') END) "
-            "FROM (SELECT n, line, json_valid(line) AND starts_with(ltrim(line), '{') AS ok FROM _lines)")
+    # try(): a line that is not valid JSON (or not an object) gives NULL. That parses each
+    # line once, where json_valid() first parsed every line twice.
+    return ("SELECT n AS _line, line AS _raw, CASE WHEN j IS NULL THEN 'not a JSON object' END AS _error, "
+            "unnest(j) FROM (SELECT n, line, CASE WHEN starts_with(ltrim(line), '{') "
+            f"THEN try(json_transform(line, '{{{fields}}}')) END AS j FROM _lines)")
 
 
 _JSON_LINES_SQL = _json_lines_sql(asim.COLUMNS)
