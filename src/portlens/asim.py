@@ -353,7 +353,8 @@ def _additional_fields_sql() -> str:
 
 
 def conform_sql(relation: str, kinds: dict[str, str], defaults: dict | None = None, *,
-                strict_vocabulary: bool = True, bounds: tuple[datetime, datetime] | None = None) -> str:
+                strict_vocabulary: bool = True, bounds: tuple[datetime, datetime] | None = None,
+                outputs: frozenset | None = None) -> str:
     """One SELECT over `relation` that turns parsed columns into valid ASIM rows.
 
     `relation` has ASIM-named columns (any subset, typed or text; `kinds` says which: see
@@ -379,6 +380,8 @@ def conform_sql(relation: str, kinds: dict[str, str], defaults: dict | None = No
     warnings.
     The statement depends only on the columns and defaults, so a source builds it once per
     file, and it runs wherever the rows are (the compute engine, or the store's connection).
+    outputs: yield only these ASIM columns (the rows kept and rejected are the same; a smaller
+    statement is quicker to plan, about 30 ms a batch with every column).
     """
     defaults = defaults or {}
     present = {n: k for n, k in kinds.items() if n in COLUMNS}
@@ -466,6 +469,8 @@ def conform_sql(relation: str, kinds: dict[str, str], defaults: dict | None = No
         derived[name] = f'CASE WHEN "_ok_{name}" THEN "{name}" END'
     final = []
     for name, typ in COLUMNS.items():
+        if outputs is not None and name not in outputs:
+            continue
         if name in derived:
             expr = derived[name]
         elif typ == TIMESTAMP or typ == pa.string():

@@ -285,7 +285,8 @@ class Pending:
             relation, kinds = f"({query.sql})", query_kinds(query)
         else:
             relation, kinds = "_parsed", asim.arrow_kinds(self.parsed.schema)
-        return asim.conform_sql(relation, kinds, self.defaults, strict_vocabulary=self.strict_vocabulary)
+        return asim.conform_sql(relation, kinds, self.defaults, strict_vocabulary=self.strict_vocabulary,
+                                outputs=keep)
 
     def to_arrow(self) -> tuple[pa.Table, pa.Table, int]:
         """(ASIM rows, quarantine rows, records skipped), conformed on the compute engine."""
