@@ -283,8 +283,9 @@ class Store:
         in_transaction = False
         _run(con, "CREATE OR REPLACE TEMP TABLE _file_summary ("
                   + ", ".join(f'"{f.name}" {_SQL_TYPE[f.type]}' for f in summary.SCHEMA) + ")")
+        batches = read_ahead(parse_file(parser, path))
         try:
-            for batch in read_ahead(parse_file(parser, path)):
+            for batch in batches:
                 if batch.pending is not None:
                     rows, quarantined, skipped = self._append_pending(batch.pending, file_id, lines)
                     records = rows + quarantined + skipped  # the statement yields one row per record
@@ -330,6 +331,7 @@ class Store:
             self._discard(file_id)
             raise
         finally:
+            batches.close()  # (stops the reading thread now if the file failed)
             _run(con, "DROP TABLE IF EXISTS _file_summary")
             if limits is not None:
                 READ_LIMITS.reset(limits)

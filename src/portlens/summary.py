@@ -13,6 +13,7 @@ EventTime_t, count__d); `from_sentinel` reads both shapes.
 from __future__ import annotations
 
 import os
+from contextlib import closing
 from datetime import datetime, timedelta
 
 import pyarrow as pa
@@ -192,11 +193,12 @@ def from_raw_files(paths: list[str], source: str = "auto") -> tuple[pa.Table, di
     parts, stats = [], {"files": 0, "sessions": 0, "quarantined": 0, "skipped": 0}
     for path in paths:
         parser = sources.detect(path) if source == "auto" else sources.get(source)
-        for batch in read_ahead(conformed(parse_file(parser, path))):
-            parts.append(summarize(batch.table))
-            stats["sessions"] += batch.table.num_rows
-            stats["quarantined"] += batch.quarantine.num_rows
-            stats["skipped"] += batch.skipped
+        with closing(read_ahead(conformed(parse_file(parser, path)))) as batches:
+            for batch in batches:
+                parts.append(summarize(batch.table))
+                stats["sessions"] += batch.table.num_rows
+                stats["quarantined"] += batch.quarantine.num_rows
+                stats["skipped"] += batch.skipped
         stats["files"] += 1
     return combine(pa.concat_tables(parts) if parts else SCHEMA.empty_table()), stats
 

@@ -1,0 +1,81 @@
+"""base.read_ahead: a file's batches produced in a thread one ahead of the store."""
+
+from __future__ import annotations
+
+import threading
+import time
+from contextvars import ContextVar
+
+import pytest
+
+from portlens.sources.base import read_ahead
+
+_SEEN: ContextVar[str] = ContextVar("seen", default="unset")
+
+
+def test_items_arrive_in_order_and_the_producer_sees_the_callers_context():
+    token = _SEEN.set("caller")
+    try:
+        def produce():
+            for i in range(5):
+                yield i, _SEEN.get(), threading.current_thread().name
+        got = list(read_ahead(produce()))
+    finally:
+        _SEEN.reset(token)
+    assert [g[0] for g in got] == [0, 1, 2, 3, 4]
+    assert {g[1] for g in got} == {"caller"}
+    assert {g[2] for g in got} == {"portlens-read-ahead"}
+
+
+def test_an_error_in_the_producer_is_raised_in_the_consumer_after_the_items_before_it():
+    def produce():
+        yield 1
+        yield 2
+        raise ValueError("line 3: broken")
+    got = []
+    with pytest.raises(ValueError, match="line 3: broken"):
+        for item in read_ahead(produce()):
+            got.append(item)
+    assert got == [1, 2]
+
+
+def test_leaving_early_stops_and_closes_the_producer():
+    produced, closed = [], threading.Event()
+
+    def produce():
+        try:
+            for i in range(1000):
+                produced.append(i)
+                yield i
+        finally:
+            closed.set()
+    for item in read_ahead(produce()):
+        if item == 2:
+            break
+    assert closed.wait(5)
+    time.sleep(0.2)
+    assert len(produced) <= 5  # (one ahead, not the whole file)
+
+
+def test_a_failed_ingest_stops_its_reading_thread(tmp_path, monkeypatch):
+    """A file whose store work fails leaves no reading thread behind (the service goes on)."""
+    from portlens.store import Store
+    path = tmp_path / "s.jsonl"
+    path.write_text("".join('{"TimeGenerated": "2024-05-01T00:00:00Z", "DstPortNumber": 443}\n'
+                            for _ in range(50)))
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("disk full")
+    from portlens import store as store_module
+    from portlens.sources.base import parse_file
+    store = Store(str(tmp_path / "s.duckdb"))
+    monkeypatch.setattr(store, "_append_pending", fail)
+    # small batches: the reading thread is still producing when the store fails
+    monkeypatch.setattr(store_module, "parse_file", lambda parser, p: parse_file(parser, p, batch_lines=5))
+    with pytest.raises(RuntimeError, match="disk full") as failure:
+        store.ingest(str(path))
+    assert failure.value  # (the traceback, which keeps the failed frame alive, is still held)
+    deadline = time.time() + 5
+    while time.time() < deadline and any(t.name == "portlens-read-ahead" for t in threading.enumerate()):
+        time.sleep(0.05)
+    assert not any(t.name == "portlens-read-ahead" for t in threading.enumerate())
