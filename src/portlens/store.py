@@ -366,20 +366,22 @@ class Store:
         finally:
             for name in inputs:
                 con.unregister(name)
+        quarantined = batch.num_rows - batch["_reason"].null_count
+        skipped = int(pc.sum(batch["_skip"]).as_py() or 0)  # (a skipped record has no reason)
+        rows = batch.num_rows - quarantined - skipped
         con.register("_batch", batch)
         try:
-            _run(con, f"INSERT INTO sessions ({stored}, file_id) SELECT {stored}, ? FROM _batch "
-                      "WHERE _reason IS NULL AND NOT _skip", [file_id])
-            _run(con, "INSERT INTO quarantine SELECT ?, ?, _line, ?, _reason, _raw FROM _batch "
-                      "WHERE _reason IS NOT NULL", [file_id, pending.path, pending.source])
-            _run(con, "INSERT INTO _file_summary " + summary.aggregate_sql(
-                "(SELECT * FROM _batch WHERE _reason IS NULL AND NOT _skip)"))
-            counts = _one(con, "SELECT count(*) FILTER (WHERE _reason IS NULL AND NOT _skip), "
-                               "count(*) FILTER (WHERE _reason IS NOT NULL), count(*) FILTER (WHERE _skip) "
-                               "FROM _batch")
+            if rows:
+                _run(con, f"INSERT INTO sessions ({stored}, file_id) SELECT {stored}, ? FROM _batch "
+                          "WHERE _reason IS NULL AND NOT _skip", [file_id])
+                _run(con, "INSERT INTO _file_summary " + summary.aggregate_sql(
+                    "(SELECT * FROM _batch WHERE _reason IS NULL AND NOT _skip)"))
+            if quarantined:
+                _run(con, "INSERT INTO quarantine SELECT ?, ?, _line, ?, _reason, _raw FROM _batch "
+                          "WHERE _reason IS NOT NULL", [file_id, pending.path, pending.source])
         finally:
             con.unregister("_batch")
-        return counts
+        return rows, quarantined, skipped
 
     def _append_sessions(self, table: pa.Table, file_id: int) -> None:
         """Append a batch of ASIM rows (the stored columns) and add its 20-minute counts to
