@@ -16,7 +16,10 @@ Ingest is atomic per file and idempotent:
 Each batch is conformed by one SQL statement (asim.conform_sql) run on this store's own
 connection: the valid rows go straight into `sessions`, the rejected ones into `quarantine`,
 and the batch's 20-minute counts into the file's running summary, which is committed with the
-file (no second pass over the file's sessions).
+file (no second pass over the file's sessions). Both cores work on a file: the next batch is
+read and parsed in a thread while this one's statement and inserts run (base.read_ahead),
+and a new plain file is hashed and measured for the ledger in another thread meanwhile
+(ledger.plan(alongside=...)).
 
 Store what is used. The sessions table keeps STORED_COLUMNS: the rule's and the summaries' keys
 (time, port, protocol, direction, action, application), the talkers alerts name (source,
