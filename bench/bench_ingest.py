@@ -9,9 +9,10 @@ same generated file, in the same run.
 Workloads: every vendor source with a generator (bench/gen_<source>.py; its `baseline()` is the
 naive parser), plus native ASIM rows from the demo generator as JSON lines (`asim-jsonl`), CSV
 (`asim-csv`) and Parquet (`asim-parquet`; no per-line baseline, the goal there is sessions/s).
-Each command runs in a fresh interpreter; its wall time and peak RSS (max resident set size of
-the child, from wait4) are reported. The ratio is naive time / portlens time: above 1 means
-`portlens ingest` is faster. The machine is shared and noisy: read ratios and medians.
+Each command runs in a fresh interpreter; its wall time, CPU time (user + system) and peak RSS
+(max resident set size of the child, from wait4) are reported. The ratio is naive wall time /
+portlens wall time: above 1 means `portlens ingest` is faster. portlens works on both cores, so
+its CPU time can exceed its wall time. The machine is shared and noisy: read ratios and medians.
 
 `--detect` adds the headline comparison: `portlens ingest` + `portlens detect` (two cold
 commands) against one pandas script that reads the same JSON lines (`read_json`), counts per
@@ -150,6 +151,7 @@ def timed(cmd_for_run, repeat: int, fresh: list[str] = ()) -> dict:
                     os.remove(q)
         runs.append(run(cmd_for_run()))
     return {"seconds": statistics.median(r[0] for r in runs), "peak_mib": max(r[1] for r in runs),
+            "cpu": statistics.median(r[3] for r in runs),
             "out": runs[-1][2]}
 
 
@@ -170,8 +172,9 @@ def warm_up() -> None:
                    env=child_env(), check=True)
 
 
-def run(cmd: list[str]) -> tuple[float, float, str]:
-    """Run a command in a fresh process: (wall seconds, its own peak RSS in MiB from wait4, stdout)."""
+def run(cmd: list[str]) -> tuple[float, float, str, float]:
+    """Run a command in a fresh process: (wall seconds, its own peak RSS in MiB from wait4,
+    stdout, its CPU seconds (user + system) from wait4)."""
     t = time.perf_counter()
     with tempfile.TemporaryFile() as errfile:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errfile, env=child_env())
@@ -182,7 +185,7 @@ def run(cmd: list[str]) -> tuple[float, float, str]:
     seconds = time.perf_counter() - t
     if os.waitstatus_to_exitcode(status):
         sys.exit(f"failed: {' '.join(cmd)}\n{errtext.decode(errors='replace')}")
-    return seconds, usage.ru_maxrss / 1024, out.decode(errors="replace")
+    return seconds, usage.ru_maxrss / 1024, out.decode(errors="replace"), usage.ru_utime + usage.ru_stime
 
 
 
@@ -214,8 +217,8 @@ def main() -> None:
         return
     names = args.names or [*vendor_sources(), *ASIM]
     warm_up()
-    print(f"{'workload':<17}{'lines':>10}{'portlens s':>11}{'lines/s':>11}{'MiB':>6}"
-          f"{'naive s':>9}{'lines/s':>11}{'MiB':>6}{'ratio':>7}", flush=True)
+    print(f"{'workload':<17}{'lines':>10}{'portlens s':>11}{'cpu s':>7}{'lines/s':>11}{'MiB':>6}"
+          f"{'naive s':>9}{'cpu s':>7}{'lines/s':>11}{'MiB':>6}{'ratio':>7}", flush=True)
     with tempfile.TemporaryDirectory(prefix="portlens-ingest-") as tmp:
         db = f"{tmp}/bench.duckdb"
         asim_paths = {k: f"{tmp}/sessions.{k.split('-')[1]}" for k in ASIM}
@@ -238,13 +241,13 @@ def main() -> None:
                 path, lines = f"{tmp}/{name}.log", args.lines
                 write_vendor(name, path, lines)
             ours = timed(lambda: portlens_cmd("ingest", path, "--db", db), args.repeat, [db])
-            row = (f"{name:<17}{lines:>10,}{ours['seconds']:>11.2f}{lines / ours['seconds']:>11,.0f}"
-                   f"{ours['peak_mib']:>6,.0f}")
+            row = (f"{name:<17}{lines:>10,}{ours['seconds']:>11.2f}{ours['cpu']:>7.2f}"
+                   f"{lines / ours['seconds']:>11,.0f}{ours['peak_mib']:>6,.0f}")
             if name == "asim-parquet":
-                print(row + f"{'':>9}{'':>11}{'':>6}{'':>7}", flush=True)
+                print(row + f"{'':>9}{'':>7}{'':>11}{'':>6}{'':>7}", flush=True)
             else:
                 naive = timed(lambda: naive_cmd(name, path), args.repeat)
-                print(row + f"{naive['seconds']:>9.2f}{lines / naive['seconds']:>11,.0f}"
+                print(row + f"{naive['seconds']:>9.2f}{naive['cpu']:>7.2f}{lines / naive['seconds']:>11,.0f}"
                       f"{naive['peak_mib']:>6,.0f}{naive['seconds'] / ours['seconds']:>7.2f}", flush=True)
             if name not in ASIM:
                 os.remove(path)
