@@ -204,7 +204,7 @@ def plan(con, path: str, tail: bool, run, alongside: int | None = None) -> Plan:
     """Find the lineage `path` continues, if any, and what of it is new. `run(con, sql, params)`
     runs a statement on the store (store._run).
 
-    alongside=SIZE (a pinned plain file whose parse the caller limits to its first SIZE bytes,
+    alongside=SIZE (a pinned file whose parse the caller limits to its first SIZE stored bytes,
     see `alongside_possible`): when the file continues no entry, the measuring pass of those
     bytes is not waited for but runs in a thread while the file is parsed (hashing releases
     the GIL), since nothing in it can change what is read. `Plan.measured()` gives its result."""
@@ -238,20 +238,17 @@ def plan(con, path: str, tail: bool, run, alongside: int | None = None) -> Plan:
 
 
 def alongside_possible(con, run, path: str) -> bool:
-    """Can `path` be measured while it is parsed? Only a plain file (its size bounds both
-    passes to the same bytes), and only if every entry read whole has a fingerprint: then a
-    file whose fingerprint matches no entry cannot hold content read before, so the content
-    hash is not needed before parsing."""
-    if compressed(path):
-        return False
+    """Can `path` be measured while it is parsed (both bounded to the size it has now)? Only
+    if every entry read whole has a fingerprint: then a file whose fingerprint matches no
+    entry cannot hold content read before, so its content hash is not needed before parsing."""
     return not run(con, "SELECT 1 FROM files WHERE state = 'done' AND sha256 IS NOT NULL "
                         "AND fingerprint IS NULL AND object_id IS NULL LIMIT 1")
 
 
 def _measure_first(path: str, size: int) -> Reading:
-    """measure() of the first `size` bytes of a plain file, read whole."""
-    from .sources.base import READ_LIMITS
-    READ_LIMITS.set({**READ_LIMITS.get(), path: size})  # (in the thread's own context)
+    """measure() of the file's first `size` stored bytes, read whole."""
+    from .sources.base import RAW_LIMITS
+    RAW_LIMITS.set({**RAW_LIMITS.get(), path: size})  # (in the thread's own context)
     return measure(path, set(), False)
 
 

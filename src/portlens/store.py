@@ -49,7 +49,7 @@ import pyarrow.compute as pc
 from . import asim, kql, ledger, selection, sharing, storage, summary
 from .errors import StoreError
 from .sources import Source, SourceError, detect, get
-from .sources.base import READ_LIMITS, parse_file, read_ahead
+from .sources.base import RAW_LIMITS, READ_LIMITS, parse_file, read_ahead
 
 DEFAULT_DB = "portlens.duckdb"
 
@@ -270,9 +270,10 @@ class Store:
         _run(con, "UPDATE files SET loader_pid = ? WHERE file_id = ?", [os.getpid(), file_id])
         lines = None  # the line numbers to keep, when reading from a checkpoint
         limits = None
+        raw_limits = None
         if plan is not None and plan.measuring is not None:
             # (measured alongside: both passes read the bytes the file holds now)
-            limits = READ_LIMITS.set({**READ_LIMITS.get(), path: size})
+            raw_limits = RAW_LIMITS.set({**RAW_LIMITS.get(), path: size})
         elif plan is not None:
             self._checkpoint(file_id, plan)
             reading = plan.reading
@@ -338,6 +339,8 @@ class Store:
             _run(con, "DROP TABLE IF EXISTS _file_summary")
             if limits is not None:
                 READ_LIMITS.reset(limits)
+            if raw_limits is not None:
+                RAW_LIMITS.reset(raw_limits)
         self._ingested_here.add(file_id)
         if apply_retention:
             self.apply_retention()
@@ -467,12 +470,12 @@ class Store:
         digest = None if not ledger.compressed(path) else file_sha256(path)
         if digest is not None and (seen := self._same_bytes(digest)):
             return IngestResult(path, seen[1], duplicate_of=seen[0])
-        # A plain file read whole is measured while it is parsed when it continues nothing;
-        # its size now bounds both passes (_ingest sets the read limit).
+        # A file read whole is measured while it is parsed when it continues nothing; its
+        # size now bounds both passes (_ingest sets the limit).
         alongside = not tail and ledger.alongside_possible(self.con, _run, path)
         plan = ledger.plan(self.con, path, tail, _run, alongside=size if alongside else None)
         if plan.measuring is not None:
-            return None, None, size, plan
+            return digest, None, size, plan
         reading = plan.reading
         digest = digest or reading.raw_sha256
         if reading.end_bytes < reading.total_bytes:
@@ -491,10 +494,11 @@ class Store:
     def _measured_alongside(self, file_id: int, plan: ledger.Plan, result: IngestResult) -> None:
         """The checkpoint and content hash of a file measured while it was parsed."""
         reading = plan.measured()
-        if reading.line_based:
+        if reading.line_based and not reading.cut:
             result.lines = (1, reading.end_lines)
         self._checkpoint(file_id, plan)
-        _run(self.con, "UPDATE files SET sha256 = ? WHERE file_id = ?", [reading.raw_sha256, file_id])
+        if reading.raw_sha256 is not None:  # (a compressed file's was taken before: file_sha256)
+            _run(self.con, "UPDATE files SET sha256 = ? WHERE file_id = ?", [reading.raw_sha256, file_id])
 
     def _same_bytes(self, digest: str | None):
         if digest is None:

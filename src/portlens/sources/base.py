@@ -392,6 +392,9 @@ def finish(parsed: "pa.Table | Query", path: str, source: str, defaults: dict | 
 # store sets it while it ingests a growing file, so the source sees the file as it was when
 # its complete lines were counted (ledger.py), not a line still being written.
 READ_LIMITS: ContextVar[dict] = ContextVar("read_limits", default={})
+# path -> how many bytes of the file (as stored, compressed or not) to read: the store bounds
+# a file's parse and its ledger measuring, which run side by side, to the size it had.
+RAW_LIMITS: ContextVar[dict] = ContextVar("raw_limits", default={})
 
 
 def open_binary(path: str) -> io.BufferedIOBase:
@@ -399,6 +402,9 @@ def open_binary(path: str) -> io.BufferedIOBase:
     # storage hook (issue 14): object-storage URLs (s3://, az://, ...) open as streams too.
     from .. import storage
     f = storage.open_input(path)
+    raw = RAW_LIMITS.get().get(path)
+    if raw is not None:
+        f = io.BufferedReader(_Limited(f, raw))
     if f.peek(2)[:2] == b"\x1f\x8b":
         f = limits.GuardedGzip(f, path)  # type: ignore[assignment]  (stops a decompression bomb)
     limit = READ_LIMITS.get().get(path)
@@ -406,17 +412,21 @@ def open_binary(path: str) -> io.BufferedIOBase:
 
 
 class _Limited(io.RawIOBase):
-    """The first `limit` bytes of a stream (see READ_LIMITS)."""
+    """The first `limit` bytes of a stream (see READ_LIMITS, RAW_LIMITS)."""
 
     def __init__(self, f, limit: int):
-        self.f, self.left = f, limit
+        self.f, self.left, self.pos = f, limit, 0
 
     def readable(self) -> bool:
         return True
 
+    def tell(self) -> int:  # (the bomb guard reads how much compressed input went in)
+        return self.pos
+
     def readinto(self, buffer) -> int:
         data = self.f.read(min(len(buffer), self.left))
         self.left -= len(data)
+        self.pos += len(data)
         buffer[:len(data)] = data
         return len(data)
 
