@@ -544,7 +544,8 @@ def summarize(db: str = DbOption,
               source: str = SourceOption,
               output: Optional[str] = typer.Option(None, "--output", help="Folder for summary Parquet (with --input)."),
               master: Optional[str] = typer.Option(None, "--master", help="Spark master: local[N] (default local[2]), spark://HOST:7077, yarn, k8s://..."),
-              conf: Optional[List[str]] = typer.Option(None, "--conf", help="A Spark setting KEY=VALUE; repeatable.")) -> None:
+              conf: Optional[List[str]] = typer.Option(None, "--conf", help="A Spark setting KEY=VALUE; repeatable."),
+              quiet: bool = QuietOption) -> None:
     """Rebuild the store's 20-minute summaries, or summarize raw files to Parquet."""
     from . import summary
     from .store import Store
@@ -570,14 +571,17 @@ def summarize(db: str = DbOption,
             settings = spark_engine.parse_conf(conf)
         except ValueError as e:
             raise UsageError(str(e)) from None
-        r = spark_engine.summarize_files(paths, source, output, master=master or "local[2]", conf=settings)
+        with progress(err, 1, quiet) as bar:
+            r = spark_engine.summarize_files(paths, source, output, master=master or "local[2]", conf=settings,
+                                             progress=bar)
         out.print(f"{output}: {r.summary_rows:,} summary rows from {r.sessions:,} sessions in {r.files} files (spark)")
         for failed in r.errors:
             err.print(f"portlens: error: {failed.error}", markup=False, highlight=False)
         if r.errors:
             raise typer.Exit(2)
         return
-    rows, stats = summary.from_raw_files(paths, source)
+    with progress(err, len(paths), quiet) as bar:
+        rows, stats = summary.from_raw_files(paths, source, progress=bar)
     target = str(Path(output) / "summaries.parquet")
     summary.write(rows, target)
     out.print(f"{target}: {rows.num_rows:,} summary rows from {stats['sessions']:,} sessions in "

@@ -1,8 +1,9 @@
-"""Progress on long work (ingest, normalize): a Rich bar on stderr when it is a terminal,
-nothing at all when output is piped or the user asked for --quiet.
+"""Progress on long work (ingest, normalize, summarize, Spark runs): a Rich bar on stderr when
+it is a terminal, nothing at all when output is piped or the user asked for --quiet.
 
 One line per file (records read, rate, elapsed) and, for several files, an overall line (files
 done, ETA). Records are counted as batches land, so the bar moves every 100,000 records or so.
+A Spark run has one line of tasks done out of the tasks known so far (`tasks`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ class Progress:
 
     def done(self) -> None:
         pass
+
+    def tasks(self, done: int, total: int) -> None:
+        """Work counted in tasks (a Spark run): `done` of `total` so far."""
 
 
 class _Bar(Progress):
@@ -45,6 +49,11 @@ class _Bar(Progress):
             self.current = None
         if self.overall is not None:
             self.bar.advance(self.overall, 1)
+
+    def tasks(self, done: int, total: int) -> None:
+        if self.current is None:
+            self.current = self.bar.add_task("spark", total=total, unit="tasks")
+        self.bar.update(self.current, completed=done, total=total)
 
 
 @contextmanager

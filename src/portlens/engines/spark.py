@@ -30,6 +30,7 @@ from __future__ import annotations
 import glob
 import os
 import sys
+import threading
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -295,7 +296,8 @@ def parse_conf(pairs: list[str] | None) -> dict:
 
 def summarize_files(inputs: list[str] | str, source: str = "auto", output: str | None = None, *,
                     spark=None, quarantine_output: str | None = None, master: str | None = None,
-                    conf: dict | None = None, split_bytes: int = SPLIT_BYTES) -> SparkSummaryResult:
+                    conf: dict | None = None, split_bytes: int = SPLIT_BYTES,
+                    progress=None) -> SparkSummaryResult:
     """Parse the input files with the portlens sources inside Spark executors and write
     their 20-minute summary (summary.SCHEMA) as Parquet to `output` (a directory, replaced).
 
@@ -305,6 +307,7 @@ def summarize_files(inputs: list[str] | str, source: str = "auto", output: str |
     `quarantine_output`: also write the quarantined records there as Parquet
     (asim.QUARANTINE_SCHEMA), plus one line-0 row per file that did not land. `split_bytes`:
     plain-text files larger than this are read in byte ranges by several tasks.
+    `progress`: a progress.Progress told of the tasks done (`tasks(done, total)`).
     """
     if not output:
         raise ValueError("summarize_files: output (a Parquet directory) is required")
@@ -320,12 +323,34 @@ def summarize_files(inputs: list[str] | str, source: str = "auto", output: str |
         spark = SparkSession.getActiveSession() if master is None else None
         if spark is None:
             spark, own = local_session(master or "local[2]", conf=conf), True
+    watching = _watch_tasks(spark, progress) if progress is not None else None
     try:
         with _quiet():
             return _run(spark, paths, source, output, quarantine_output, split_bytes)
     finally:
+        if watching is not None:
+            watching.set()
         if own:
             spark.stop()
+
+
+def _watch_tasks(spark, progress, every: float = 0.5) -> threading.Event:
+    """Report the tasks done out of those known so far, read off Spark's status tracker
+    every `every` seconds, until the returned event is set."""
+    stop = threading.Event()
+    tracker = spark.sparkContext.statusTracker()
+    stages: dict[int, tuple[int, int]] = {}
+
+    def watch():
+        while not stop.wait(every):
+            for stage_id in tracker.getActiveStageIds():
+                info = tracker.getStageInfo(stage_id)
+                if info is not None:
+                    stages[stage_id] = (info.numCompletedTasks, info.numTasks)
+            if stages:
+                progress.tasks(sum(d for d, _ in stages.values()), sum(t for _, t in stages.values()))
+    threading.Thread(target=watch, name="portlens-spark-progress", daemon=True).start()
+    return stop
 
 
 def _per_file(parts: list) -> tuple[list[FileStats], dict]:
