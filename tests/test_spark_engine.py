@@ -183,3 +183,18 @@ def test_usage_errors_and_active_session_reuse(spark, asim_files, tmp_path):
     result = engine.summarize_files(asim_files[:1], output=str(tmp_path / "s"))
     assert result.files == 1
     assert spark.range(3).count() == 3
+
+
+def test_source_options_reach_the_executors(spark, tmp_path):
+    """A source option (aws-vpc's custom field order) applies on every executor, as it does
+    in the DuckDB path: same summary, nothing quarantined."""
+    path = tmp_path / "custom.log"
+    path.write_text("".join(f"ACCEPT 10.0.0.{i % 7} 10.0.1.1 6 {443 + i % 3} {1715700000 + 60 * i}\n"
+                            for i in range(200)))
+    options = {"format": "${action} ${srcaddr} ${dstaddr} ${protocol} ${dstport} ${start}"}
+    result = engine.summarize_files([str(path)], "aws-vpc", str(tmp_path / "s"), spark=spark, options=options)
+    assert (result.sessions, result.quarantined) == (200, 0)
+    local, stats = summary.from_raw_files([str(path)], "aws-vpc", options=options)
+    assert ordered(read(tmp_path / "s")) == ordered(local) and stats["sessions"] == 200
+    with pytest.raises(SourceError, match="has no option"):
+        engine.summarize_files([str(path)], "aws-vpc", str(tmp_path / "t"), spark=spark, options={"fmt": "x"})

@@ -247,7 +247,7 @@ def normalize(path: str = typer.Argument(..., help="A raw log file or object URL
 def _normalize(path: str, source: str, output: str, tz: Optional[str], quiet: bool = False,
                options: dict | None = None) -> None:
     from . import files, storage
-    from .sources import detect, get
+    from .sources import choose
     if storage.is_url(path):
         storage.stat(path)  # a missing object, bucket or credentials: one line now
     elif not Path(path).is_file():
@@ -256,9 +256,7 @@ def _normalize(path: str, source: str, output: str, tz: Optional[str], quiet: bo
     _timezone(tz)
     vendors: dict[str, int] = {}
     skipped_by: dict[str, int] = {}
-    parser = detect(str(path)) if source == "auto" else get(source)
-    if options:
-        parser = parser.with_options(options)
+    parser = choose(str(path), source, options)
     sink = _RowSink(output)
     # the bar only when the rows go to a file (on a terminal, rows on stdout are the display)
     counts = [0, 0, 0]
@@ -545,12 +543,15 @@ def summarize(db: str = DbOption,
               output: Optional[str] = typer.Option(None, "--output", help="Folder for summary Parquet (with --input)."),
               master: Optional[str] = typer.Option(None, "--master", help="Spark master: local[N] (default local[2]), spark://HOST:7077, yarn, k8s://..."),
               conf: Optional[List[str]] = typer.Option(None, "--conf", help="A Spark setting KEY=VALUE; repeatable."),
-              quiet: bool = QuietOption) -> None:
+              quiet: bool = QuietOption, source_options: Optional[List[str]] = SourceOptionsOption) -> None:
     """Rebuild the store's 20-minute summaries, or summarize raw files to Parquet."""
     from . import summary
     from .store import Store
     if (master or conf) and engine is not Engine.spark:
         raise UsageError("--master and --conf go with --engine spark")
+    options = _source_options(source_options)
+    if options and not inputs:
+        raise UsageError("--source-option goes with --input FILES")
     if not inputs:
         if engine is Engine.spark or output:
             raise UsageError("--engine spark and --output need --input FILES")
@@ -573,7 +574,7 @@ def summarize(db: str = DbOption,
             raise UsageError(str(e)) from None
         with progress(err, 1, quiet) as bar:
             r = spark_engine.summarize_files(paths, source, output, master=master or "local[2]", conf=settings,
-                                             progress=bar)
+                                             progress=bar, options=options)
         out.print(f"{output}: {r.summary_rows:,} summary rows from {r.sessions:,} sessions in {r.files} files (spark)")
         for failed in r.errors:
             err.print(f"portlens: error: {failed.error}", markup=False, highlight=False)
@@ -581,7 +582,7 @@ def summarize(db: str = DbOption,
             raise typer.Exit(2)
         return
     with progress(err, len(paths), quiet) as bar:
-        rows, stats = summary.from_raw_files(paths, source, progress=bar)
+        rows, stats = summary.from_raw_files(paths, source, progress=bar, options=options)
     target = str(Path(output) / "summaries.parquet")
     summary.write(rows, target)
     out.print(f"{target}: {rows.num_rows:,} summary rows from {stats['sessions']:,} sessions in "

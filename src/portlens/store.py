@@ -48,7 +48,7 @@ import pyarrow.compute as pc
 
 from . import asim, kql, ledger, selection, sharing, storage, summary
 from .errors import StoreError
-from .sources import Source, SourceError, detect, get
+from .sources import Source, SourceError, choose
 from .sources.base import RAW_LIMITS, READ_LIMITS, parse_file, read_ahead
 
 DEFAULT_DB = "portlens.duckdb"
@@ -258,9 +258,7 @@ class Store:
     def _ingest(self, path: str, source: str, progress, apply_retention: bool,
                 digest: str | None, object_id: str | None, size: int,
                 plan: ledger.Plan | None, options: dict | None = None) -> IngestResult:
-        parser: Source = detect(path) if source == "auto" else get(source)
-        if options:  # the source's own options (Source.OPTIONS), e.g. aws-vpc's format
-            parser = parser.with_options(options)
+        parser: Source = choose(path, source, options)
         result = IngestResult(path, parser.name)
         con = self.con
         file_id = _one(con, "SELECT nextval('file_ids')")[0]

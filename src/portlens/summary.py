@@ -186,16 +186,18 @@ def expand(patterns: list[str]) -> list[str]:
     return found
 
 
-def from_raw_files(paths: list[str], source: str = "auto", progress=None) -> tuple[pa.Table, dict]:
+def from_raw_files(paths: list[str], source: str = "auto", progress=None,
+                   options: dict | None = None) -> tuple[pa.Table, dict]:
     """Summaries of raw log files without a store (the single-machine twin of the Spark
     engine): each file parsed by its source, summarized batch by batch, then combined.
-    progress: a progress.Progress told of each file and of the records read."""
+    progress: a progress.Progress told of each file and of the records read; options: the
+    source's own (Source.OPTIONS)."""
     from . import sources
     from .progress import Progress
     progress = progress or Progress()
     parts, stats = [], {"files": 0, "sessions": 0, "quarantined": 0, "skipped": 0}
     for path in paths:
-        parser = sources.detect(path) if source == "auto" else sources.get(source)
+        parser = sources.choose(path, source, options)
         progress.file(path)
         with closing(read_ahead(conformed(parse_file(parser, path)))) as batches:
             for batch in batches:

@@ -145,7 +145,8 @@ def _split_parse(parser, path: str, byte_range: tuple[int, int], counts: dict) -
 
 
 def _file_rows(path: str, source: str, with_quarantine: bool, part: int = 0,
-               byte_range: tuple[int, int] | None = None) -> Iterator[pa.RecordBatch]:
+               byte_range: tuple[int, int] | None = None, options: dict | None = None
+               ) -> Iterator[pa.RecordBatch]:
     """Everything one file (or one byte range of it) contributes: partial summaries per
     batch, quarantined records (if asked for) and, last, one "file" row with the counts (and
     the range's line count) or the error."""
@@ -158,7 +159,7 @@ def _file_rows(path: str, source: str, with_quarantine: bool, part: int = 0,
                 raise SourceError(f"{path}: is a directory, not a file")
             if not os.path.isfile(path):
                 raise SourceError(f"{path}: no such file")
-        parser = sources.detect(path) if source == "auto" else sources.get(source)
+        parser = sources.choose(path, source, options)
         name = parser.name
         batches = parse_file(parser, path) if byte_range is None else \
             _split_parse(parser, path, byte_range, counts)
@@ -185,14 +186,14 @@ def _file_rows(path: str, source: str, with_quarantine: bool, part: int = 0,
     yield _rows("file", path, 1, {"part": part, "source": name, "lines": counts.get("lines"), **stats})
 
 
-def _parse_paths(source: str, with_quarantine: bool):
+def _parse_paths(source: str, with_quarantine: bool, options: dict | None = None):
     """The mapInArrow function: record batches of work (path, part, start, end) in, ROWS
     record batches out. end < 0: the whole file."""
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
             for w in batch.to_pylist():
                 byte_range = None if w["end"] < 0 else (w["start"], w["end"])
-                yield from _file_rows(w["path"], source, with_quarantine, w["part"], byte_range)
+                yield from _file_rows(w["path"], source, with_quarantine, w["part"], byte_range, options)
     return run
 
 
@@ -209,25 +210,26 @@ def _size(path: str) -> int | None:
         return None  # the task reports it
 
 
-def _splittable(path: str, source: str) -> bool:
+def _splittable(path: str, source: str, options: dict | None = None) -> bool:
     """Plain text (not gzip) of a source whose records are lines read by Source.parse."""
     try:
         with storage.open_input(path) as f:
             if f.read(2) == b"\x1f\x8b":
                 return False
-        parser = sources.detect(path) if source == "auto" else sources.get(source)
+        parser = sources.choose(path, source, options)
     except (OSError, SourceError):
         return False
     return type(parser).parse is Source.parse
 
 
-def plan(paths: list[str], source: str, split_bytes: int = SPLIT_BYTES) -> list[tuple[str, int, int, int]]:
+def plan(paths: list[str], source: str, split_bytes: int = SPLIT_BYTES,
+         options: dict | None = None) -> list[tuple[str, int, int, int]]:
     """Work items (path, part, start, end): one per file, or one per byte range of a large
     splittable file (the driver reads a few head bytes of those; the executors read the rest)."""
     work = []
     for path in paths:
         size = _size(path)
-        if size is None or size <= split_bytes or not _splittable(path, source):
+        if size is None or size <= split_bytes or not _splittable(path, source, options):
             work.append((path, 0, 0, -1))
             continue
         for part, start in enumerate(range(0, size, split_bytes)):
@@ -297,7 +299,7 @@ def parse_conf(pairs: list[str] | None) -> dict:
 def summarize_files(inputs: list[str] | str, source: str = "auto", output: str | None = None, *,
                     spark=None, quarantine_output: str | None = None, master: str | None = None,
                     conf: dict | None = None, split_bytes: int = SPLIT_BYTES,
-                    progress=None) -> SparkSummaryResult:
+                    progress=None, options: dict | None = None) -> SparkSummaryResult:
     """Parse the input files with the portlens sources inside Spark executors and write
     their 20-minute summary (summary.SCHEMA) as Parquet to `output` (a directory, replaced).
 
@@ -307,12 +309,14 @@ def summarize_files(inputs: list[str] | str, source: str = "auto", output: str |
     `quarantine_output`: also write the quarantined records there as Parquet
     (asim.QUARANTINE_SCHEMA), plus one line-0 row per file that did not land. `split_bytes`:
     plain-text files larger than this are read in byte ranges by several tasks.
-    `progress`: a progress.Progress told of the tasks done (`tasks(done, total)`).
+    `progress`: a progress.Progress told of the tasks done (`tasks(done, total)`). `options`:
+    the source's own (Source.OPTIONS, e.g. aws-vpc's format), for every file.
     """
     if not output:
         raise ValueError("summarize_files: output (a Parquet directory) is required")
     if source != "auto":
-        sources.get(source)  # an unknown source name is a usage error, not a per-file one
+        # an unknown source name or option is a usage error, not a per-file one
+        sources.get(source).with_options(options or {})
     paths = expand_inputs(inputs)
     if not paths:
         raise SourceError("no input files")
@@ -326,7 +330,7 @@ def summarize_files(inputs: list[str] | str, source: str = "auto", output: str |
     watching = _watch_tasks(spark, progress) if progress is not None else None
     try:
         with _quiet():
-            return _run(spark, paths, source, output, quarantine_output, split_bytes)
+            return _run(spark, paths, source, output, quarantine_output, split_bytes, options)
     finally:
         if watching is not None:
             watching.set()
@@ -377,8 +381,8 @@ def _per_file(parts: list) -> tuple[list[FileStats], dict]:
     return stats, offsets
 
 
-def _run(spark, paths: list[str], source: str, output: str,
-         quarantine_output: str | None, split_bytes: int = SPLIT_BYTES) -> SparkSummaryResult:
+def _run(spark, paths: list[str], source: str, output: str, quarantine_output: str | None,
+         split_bytes: int = SPLIT_BYTES, options: dict | None = None) -> SparkSummaryResult:
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
@@ -389,11 +393,11 @@ def _run(spark, paths: list[str], source: str, output: str,
     conf.set("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
     try:
         parallelism = spark.sparkContext.defaultParallelism
-        work = plan(paths, source, split_bytes)
+        work = plan(paths, source, split_bytes, options)
         items = spark.createDataFrame([(p, part, start, end) for p, part, start, end in work],
                                       "path string, part int, start long, end long")
         items = items.repartition(max(1, min(len(work), parallelism * 4 if len(work) > len(paths) else parallelism)))
-        rows = items.mapInArrow(_parse_paths(source, quarantine_output is not None), ROWS_DDL)
+        rows = items.mapInArrow(_parse_paths(source, quarantine_output is not None, options), ROWS_DDL)
         rows = rows.persist(StorageLevel.MEMORY_AND_DISK)
         try:
             parts = rows.filter(F.col("kind") == "file").select(

@@ -117,6 +117,13 @@ def _sniffed(head: bytes, path: str, documents: bool) -> Source | None:
     return None
 
 
+def choose(path: str, source: str = "auto", options: dict | None = None) -> Source:
+    """The parser for `path`: sniffed ("auto") or named, with the source's own options
+    (Source.OPTIONS, e.g. aws-vpc's format) set."""
+    parser = detect(path) if source == "auto" else get(source)
+    return parser.with_options(options) if options else parser
+
+
 def detect(path: str) -> Source:
     """The source whose sniffer recognises the file's first bytes (highest priority wins; among
     equals, the first by name)."""
