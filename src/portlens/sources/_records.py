@@ -420,15 +420,16 @@ def json_columns_query(lines: pa.Array, numbers: pa.Array, paths: dict[str, list
     for name, ps in paths.items():
         cols.append(f"NULLIF(trim(coalesce({', '.join(f'_v[{i + k}]' for k in range(len(ps)))})), '') AS {col(name)}")
         i += len(ps)
-    sql = (f"SELECT n AS _line, line AS _raw, CASE WHEN NOT ok THEN 'not a JSON object' END AS _error, "
-           f"{', '.join(cols)} FROM (SELECT n, line, ok, CASE WHEN ok THEN json_extract_string(line, [{plist}]) "
-           f"END AS _v FROM (SELECT n, line, {IS_JSON_OBJECT} AS ok FROM _lines))")
+    sql = (f"SELECT n AS _line, line AS _raw, CASE WHEN _v IS NULL THEN 'not a JSON object' END AS _error, "
+           f"{', '.join(cols)} FROM (SELECT n, line, {json_object_values(plist)} AS _v FROM _lines)")
     return Query(sql, {"_lines": pa.table({"line": lines, "n": numbers})})
 
 
-# SQL over `line`: a JSON object (what json_split keeps)
-IS_JSON_OBJECT = ("coalesce(CASE WHEN starts_with(ltrim(line), '{') AND json_valid(line) "
-              "THEN json_type(line) = 'OBJECT' END, false)")
+def json_object_values(paths: str) -> str:
+    """SQL over `line`: the text at each JSON path of `paths` (SQL list items) when the line is
+    a JSON object (what json_split keeps), else NULL. One parse of the line instead of three: a
+    line that starts with `{` and parses is an object, and try() turns a parse error into NULL."""
+    return f"CASE WHEN starts_with(ltrim(line), '{{') THEN try(json_extract_string(line, [{paths}])) END"
 
 
 def file_kind(path: str) -> str:

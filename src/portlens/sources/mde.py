@@ -40,8 +40,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import asim
-from ._records import (IS_JSON_OBJECT, csv_records, error_rows, file_kind, head_text, header_name, json_split,
-                       read_text_lines)
+from ._records import (csv_records, error_rows, file_kind, head_text, header_name, json_object_values,
+                       json_split, read_text_lines)
 from ._sql import bag_sql, col, export_time_sql, fqdn_sql, lit, short_host_sql
 from .base import BATCH_LINES, Batch, Query, Source, over
 
@@ -80,16 +80,15 @@ class Mde(Source):
 
     def _json(self, lines: pa.Array, numbers: pa.Array) -> "pa.Table | Query":
         k = len(FIELDS)
-        plist = ", ".join([lit("$.category"), lit("$.properties")]
+        plist = ", ".join([lit("$.category")]
                           + [lit(f'$.properties."{f}"') for f in FIELDS] + [lit(f'$."{f}"') for f in FIELDS])
-        cols = [f"NULLIF(trim(coalesce(v[{i + 3}], v[{i + 3 + k}])), '') AS {col(f)}" for i, f in enumerate(FIELDS)]
+        cols = [f"NULLIF(trim(coalesce(v[{i + 2}], v[{i + 2 + k}])), '') AS {col(f)}" for i, f in enumerate(FIELDS)]
         if not pc.any(pc.match_substring(lines, "records")).as_py():
             # no {"records": [...]} wrapper in this batch: one object per line, all in SQL
             return Query(f"""
-                SELECT n AS _line, line AS _raw, CASE WHEN NOT ok THEN 'not a JSON object' END AS _error,
+                SELECT n AS _line, line AS _raw, CASE WHEN v IS NULL THEN 'not a JSON object' END AS _error,
                        v[1] AS _category, {', '.join(cols)}
-                FROM (SELECT n, line, ok, CASE WHEN ok THEN json_extract_string(line, [{plist}]) END AS v
-                      FROM (SELECT n, line, {IS_JSON_OBJECT} AS ok FROM _lines))""",
+                FROM (SELECT n, line, {json_object_values(plist)} AS v FROM _lines)""",
                          {"_lines": pa.table({"line": lines, "n": numbers})})
         good, bad = json_split(lines, numbers)
         wrapped = asim.query("SELECT coalesce(json_type(line, '$.records') = 'ARRAY', false) AS w FROM good",
@@ -148,7 +147,7 @@ class Mde(Source):
 
         host = short_host_sql('"DeviceName"')
         sql = f"""
-        WITH x AS (
+        WITH x AS MATERIALIZED (
           SELECT *, MAP {{{known}}}[trim("ActionType")] AS _dir,
                  {export_time_sql('coalesce("Timestamp", "TimeGenerated")')} AS _time,
                  {remote_host} AS _rhost
