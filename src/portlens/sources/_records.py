@@ -287,7 +287,8 @@ def csv_records(path: str, wanted: tuple[str, ...], batch_lines: int = BATCH_LIN
             lines = pa.concat_arrays([pa.array([carry[0]], pa.string()), lines])
             numbers = pa.concat_arrays([pa.array([carry[1]], pa.int64()), numbers])
             carry = None
-        quotes = pc.count_substring(lines, '"').to_numpy(zero_copy_only=False).astype(np.int64)
+        # (Arrow's regex count is several times faster than its plain-substring count)
+        quotes = pc.count_substring_regex(lines, '"').to_numpy(zero_copy_only=False).astype(np.int64)
         total = np.cumsum(quotes)
         starts = ((total - quotes) % 2) == 0  # even number of quotes before: a new record
         group = np.cumsum(starts)
@@ -346,7 +347,8 @@ def _csv_columns_arrow(records: pa.Table, header: list[str], wanted: tuple[str, 
     n, width = records.num_rows, len(header)
     if not n or not width:
         return None
-    block = pc.binary_join(pa.ListArray.from_arrays(pa.array([0, n], pa.int32()), raws), "\n")[0].as_py()
+    # the batch's records as one UTF-8 buffer for Arrow's reader (no Python str in between)
+    block = pc.binary_join(pa.ListArray.from_arrays(pa.array([0, n], pa.int32()), raws), "\n")[0].as_buffer()
     invalid: list[tuple[int, int]] = []
 
     def on_invalid(row):
@@ -356,7 +358,7 @@ def _csv_columns_arrow(records: pa.Table, header: list[str], wanted: tuple[str, 
     names = [f"f{i}" for i in range(width)]
     try:
         table = pacsv.read_csv(
-            io.BytesIO(block.encode("utf-8")),
+            pa.BufferReader(block),
             read_options=pacsv.ReadOptions(column_names=names, use_threads=False, block_size=1 << 26),
             parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=on_invalid),
             convert_options=pacsv.ConvertOptions(column_types={c: pa.string() for c in names},
@@ -366,12 +368,16 @@ def _csv_columns_arrow(records: pa.Table, header: list[str], wanted: tuple[str, 
     bad = np.array([i for i, _ in invalid], np.int64) - 1
     if table.num_rows + len(bad) != n or (len(bad) and (bad.min() < 0 or bad.max() >= n)):
         return None  # Arrow's quoting disagreed with the record framing: use the regex path
-    good = np.setdiff1d(np.arange(n), bad)
     position = {}
     for i, name in enumerate(header):
         position.setdefault(name.lower(), i)
-    out = {"_line": pc.take(records["_line"], pa.array(good)), "_raw": pc.take(raws, pa.array(good)),
-           "_error": pa.nulls(len(good), pa.string())}
+    if len(bad):
+        good = pa.array(np.setdiff1d(np.arange(n), bad))
+        out = {"_line": pc.take(records["_line"], good), "_raw": pc.take(raws, good)}
+    else:  # every record read: no copies
+        good = range(n)
+        out = {"_line": records["_line"], "_raw": raws}
+    out["_error"] = pa.nulls(len(good), pa.string())
     for name in wanted:
         i = position.get(name.lower())
         if i is None:
