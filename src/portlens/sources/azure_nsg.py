@@ -149,8 +149,11 @@ def _tuples_sql() -> str:
 
 _TUPLES_SQL = _tuples_sql()
 
+# r0 and d are MATERIALIZED: each is read twice (the tuples, and the records that gave none),
+# and inlined twice DuckDB would unnest every record's JSON twice (and could number the records
+# differently the second time).
 _RECORDS_SQL = """
-WITH r0 AS (
+WITH r0 AS MATERIALIZED (
   SELECT _line, _raw, row_number() OVER () AS rid_, rec,
     json_extract_string(rec, ['$.category', '$.resourceId', '$.targetResourceID', '$.targetResourceId',
                               '$.properties.Version', '$.flowLogVersion', '$.macAddress']) AS j
@@ -167,16 +170,17 @@ b AS (SELECT *, json_extract_string(f1, '$.rule') AS rule1, json_extract_string(
         coalesce(json_extract(f1, '$.flows[*]'), []) || coalesce(json_extract(f1, '$.flowGroups[*]'), []) AS l2
       FROM a),
 c AS (SELECT * EXCLUDE (l2, f1), unnest(l2) AS f2 FROM b),
-d AS (SELECT *, coalesce(json_extract_string(f2, '$.rule'), rule1) AS rule,
+d AS MATERIALIZED (SELECT *, coalesce(json_extract_string(f2, '$.rule'), rule1) AS rule,
         {mac} AS mac, NULLIF(regexp_extract(rid, '[^/]+$'), '') AS dvc,
         coalesce(json_extract_string(f2, '$.flowTuples[*]'), []) AS l3 FROM c),
 e AS (SELECT * EXCLUDE (l3, f2), unnest(l3) AS tuple FROM d)
 """.replace("{mac}", _mac("coalesce(json_extract_string(f2, '$.mac'), rmac)"))
 
 
-# One counted skip per record that gave no tuple (not a flow record, or an empty interval).
-_EMPTY_SQL = _RECORDS_SQL + "SELECT _line, _raw, true AS _skip FROM r WHERE rid_ NOT IN (SELECT rid_ FROM e)"
-_FLOWS_SQL = f"SELECT * FROM ({_RECORDS_SQL + _TUPLES_SQL}) UNION ALL BY NAME SELECT * FROM ({_EMPTY_SQL})"
+# The tuples, plus one counted skip per record that gave no tuple (not a flow record, or an
+# empty interval), in one statement over the same records.
+_FLOWS_SQL = (_RECORDS_SQL + _TUPLES_SQL + " UNION ALL BY NAME SELECT _line, _raw, true AS _skip FROM r0 "
+              "WHERE rid_ NOT IN (SELECT rid_ FROM d WHERE len(l3) > 0)")
 
 
 def _flows(recs: "pa.Table | Query") -> "pa.Table | Query":
