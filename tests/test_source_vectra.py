@@ -87,3 +87,16 @@ def test_property_hostile(tmp_path, lines, batch_lines):
 @given(st.binary(max_size=400))
 def test_property_bytes(tmp_path, data):
     parse_text(tmp_path, LINES[0].encode() + b"\n" + data, SOURCE, "v.bin", 4)
+
+
+def test_json_lines_framing_one_parse_keeps_what_is_an_object(tmp_path):
+    # json_object_values: a line is a record when it starts with `{` (after spaces) and parses
+    from portlens.sources._records import json_columns
+    lines = ['{"a": 1}', '   {"a": "x"}', '\t{"a": 2}', '{"a": 3} trailing', '[1, 2]', '"s"', '{"a": ', '{"b": {"c": [1]}}']
+    path = tmp_path / "lines.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (t,) = list(json_columns(str(path), {"a": ['$."a"'], "c": ["$.b.c"]}))
+    assert t["_error"].to_pylist() == [None, None, "not a JSON object", "not a JSON object",
+                                       "not a JSON object", "not a JSON object", "not a JSON object", None]
+    assert t["a"].to_pylist() == ["1", "x", None, None, None, None, None, None]
+    assert t["c"].to_pylist()[-1] == "[1]"
