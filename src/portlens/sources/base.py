@@ -73,23 +73,25 @@ def parse_file(source: "Source", path: str, batch_lines: int = BATCH_LINES) -> I
     yield from _parse_file(source, path, batch_lines)
 
 
-def read_ahead(items: Iterator, depth: int = 1) -> Iterator:
-    """`items`, produced in a thread up to `depth` ahead of the consumer, in this context (the
-    pinned file, read limits, record limits). Reading and splitting the next batch (file reads,
-    Arrow kernels, DuckDB on the thread's own compute engine: all release the GIL for their
-    heavy parts) then overlaps the store's SQL on this one, so an ingest uses both cores.
-    An exception in the producer is raised here; leaving early stops the producer."""
-    handoff: queue.Queue = queue.Queue(maxsize=depth)
+def read_ahead(items: Iterator) -> Iterator:
+    """`items`, the next one produced in a thread while the consumer works on this one, in
+    this context (the pinned file, read limits, record limits). Reading and splitting the next
+    batch (file reads, Arrow kernels, DuckDB on the thread's own compute engine: all release
+    the GIL for their heavy parts) then overlaps the store's SQL on this one, so an ingest uses
+    both cores. At most two batches are alive: the producer starts the next only once the
+    consumer has taken the last. An exception in the producer is raised here; leaving early
+    stops the producer."""
+    handoff: queue.Queue = queue.Queue(maxsize=1)
+    taken = threading.Semaphore(0)
     stop = threading.Event()
     end = object()
 
     def put(entry) -> bool:
+        """Hand `entry` over and wait until the consumer has taken it (False: stopped)."""
+        handoff.put(entry)  # (never blocks: the queue is empty whenever the producer puts)
         while not stop.is_set():
-            try:
-                handoff.put(entry, timeout=0.1)
+            if taken.acquire(timeout=0.1):
                 return True
-            except queue.Full:
-                continue
         return False
 
     def produce():
@@ -112,6 +114,7 @@ def read_ahead(items: Iterator, depth: int = 1) -> Iterator:
     try:
         while True:
             item, error = handoff.get()
+            taken.release()
             if error is not None:
                 raise error
             if item is end:
