@@ -133,7 +133,16 @@ def space_pairs_sql(source: str, text: str, keys, mark: str | None = None) -> st
         quoted = f"(starts_with({vq}, '\"') AND length({vq}) >= 2 AND (ends_with({vq}, '\"') OR ends_with({vq}, {qm})))"
         inner = f"CASE WHEN ends_with({vq}, {qm}) THEN {vq}[2:-2] || '\\' ELSE {vq}[2:-2] END"
         restored = f"replace(replace(CASE WHEN {quoted} THEN {inner} ELSE {vq} END, {qm}, '\"'), {sm}, ' ')"
-        finals.append(f"CASE WHEN contains({v}, '\"') OR contains({v}, {qm}) THEN {restored} ELSE {v} END AS {v}")
+        if mark is None:
+            finals.append(f"CASE WHEN contains({v}, '\"') OR contains({v}, {qm}) THEN {restored} ELSE {v} END AS {v}")
+            continue
+        # masked text: a value without a quote is final; one without a backslash or a masked
+        # blank only loses its enclosing quotes (the usual case, cheap); the rest takes the
+        # escape-aware form above
+        finals.append(f"CASE WHEN NOT contains({v}, '\"') THEN {v} "
+                      f"WHEN contains({v}, '\\') OR contains({v}, {sm}) THEN {restored} "
+                      f"WHEN starts_with({v}, '\"') AND ends_with({v}, '\"') AND strlen({v}) >= 2 THEN {v}[2:-2] "
+                      f"ELSE {v} END AS {v}")
     return (f"SELECT * REPLACE ({', '.join(finals)}) FROM ("
             f"SELECT * EXCLUDE (_kv_tokens, _kv_keys), {', '.join(raws)} FROM ("
             f"SELECT *, list_transform(_kv_tokens, lambda x: left(x, strpos(x, '='))) AS _kv_keys FROM ("
