@@ -48,6 +48,8 @@ import pyarrow.compute as pc
 from .. import asim
 from . import _syslog as S
 from ._batched import BatchedSource
+from ._kv_sql import carried_inputs, carried_sql, chunked
+from .base import Query
 from ._sql import bag_sql, icmp_type_sql, int_sql, map_sql
 
 NATIVE_KEYS = (
@@ -93,7 +95,7 @@ PASSTHROUGH = {
 
 
 
-def _derived_sql() -> str:
+def _derived_sql(carry: str = "") -> str:
     num = "TRY_CAST(TRY_CAST(NULLIF(trim({}), '') AS DOUBLE) AS BIGINT)"
     inner = (f"SELECT *, {asim.protocol_sql('proto')} AS proto_kw, lower(trim(action)) AS act_l, "
              f"lower(trim(inzone)) AS inz, lower(trim(outzone)) AS outz, "
@@ -160,11 +162,11 @@ SELECT
        THEN xlatedport END AS DstNatPortNumber,
   {extra} AS AdditionalFields,
   {error} AS _error,
-  recognised AND src_t IS NULL AND dst_t IS NULL AS _skip
+  recognised AND src_t IS NULL AND dst_t IS NULL AS _skip{carry}
 FROM (SELECT *, ({recognised}) AS recognised FROM ({inner}) i) v"""
 
 
-_DERIVED = _derived_sql()
+_DERIVED = _derived_sql(carried_sql(PASSTHROUGH))  # one statement with conform: rows go to the store
 _SQL_INPUTS = ("proto", "action", "inzone", "outzone", "src", "dst", "origin", "originsicname",
                "conn_direction", "duration", "bytes", "packets", "client_outbound_packets",
                "client_inbound_packets", "rule_name", "rule_uid", "icmp_type", "icmp_code",
@@ -191,7 +193,7 @@ class CheckPoint(BatchedSource):
             return cef[0].replace(" ", "").lower() == "checkpoint"
         return bool(_SNIFF.search(head))
 
-    def _parse(self, lines: pa.Array, numbers: pa.Array, state: dict) -> pa.Table:
+    def _parse(self, lines: pa.Array, numbers: pa.Array, state: dict) -> Query:
         n = len(lines)
         nulls = pa.nulls(n, pa.string())
         empty = pa.scalar("", pa.string())
@@ -241,10 +243,9 @@ class CheckPoint(BatchedSource):
             "src_bytes": src_bytes, "dst_bytes": dst_bytes,
             "event_count": cef_or_null("baseEventCount"),
         })
-        out = asim.query(_DERIVED, t=pa.table(inputs))
-        for col, name in PASSTHROUGH.items():
-            out = out.append_column(col, raw[name])
-        return out.append_column("_line", numbers).append_column("_raw", lines)
+        inputs.update(carried_inputs(raw, PASSTHROUGH))
+        inputs.update({"_line": numbers, "_raw": lines})
+        return Query(_DERIVED, {"t": chunked(pa.table(inputs))})
 
 
 SOURCE = CheckPoint(

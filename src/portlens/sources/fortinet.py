@@ -49,7 +49,7 @@ from functools import partial
 from .. import asim
 from . import _syslog as S
 from ._batched import BatchedSource
-from ._kv_sql import any_timestamp_sql, chunked, space_pairs_sql
+from ._kv_sql import any_timestamp_sql, chunked, mask_quoted_blanks, space_pairs_sql
 from ._sql import bag_sql, icmp_type_sql, int_sql, map_sql
 from .base import Query
 from ._tables import is_table_export
@@ -208,12 +208,13 @@ _SQL_INPUTS = ("proto", "action", "utmaction", "type", "logid", "duration", "src
                "poluuid", "trandisp")
 
 
-def _kv_sql(reference=None) -> str:
+def _kv_sql(reference=None, mark: str | None = None) -> str:
     """The whole mapping of a batch of key=value records as one statement over `_lines`
-    (message, hostname, timestamp_text, _line, _raw): pairs, times, then `_DERIVED`."""
+    (message, hostname, timestamp_text, _line, _raw): pairs, times, then `_DERIVED`. With
+    `mark`, the message's quoted blanks are masked (`_kv_sql.mask_quoted_blanks`)."""
     ts = partial(any_timestamp_sql, reference=reference)
     return f"""
-WITH kv AS ({space_pairs_sql('_lines', 'message', NATIVE_KEYS)}),
+WITH kv AS ({space_pairs_sql('_lines', 'message', NATIVE_KEYS, mark)}),
 t AS (SELECT *, 'kv' AS form, NULL::VARCHAR AS vendor, NULL::VARCHAR AS product,
         NULL::VARCHAR AS version, NULL::VARCHAR AS severity,
         coalesce({ts('eventtime')}, {ts("date || ' ' || time || coalesce(tz, '')")}, {ts('timestamp_text')})
@@ -257,16 +258,22 @@ class Fortinet(BatchedSource):
         return bool(_SNIFF.search(head))
 
     def start(self, path: str) -> dict:
-        # the statement is built once per file (a header without a year reads the clock)
-        return {"kv_sql": _kv_sql()}
+        # the statements are built once per file (a header without a year reads the clock)
+        return {"kv_sql": {}}
 
     def _parse(self, lines: pa.Array, numbers: pa.Array, state: dict) -> Query:
         n = len(lines)
         head = S.arrays(S.syslog_header(lines, parse_time=False))
         msg = head["message"]
         if not pc.any(pc.match_substring(msg, "CEF:")).as_py():  # key=value only: all in SQL
-            sql = state.get("kv_sql") or _kv_sql()
-            return Query(sql, {"_lines": chunked(pa.table({
+            masked = mask_quoted_blanks(msg)
+            mark = None
+            if masked is not None:
+                msg, mark = masked
+            cache = state.setdefault("kv_sql", {})
+            if mark not in cache:
+                cache[mark] = _kv_sql(mark=mark)
+            return Query(cache[mark], {"_lines": chunked(pa.table({
                 "message": msg, "hostname": head["hostname"], "timestamp_text": head["timestamp_text"],
                 "_line": numbers, "_raw": lines}))})
         cef_table = S.parse_cef(msg, CEF_KEYS)

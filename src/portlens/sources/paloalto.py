@@ -45,6 +45,8 @@ import pyarrow.compute as pc
 from .. import asim
 from . import _syslog as S
 from ._batched import BatchedSource
+from ._kv_sql import carried_inputs, carried_sql, chunked
+from .base import Query
 from ._sql import bag_sql, map_sql
 
 # native CSV positions (PAN-OS TRAFFIC format, 0-based)
@@ -114,7 +116,7 @@ PASSTHROUGH = {
 }
 
 
-def _derived_sql() -> str:
+def _derived_sql(carry: str = "") -> str:
     types = ", ".join(S.sql_str(t) for t in LOG_TYPES)
     ptype = (f"CASE WHEN is_cef THEN (CASE WHEN upper(cef_name) IN ({types}) THEN upper(cef_name) "
              f"WHEN upper(cef_signature) IN ({types}) THEN upper(cef_signature) ELSE upper(cef_name) END) "
@@ -181,11 +183,12 @@ SELECT
   CASE WHEN trim(natdst) NOT IN ('0.0.0.0', '::', '') THEN {port('natdport')} END AS DstNatPortNumber,
   {extra} AS AdditionalFields,
   {error} AS _error,
-  recognised AND ptype <> 'TRAFFIC' AS _skip
+  recognised AND ptype <> 'TRAFFIC' AS _skip{carry}
 FROM ({inner}) v"""
 
 
-_DERIVED = _derived_sql()
+_CARRIED = {**PASSTHROUGH, "EventProductVersion": "cef_version"}
+_DERIVED = _derived_sql(carried_sql(_CARRIED))  # one statement with conform: rows go to the store
 # the columns the derived query reads
 _SQL_INPUTS = ("proto", "elapsed", "repeatcnt", "reason", "device_name", "serial", "action", "app",
                "sport", "dport", "natsrc", "natsport", "natdst", "natdport", "vsys", "logset",
@@ -199,7 +202,7 @@ class PaloAlto(BatchedSource):
             return cef[0] == "Palo Alto Networks"
         return bool(_SNIFF.search(head))
 
-    def _parse(self, lines: pa.Array, numbers: pa.Array, state: dict) -> pa.Table:
+    def _parse(self, lines: pa.Array, numbers: pa.Array, state: dict) -> Query:
         n = len(lines)
         head = S.arrays(S.syslog_header(lines, parse_time=False))
         msg = head["message"]
@@ -242,11 +245,9 @@ class PaloAlto(BatchedSource):
             "off_sign": pc.struct_field(offset, "sign"), "off_hh": pc.struct_field(offset, "hh"),
             "off_mm": pc.struct_field(offset, "mm"),
         })
-        out = asim.query(_DERIVED, t=pa.table(inputs))
-        for col, name in PASSTHROUGH.items():
-            out = out.append_column(col, raw[name])
-        out = out.append_column("EventProductVersion", cef["version"])
-        return out.append_column("_line", numbers).append_column("_raw", lines)
+        inputs.update(carried_inputs({**raw, "cef_version": cef["version"]}, _CARRIED))
+        inputs.update({"_line": numbers, "_raw": lines})
+        return Query(_DERIVED, {"t": chunked(pa.table(inputs))})
 
 
 SOURCE = PaloAlto(

@@ -170,14 +170,16 @@ class Sentinel(Source):
         zone = LOCAL_TIMEZONE.get()
         noted = False
         for recs in export.records():
-            batch = self._batch(recs, export, path, zone)
+            # one batch per vendor group: each stays pending (its conform statement not run),
+            # so the store runs it straight into its tables
+            parts = _nonempty(self._parts(recs, export, path, zone)) or [_merge([])]
             if not noted and export.zones.get("TimeGenerated", "UTC").lower().startswith("local") and zone is None:
-                batch.notes.append(f"{path}: TimeGenerated [Local Time] read as UTC; "
-                                   "give --timezone ZONE (e.g. Europe/Paris) to read it in your zone")
+                parts[0].notes.append(f"{path}: TimeGenerated [Local Time] read as UTC; "
+                                      "give --timezone ZONE (e.g. Europe/Paris) to read it in your zone")
                 noted = True
-            yield batch
+            yield from parts
 
-    def _batch(self, recs: pa.Table, export: Export, path: str, zone: str | None) -> Batch:
+    def _parts(self, recs: pa.Table, export: Export, path: str, zone: str | None) -> list[Batch]:
         local = export.zones.get("TimeGenerated", "UTC").lower().startswith("local")
         n = recs.num_rows
         names = set(recs.column_names)
@@ -206,7 +208,7 @@ class Sentinel(Source):
         for reason, rows in skipped.items():
             parts.append(Batch(asim.empty_table(), asim.QUARANTINE_SCHEMA.empty_table(), len(rows), len(rows),
                                skipped_by={reason: len(rows)}))
-        return _merge(parts)
+        return parts
 
     # routing ------------------------------------------------------------------------------------
     def _routes(self, tname: str, idx: np.ndarray, text: dict) -> dict[Route, list[int]]:
@@ -282,8 +284,11 @@ class Sentinel(Source):
         parsed = _with_export(parsed, lines_no, raws, pc.take(times, take))
         batch = finish(guard_ints(parsed), path, self.name,
                        {"EventVendor": source.vendor, "EventProduct": source.product, **source.defaults})
-        if batch.skipped:
-            batch.skipped_by[f"{source.vendor} {source.product}: records that are not network sessions".strip()] = batch.skipped
+        skipped = _skipped(parsed)
+        if skipped is None:  # not countable from the parsed columns: conform now
+            skipped = batch.skipped
+        if skipped:
+            batch.skipped_by[f"{source.vendor} {source.product}: records that are not network sessions".strip()] = skipped
         return batch
 
 
@@ -364,10 +369,31 @@ def _nonnull(values: pa.Array | None, n: int) -> pa.Array:
     return pa.repeat(pa.scalar("", pa.string()), n) if values is None else pc.fill_null(values, "")
 
 
+def _skipped(parsed) -> int | None:
+    """The records conform will count as skipped (`_skip` true), from parsed Arrow columns;
+    None when they cannot tell (a Query, or a `_skip` that is not boolean)."""
+    if not isinstance(parsed, pa.Table):
+        return None
+    if "_skip" not in parsed.column_names:
+        return 0
+    skip = parsed["_skip"]
+    if skip.type != pa.bool_():
+        return None
+    return int(pc.sum(pc.fill_null(skip, False)).as_py() or 0)
+
+
+def _nonempty(parts: list[Batch]) -> list[Batch]:
+    """The parts that hold records (a pending part is kept unread: it holds at least one)."""
+    return [p for p in parts if p.pending is not None or p.records or p.table.num_rows or p.quarantine.num_rows]
+
+
 def _merge(parts: list[Batch]) -> Batch:
-    parts = [p for p in parts if p.records or p.table.num_rows or p.quarantine.num_rows]
+    # a pending batch (finish: conform not run yet) stays pending when it is the only part
+    parts = _nonempty(parts)
     if not parts:
         return Batch(asim.empty_table(), asim.QUARANTINE_SCHEMA.empty_table(), 0, 0)
+    if len(parts) == 1:
+        return parts[0]
     skipped_by: dict[str, int] = {}
     notes: list[str] = []
     for p in parts:

@@ -44,6 +44,8 @@ import pyarrow.compute as pc
 from .. import asim
 from . import _syslog as S
 from ._batched import BatchedSource
+from ._kv_sql import carried_inputs, carried_sql, chunked
+from .base import Query
 from ._sql import bag_sql, map_sql
 
 # unified (NSS JSON) name -> (CEF key, custom-field labels)
@@ -81,7 +83,7 @@ PASSTHROUGH = {"DvcOriginalAction": "action", "SrcIpAddr": "csip", "DstIpAddr": 
 
 
 
-def _derived_sql() -> str:
+def _derived_sql(carry: str = "") -> str:
     num = "TRY_CAST(TRY_CAST(NULLIF(trim({}), '') AS DOUBLE) AS BIGINT)"
     inner = (f"SELECT *, {asim.protocol_sql('proto')} AS proto_kw, "
              f"lower(regexp_replace(trim(action), '\\s+', ' ', 'g')) AS act_l, "
@@ -151,11 +153,11 @@ SELECT
   {dst_nat_port} AS DstNatPortNumber,
   {extra} AS AdditionalFields,
   {error} AS _error,
-  recognised AND NOT firewall AS _skip
+  recognised AND NOT firewall AS _skip{carry}
 FROM (SELECT *, ({recognised}) AS recognised, ({firewall}) AS firewall FROM ({inner}) i) v"""
 
 
-_DERIVED = _derived_sql()
+_DERIVED = _derived_sql(carried_sql(PASSTHROUGH))  # one statement with conform: rows go to the store
 
 
 def _json_columns(message: pa.Array, mask: pa.Array) -> dict:
@@ -179,7 +181,7 @@ class Zscaler(BatchedSource):
             return cef[0] == "Zscaler" and cef[1].startswith("NSS")
         return bool(_SNIFF.search(head))
 
-    def _parse(self, lines: pa.Array, numbers: pa.Array, state: dict) -> pa.Table:
+    def _parse(self, lines: pa.Array, numbers: pa.Array, state: dict) -> Query:
         n = len(lines)
         nulls = pa.nulls(n, pa.string())
         none = pa.scalar(None, pa.string())
@@ -217,10 +219,9 @@ class Zscaler(BatchedSource):
             "hostname": S.pick(is_cef, head["hostname"], none) if n_cef else nulls,
             "time_gen": pc.coalesce(t_epoch, t_json, t_json2, t_head),
         })
-        out = asim.query(_DERIVED, t=pa.table(inputs))
-        for col, name in PASSTHROUGH.items():
-            out = out.append_column(col, raw[name])
-        return out.append_column("_line", numbers).append_column("_raw", lines)
+        inputs.update(carried_inputs(raw, PASSTHROUGH))
+        inputs.update({"_line": numbers, "_raw": lines})
+        return Query(_DERIVED, {"t": chunked(pa.table(inputs))})
 
 
 SOURCE = Zscaler(
