@@ -92,3 +92,17 @@ def test_a_failed_ingest_stops_its_reading_thread(tmp_path, monkeypatch):
     while time.time() < deadline and any(t.name == "portlens-read-ahead" for t in threading.enumerate()):
         time.sleep(0.05)
     assert not any(t.name == "portlens-read-ahead" for t in threading.enumerate())
+
+
+def test_long_records_make_smaller_batches(tmp_path, monkeypatch):
+    """A batch ends at about BATCH_BYTES of text as well as at batch_lines lines, with every
+    line kept once, in order, with its number."""
+    from portlens.sources import base
+    monkeypatch.setattr(base, "BATCH_BYTES", 10_000)
+    monkeypatch.setattr(base, "_CHUNK_BYTES", 4096)
+    path = tmp_path / "long.log"
+    path.write_text("".join(f"{i:04d} " + "x" * 995 + "\n" for i in range(100)))
+    batches = list(base.read_lines(str(path), batch_lines=1000))
+    assert len(batches) > 5 and all(len(lines) < 20 for lines, _ in batches)
+    assert [n for _, numbers in batches for n in numbers.to_pylist()] == list(range(1, 101))
+    assert [int(s[:4]) for lines, _ in batches for s in lines.to_pylist()] == list(range(100))

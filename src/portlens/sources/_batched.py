@@ -10,7 +10,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .base import BATCH_LINES, Query, Source, materialize, read_lines
+from .base import BATCH_BYTES, BATCH_LINES, Query, Source, materialize, read_lines
 
 
 # ---- batch safety net --------------------------------------------------------------------------
@@ -59,10 +59,7 @@ def _slice(arr, offset: int, length: int):
 
 # ---- batching ----------------------------------------------------------------------------------------
 
-REBATCH_BYTES = 48 << 20
-
-
-def rebatch(chunks, batch_lines: int, max_bytes: int = REBATCH_BYTES):
+def rebatch(chunks, batch_lines: int, max_bytes: int = BATCH_BYTES):
     """Join the (lines, numbers) pieces `read_lines` yields (one per 8 MiB read) into batches
     of up to `batch_lines` lines / `max_bytes` of text, so per-batch costs (query planning)
     are paid less often. Memory stays bounded; when the input breaks off (a cut gzip raises

@@ -39,6 +39,10 @@ from .. import asim, limits
 from ..errors import SourceError  # noqa: F401  (sources raise it; re-exported)
 
 BATCH_LINES = 100_000
+# A batch also ends at about this much text, so that memory stays bounded for formats with long
+# records (XML events, JSON records with many flows): what a batch costs in memory grows with
+# its text, several times over, through parsing.
+BATCH_BYTES = 48 << 20
 _CHUNK_BYTES = 8 << 20
 
 
@@ -446,8 +450,9 @@ def read_head(path: str, size: int = 4096) -> bytes:
 
 def read_lines(path: str, batch_lines: int = BATCH_LINES, byte_range: tuple[int, int] | None = None,
                stats: dict | None = None) -> Iterator[tuple[pa.Array, pa.Array]]:
-    """Yield (lines, 1-based line numbers) in batches of `batch_lines` (the last may be
-    shorter); bounded memory whatever the file size.
+    """Yield (lines, 1-based line numbers) in batches of `batch_lines` or of about
+    BATCH_BYTES of text, whichever comes first (the last may be shorter); bounded memory
+    whatever the file size.
 
     Bytes are decoded as UTF-8 with replacement (a wrongly encoded line still lands, marked
     with U+FFFD), a BOM is dropped, and LF, CRLF and lone CR all end a line. Blank lines are
@@ -458,17 +463,22 @@ def read_lines(path: str, batch_lines: int = BATCH_LINES, byte_range: tuple[int,
     within the range; `stats["lines"]` is then the number of lines the range held.
     """
     pending: list[tuple[pa.Array, pa.Array]] = []
-    held = 0
+    held = held_bytes = 0
     try:
         for lines, numbers in _line_pieces(path, byte_range, stats):
             pending.append((lines, numbers))
             held += len(lines)
+            held_bytes += lines.nbytes
+            if held_bytes >= BATCH_BYTES and held < batch_lines:  # long records: a batch by size
+                yield pa.concat_arrays([p[0] for p in pending]), pa.concat_arrays([p[1] for p in pending])
+                pending, held, held_bytes = [], 0, 0
             while held >= batch_lines:
                 lines = pa.concat_arrays([p[0] for p in pending])
                 numbers = pa.concat_arrays([p[1] for p in pending])
                 yield lines.slice(0, batch_lines), numbers.slice(0, batch_lines)
                 pending = [(lines.slice(batch_lines), numbers.slice(batch_lines))]
                 held -= batch_lines
+                held_bytes = pending[0][0].nbytes
     except TruncatedInput:  # the input breaks off: what was read still goes out first
         if held:
             yield pa.concat_arrays([p[0] for p in pending]), pa.concat_arrays([p[1] for p in pending])
