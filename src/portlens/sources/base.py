@@ -42,7 +42,7 @@ BATCH_LINES = 100_000
 # A batch also ends at about this much text, so that memory stays bounded for formats with long
 # records (XML events, JSON records with many flows): what a batch costs in memory grows with
 # its text, several times over, through parsing.
-BATCH_BYTES = 48 << 20
+BATCH_BYTES = 24 << 20
 _CHUNK_BYTES = 8 << 20
 
 
