@@ -144,7 +144,7 @@ _pieces = hostile_lines(_GOOD, [
     "x=" * 100, "\x00", "srcip=" + "9" * 500], cut=3)
 
 
-@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(lines=st.lists(_pieces, max_size=25), endings=st.sampled_from(["\n", "\r\n", "\r"]))
 def test_hostile_input_is_accounted_for(tmp_path, lines, endings):
     assert_lines_accounted(write(tmp_path, endings.join(lines), "hostile.log"), SOURCE)
