@@ -1,6 +1,6 @@
-"""The framing stage of the line-oriented syslog sources: a file's lines joined into large
-batches (`rebatch`), each batch parsed under a safety net (`guarded`: a parser bug costs the
-record, never the run), and the `BatchedSource` base that ties them to `Source`: its
+"""The framing stage of the line-oriented syslog sources: a file's lines in batches
+(`read_lines`: up to BATCH_LINES lines or about BATCH_BYTES of text), each batch parsed
+under a safety net (`guarded`: a parser bug costs the record, never the run), and the `BatchedSource` base that ties them to `Source`: its
 `_parse(lines, numbers, state)` returns the parsed columns or a `Query` computing them, which
 the store runs together with conform as one statement. Field extraction is `_syslog` (Arrow)
 and `_kv_sql` (SQL); the mapping to ASIM is each vendor's module."""
@@ -10,7 +10,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .base import BATCH_BYTES, BATCH_LINES, Query, Source, materialize, read_lines
+from .base import BATCH_LINES, Query, Source, materialize, read_lines
 
 
 # ---- batch safety net --------------------------------------------------------------------------
@@ -57,38 +57,8 @@ def _slice(arr, offset: int, length: int):
     return out.combine_chunks() if isinstance(out, pa.ChunkedArray) else out
 
 
-# ---- batching ----------------------------------------------------------------------------------------
-
-def rebatch(chunks, batch_lines: int, max_bytes: int = BATCH_BYTES):
-    """Join the (lines, numbers) pieces `read_lines` yields (one per 8 MiB read) into batches
-    of up to `batch_lines` lines / `max_bytes` of text, so per-batch costs (query planning)
-    are paid less often. Memory stays bounded; when the input breaks off (a cut gzip raises
-    from `read_lines`), the lines gathered so far are yielded before the error propagates."""
-    pending, count, size = [], 0, 0
-
-    def flush():
-        lines = pa.concat_arrays([p[0] for p in pending]) if len(pending) > 1 else pending[0][0]
-        numbers = pa.concat_arrays([p[1] for p in pending]) if len(pending) > 1 else pending[0][1]
-        return lines, numbers
-
-    try:
-        for lines, numbers in chunks:
-            if pending and (count + len(lines) > batch_lines or size + lines.nbytes > max_bytes):
-                yield flush()
-                pending, count, size = [], 0, 0
-            pending.append((lines, numbers))
-            count += len(lines)
-            size += lines.nbytes
-    except Exception:
-        if pending:
-            yield flush()
-        raise
-    if pending:
-        yield flush()
-
-
 class BatchedSource(Source):
-    """A syslog-borne source: lines rebatched by `parse_batched`, each batch parsed by
+    """A syslog-borne source: lines batched by `parse_batched`, each batch parsed by
     `_parse(lines, numbers, state)` under `guarded`. `_parse` returns the parsed columns, or
     a `Query` that computes them, so that extraction, mapping and conform run as one SQL
     statement on the store's connection (`parse_lines` materializes it for other callers)."""
@@ -107,8 +77,7 @@ class BatchedSource(Source):
 
 
 def parse_batched(source, path: str, batch_lines: int):
-    """`Source.parse` for line formats with `rebatch`: start, then map_lines + finish per
-    batch."""
+    """`Source.parse` for the syslog sources: start, then map_lines + finish per batch."""
     state = source.start(path)
-    for lines, numbers in rebatch(read_lines(path, batch_lines), batch_lines):
+    for lines, numbers in read_lines(path, batch_lines):
         yield source.finish(source.map_lines(lines, numbers, state), path)
