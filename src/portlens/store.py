@@ -1,12 +1,17 @@
 """The DuckDB store: normalized sessions, the file ledger, and the quarantine.
 
 Ingest is atomic per file and idempotent:
-- a file's rows are appended batch by batch under a ledger entry in state 'loading' and become
-  visible only when one short transaction flips it to 'done'; every reader goes through the
-  `ingested` view, which shows 'done' files only. An ingest that fails removes its rows, and
-  rows left by a killed process are removed the next time the store is opened for writing.
-  (One transaction around the whole file would be simpler, but DuckDB keeps uncommitted rows
-  in memory, so memory would grow with the file; appending in autocommit keeps it bounded.)
+- a file's rows are appended batch by batch in one transaction, under a ledger entry in state
+  'loading' that the same transaction flips to 'done'; every reader goes through the `ingested`
+  view, which shows 'done' files only. One transaction per file rather than one per batch
+  halves the cost of the inserts (DuckDB writes a committed batch's row groups and its WAL
+  once, at the end), and memory stays flat: DuckDB spills uncommitted rows to the database
+  file, as long as no Arrow batch is kept registered until the commit (each reaches DuckDB
+  through a relation, `_over`, which lets it go when the statement ends). When readers are
+  waiting, the ingest commits what it has (still 'loading', so invisible), lets them in and
+  goes on in a new transaction (sharing.hand_over). An ingest that fails rolls back and removes
+  what it committed; rows left by a killed process are removed the next time the store is
+  opened for writing.
 - a local file is known by what it holds (ledger.py): a fingerprint of its first decompressed
   bytes and a checkpoint of how far it was read, so a rotated or compressed copy of ingested
   content adds nothing, and an appended file adds only its new complete lines; the same bytes
@@ -202,6 +207,7 @@ class Store:
             return self.con
         held = f"_held_summary_{int(file_id)}"
         _run(self.con, f"CREATE OR REPLACE TABLE {held} AS SELECT * FROM _file_summary")
+        _run(self.con, "COMMIT")  # (the file is still 'loading': readers do not see its rows)
         with sharing.hand_over(self.path):
             self.con.close()
             sharing.wait_for_readers(self.path)
@@ -209,6 +215,7 @@ class Store:
         _run(self.con, "SET TimeZone = 'UTC'")
         _run(self.con, f"CREATE OR REPLACE TEMP TABLE _file_summary AS SELECT * FROM {held}")
         _run(self.con, f"DROP TABLE {held}")
+        _run(self.con, "BEGIN TRANSACTION")
         self._handed_over_at = time.monotonic()
         return self.con
 
@@ -282,11 +289,11 @@ class Store:
                 result.lines = (plan.first_line, reading.end_lines)
             result.continues = plan.continues_path if not plan.replace else None
             result.waiting = reading.partial
-        in_transaction = False
         _run(con, "CREATE OR REPLACE TEMP TABLE _file_summary ("
                   + ", ".join(f'"{f.name}" {_SQL_TYPE[f.type]}' for f in summary.SCHEMA) + ")")
         batches = read_ahead(parse_file(parser, path))
         try:
+            _run(con, "BEGIN TRANSACTION")
             for batch in batches:
                 if batch.pending is not None:
                     rows, quarantined, skipped = self._append_pending(batch.pending, file_id, lines)
@@ -299,7 +306,7 @@ class Store:
                     if rows:
                         self._append_sessions(batch.table, file_id)
                     if quarantined:
-                        _append(con, "quarantine", batch.quarantine, file_id, first=True)
+                        _over(con, batch.quarantine, f"INSERT INTO quarantine SELECT {int(file_id)}, * FROM _batch")
                 result.sessions += rows
                 result.quarantined += quarantined
                 result.skipped += skipped
@@ -312,10 +319,7 @@ class Store:
                 con = self._let_readers_in(file_id)
             if plan is not None and plan.measuring is not None:
                 self._measured_alongside(file_id, plan, result)
-            # The file's summaries (added up from its batches) and its visibility flip in one
-            # transaction.
-            _run(con, "BEGIN TRANSACTION")
-            in_transaction = True
+            # The file's summaries (added up from its batches) and its visibility flip with its rows.
             _run(con, f"INSERT INTO summaries SELECT {file_id}, * FROM ({_summed('_file_summary')})")
             if object_id is not None:
                 result.replaced = self._replace_versions(storage.canonical(path), file_id)
@@ -328,9 +332,8 @@ class Store:
                   file_id])
             _run(con, "COMMIT")
         except BaseException:
-            if in_transaction:
-                _run(con, "ROLLBACK")
-            self._discard(file_id)
+            _roll_back(self.con)
+            self._discard(file_id)  # (what was committed to let readers in)
             raise
         finally:
             batches.close()  # (stops the reading thread now if the file failed)
@@ -355,9 +358,13 @@ class Store:
         its rows into sessions, quarantine and the file's running summary without a round trip
         through Python. `lines` (after, through): keep only the records on those lines (a file
         read from its checkpoint). Returns (rows, quarantined, skipped)."""
-        con = self.con
         stored = ", ".join(f'"{c}"' for c in STORED_COLUMNS)
         inputs = pending.inputs()
+        # The conform statement reads only the batch, so it runs on a cursor of its own: the
+        # inputs registered there are let go when it closes, not when the file's transaction
+        # on the store connection commits.
+        con = self.con.cursor()
+        _run(con, "SET TimeZone = 'UTC'")
         for name, table in inputs.items():
             con.register(name, table)
         where = "" if lines is None else f" WHERE _line > {int(lines[0])} AND _line <= {int(lines[1])}"
@@ -368,38 +375,29 @@ class Store:
             batch = con.sql(f"SELECT {stored}, _skip, _reason, _line, CASE WHEN _reason IS NOT NULL "
                                 f"THEN _raw END AS _raw FROM ({pending.sql(_KEEP)}){where}").to_arrow_table()
         finally:
-            for name in inputs:
-                con.unregister(name)
+            con.close()
         quarantined = batch.num_rows - batch["_reason"].null_count
         skipped = int(pc.sum(batch["_skip"]).as_py() or 0)  # (a skipped record has no reason)
         rows = batch.num_rows - quarantined - skipped
-        con.register("_batch", batch)
-        try:
-            if rows:
-                _run(con, f"INSERT INTO sessions ({stored}, file_id) SELECT {stored}, ? FROM _batch "
-                          "WHERE _reason IS NULL AND NOT _skip", [file_id])
-                _run(con, "INSERT INTO _file_summary " + summary.aggregate_sql(
-                    "(SELECT * FROM _batch WHERE _reason IS NULL AND NOT _skip)"))
-            if quarantined:
-                _run(con, "INSERT INTO quarantine SELECT ?, ?, _line, ?, _reason, _raw FROM _batch "
-                          "WHERE _reason IS NOT NULL", [file_id, pending.path, pending.source])
-        finally:
-            con.unregister("_batch")
+        if rows:
+            _over(self.con, batch, f"INSERT INTO sessions ({stored}, file_id) SELECT {stored}, {int(file_id)} "
+                                   "FROM _batch WHERE _reason IS NULL AND NOT _skip")
+            _over(self.con, batch, "INSERT INTO _file_summary " + summary.aggregate_sql(
+                "(SELECT * FROM _batch WHERE _reason IS NULL AND NOT _skip)"))
+        if quarantined:
+            _over(self.con, batch, f"INSERT INTO quarantine SELECT {int(file_id)}, {_quote(pending.path)}, "
+                                   f"_line, {_quote(pending.source)}, _reason, _raw FROM _batch "
+                                   "WHERE _reason IS NOT NULL")
         return rows, quarantined, skipped
 
     def _append_sessions(self, table: pa.Table, file_id: int) -> None:
         """Append a batch of ASIM rows (the stored columns) and add its 20-minute counts to
-        the file's running summary, from one registration of the batch."""
-        con = self.con
-        con.register("_batch", table)
-        try:
-            names = set(table.column_names)
-            cols = ", ".join(f'"{c}"' for c in STORED_COLUMNS)
-            values = ", ".join(f'"{c}"' if c in names else "NULL" for c in STORED_COLUMNS)
-            _run(con, f"INSERT INTO sessions ({cols}, file_id) SELECT {values}, ? FROM _batch", [file_id])
-            _run(con, f"INSERT INTO _file_summary {_SUMMARY_OF_BATCH}")
-        finally:
-            con.unregister("_batch")
+        the file's running summary."""
+        names = set(table.column_names)
+        cols = ", ".join(f'"{c}"' for c in STORED_COLUMNS)
+        values = ", ".join(f'"{c}"' if c in names else "NULL" for c in STORED_COLUMNS)
+        _over(self.con, table, f"INSERT INTO sessions ({cols}, file_id) SELECT {values}, {int(file_id)} FROM _batch")
+        _over(self.con, table, f"INSERT INTO _file_summary {_SUMMARY_OF_BATCH}")
     def ingest_table(self, table: pa.Table, name: str = "<table>") -> IngestResult:
         """Store an in-memory Arrow table of ASIM rows like one file, all or nothing: values
         are conformed as the native ASIM source's are (vocabulary values kept verbatim, as KQL
@@ -419,13 +417,9 @@ class Store:
                  [file_id, name, table.nbytes])
             if conformed.table.num_rows:
                 cols = ", ".join(f'"{c}"' for c in STORED_COLUMNS)
-                con.register("_table", conformed.table)
-                try:
-                    _run(con, f"INSERT INTO sessions ({cols}, file_id) SELECT {cols}, ? FROM _table", [file_id])
-                finally:
-                    con.unregister("_table")
+                _over(con, conformed.table, f"INSERT INTO sessions ({cols}, file_id) SELECT {cols}, {int(file_id)} FROM _batch")
             if quarantine.num_rows:
-                _append(con, "quarantine", quarantine, file_id, first=True)
+                _over(con, quarantine, f"INSERT INTO quarantine SELECT {int(file_id)}, * FROM _batch")
             self._summarize_file(file_id)
             _run(con, "UPDATE files SET state = 'done', summarized = true, ingested_at = ?, records = ?, "
                       "sessions = ?, quarantined = ?, skipped = 0 WHERE file_id = ?",
@@ -545,7 +539,7 @@ class Store:
         _run(con, "BEGIN TRANSACTION")
         try:
             file_id = _one(con, "SELECT nextval('file_ids')")[0]
-            _append(con, "summaries", rows, file_id, first=True)
+            _over(con, rows, f"INSERT INTO summaries SELECT {int(file_id)}, * FROM _batch")
             total = int(pc.sum(rows["count_"]).as_py() or 0)
             # kind: 'summaries' (NetworkSummary_Protocol_CL, portlens/Spark Parquet) or
             # 'legacy-summaries' (NetworkCustomAnalytics_protocol_CL): the rule gates them apart.
@@ -884,11 +878,16 @@ def _one(con: duckdb.DuckDBPyConnection, text: str, params: list | None = None):
     return rows[0] if rows else None
 
 
-def _append(con: duckdb.DuckDBPyConnection, table: str, batch: pa.Table, file_id: int,
-            first: bool = False) -> None:
-    con.register("_batch", batch)
+def _over(con: duckdb.DuckDBPyConnection, batch: pa.Table, text: str) -> None:
+    """Run `text` with the Arrow table `batch` as `_batch`. Through a relation rather than a
+    registration: a table registered inside a transaction stays alive until it commits, so a
+    file's batches would pile up in memory."""
+    con.from_arrow(batch).query("_batch", text).fetchall()
+
+
+def _roll_back(con: duckdb.DuckDBPyConnection) -> None:
+    """End the open transaction, if there is one (a failure may strike before or after it)."""
     try:
-        columns = "? AS file_id, *" if first else "*, ? AS file_id"
-        _run(con, f"INSERT INTO {table} SELECT {columns} FROM _batch", [file_id])
-    finally:
-        con.unregister("_batch")
+        _run(con, "ROLLBACK")
+    except duckdb.TransactionException:
+        pass
