@@ -372,8 +372,8 @@ class Store:
             # (the raw text is copied only for the records that go to quarantine). The result
             # is held as Arrow, not a temp table: DuckDB compresses a table it writes, which
             # measured twice the cost, and the rows are read three times then dropped.
-            batch = con.sql(f"SELECT {stored}, _skip, _reason, _line, CASE WHEN _reason IS NOT NULL "
-                                f"THEN _raw END AS _raw FROM ({pending.sql(_KEEP)}){where}").to_arrow_table()
+            batch = asim.arrow_of(con, f"SELECT {stored}, _skip, _reason, _line, CASE WHEN _reason IS NOT NULL "
+                                       f"THEN _raw END AS _raw FROM ({pending.sql(_KEEP)}){where}")
         finally:
             con.close()
         quarantined = batch.num_rows - batch["_reason"].null_count
