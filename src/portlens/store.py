@@ -879,10 +879,12 @@ def _one(con: duckdb.DuckDBPyConnection, text: str, params: list | None = None):
 
 
 def _over(con: duckdb.DuckDBPyConnection, batch: pa.Table, text: str) -> None:
-    """Run `text` with the Arrow table `batch` as `_batch`. Through a relation rather than a
-    registration: a table registered inside a transaction stays alive until it commits, so a
-    file's batches would pile up in memory."""
-    con.from_arrow(batch).query("_batch", text).fetchall()
+    """Run `text` with the Arrow table `batch` as `_batch`, which DuckDB finds as a local
+    variable of this function (a replacement scan) for this statement only. Not a registration:
+    a table registered inside a transaction stays alive until it commits, so a file's batches
+    would pile up in memory. (Nor a relation, from_arrow(...).query(...): it plans twice.)"""
+    _batch = batch  # noqa: F841  (DuckDB finds it by name: a replacement scan)
+    con.execute(text).fetchall()
 
 
 def _roll_back(con: duckdb.DuckDBPyConnection) -> None:
