@@ -1,9 +1,10 @@
 """The conform statement's text rules agree with their Python statement (hypothesis): trimming
 as str.strip() does, protocols as protocol_name() does. The SQL takes shortcuts for the common
-cases (printable ends, TCP/UDP/ICMP); these properties hold them to the full rules."""
+cases (printable ends, the common protocols); these properties hold them to the full rules."""
 
 from __future__ import annotations
 
+import duckdb
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -35,3 +36,12 @@ def test_text_is_trimmed_as_str_strip_does(values):
     texts = [a + v + b for a, v, b in values]
     out = asim.conform({"TimeGenerated": ["2024-05-01T00:00:00Z"] * len(texts), "EventVendor": texts})
     assert out.table["EventVendor"].to_pylist() == [t.strip() or None for t in texts]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(_PROTOCOLISH, st.tuples(_SPACE, _PROTOCOLISH).map("".join)), min_size=1, max_size=20))
+def test_vendor_protocol_sql_settles_common_values_as_its_full_lookup_does(values):
+    con = duckdb.connect()
+    got = con.execute(f"SELECT {asim.protocol_sql('x')}, {asim.protocol_lookup_sql('x')} "
+                      "FROM (SELECT unnest(?::VARCHAR[]) AS x)", [values]).fetchall()
+    assert [fast for fast, _ in got] == [full for _, full in got]

@@ -204,9 +204,23 @@ def time_sql(expr: str) -> str:
             f"TRY_CAST(try_strptime({expr}, [{formats}]) AS TIMESTAMPTZ))")
 
 
+# The protocols most sessions use, by IANA number: SQL mappings compare these first.
+COMMON_PROTOCOLS = {"6": "TCP", "17": "UDP", "1": "ICMP", "58": "IPV6-ICMP", "47": "GRE", "50": "ESP"}
+
+
 def protocol_sql(expr: str) -> str:
     """SQL mapping a vendor protocol value (number or name, any case) to the ASIM keyword.
-    Unknown names and unassigned numbers give NULL."""
+    Unknown names and unassigned numbers give NULL. The common protocols are settled by plain
+    comparisons first: the full lookup (`protocol_lookup_sql`) costs about 3 us a row."""
+    text = f"CAST({expr} AS VARCHAR)"
+    numbers = " ".join(f"WHEN '{n}' THEN '{p}'" for n, p in COMMON_PROTOCOLS.items())
+    names = ", ".join(f"'{p}'" for p in COMMON_PROTOCOLS.values())
+    return (f"CASE {text} {numbers} ELSE CASE WHEN upper({text}) IN ({names}) "
+            f"THEN upper({text}) ELSE {protocol_lookup_sql(expr)} END END")
+
+
+def protocol_lookup_sql(expr: str) -> str:
+    """protocol_sql's full lookup: IANA numbers, keywords and aliases."""
     numbers = ", ".join(f"{k}: '{v}'" for k, v in PROTOCOL_BY_NUMBER.items())
     aliases = ", ".join(f"'{k}': '{v}'" for k, v in PROTOCOL_ALIASES.items())
     names = ", ".join(f"'{p}'" for p in PROTOCOLS)
@@ -513,13 +527,9 @@ def _protocol_sql(column: str) -> str:
     names = ", ".join(f"'{k}': '{p}'" for k, p in {**{p: p for p in PROTOCOLS}, **PROTOCOL_ALIASES}.items())
     full = (f"CASE WHEN regexp_full_match({v}, '[0-9]+') THEN MAP {{{numbers}}}[TRY_CAST({v} AS INTEGER)] "
             f"ELSE MAP {{{names}}}[upper({v})] END")
-    # (most sessions are TCP, UDP or ICMP: a plain comparison settles them at a third of the cost)
-    common = " ".join(f"WHEN '{k}' THEN '{p}'" for k, p in _COMMON_PROTOCOLS.items())
+    # (most sessions use a common protocol: a plain comparison settles them at a third of the cost)
+    common = " ".join(f"WHEN '{k}' THEN '{p}'" for n, p in COMMON_PROTOCOLS.items() for k in (n, p))
     return f"(CASE upper({v}) {common} ELSE {full} END)"
-
-
-_COMMON_PROTOCOLS = {**{p: p for p in ("TCP", "UDP", "ICMP")},
-                     **{str(n): PROTOCOL_BY_NUMBER[n] for n in (6, 17, 1)}}
 
 
 def _vocabulary_sql(vocab: dict[str, str]):

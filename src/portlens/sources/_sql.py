@@ -42,16 +42,8 @@ def bag_sql(pairs, *, text: bool = False) -> str:
 
 # ---- protocols -------------------------------------------------------------------------------
 
-_COMMON_PROTOCOLS = {"6": "TCP", "17": "UDP", "1": "ICMP", "58": "IPV6-ICMP", "47": "GRE", "50": "ESP"}
-
-
-def iana_sql(expr: str) -> str:
-    """asim.protocol_sql with a fast path for the common numbers and names (the full lookup
-    builds large MAP literals and costs about 3 us a row; it then runs on the rare rest only)."""
-    nums = " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in _COMMON_PROTOCOLS.items())
-    names = ", ".join(f"'{v}'" for v in _COMMON_PROTOCOLS.values())
-    return (f"CASE {expr} {nums} ELSE CASE WHEN upper({expr}) IN ({names}) THEN upper({expr}) "
-            f"ELSE {asim.protocol_sql(expr)} END END")
+# asim.protocol_sql, under the name the sources use (it settles the common protocols first)
+iana_sql = asim.protocol_sql
 
 
 # ---- addresses and host names ---------------------------------------------------------------
