@@ -58,7 +58,8 @@ from typing import Iterator
 
 import pyarrow as pa
 
-from ._records import GuardedSource, json_record_batches, records_query
+from ._json_fields import json_field_batches, record_fields
+from ._records import GuardedSource
 from ._sql import ICMP4_TYPES, bag_sql, iana_sql, looks_ip
 from ._tables import is_table_export
 from .base import Batch, Query, materialize
@@ -105,21 +106,22 @@ def _after(label: str) -> str:
             f"'(?:^|[.]\\s+){label}:\\s*(.*?)(?:[.](?:\\s|$)|$)', 1)), '') END")
 
 
+def _named_paths() -> list[tuple[str, list[str]]]:
+    """(column, its JSON paths in the order tried) for every value the mapping reads."""
+    return [*_TOP.items(), *((f"p_{f}", [f"$.properties.{f}", f"$.{f}"]) for f in _FIELDS)]
+
+
+PATHS = [p for _, ps in _named_paths() for p in ps]  # the texts `_sql` reads from `_v`, in order
+
+
 def _sql() -> str:
-    paths, names = [], []
-    for key, ps in _TOP.items():
-        names.append(key)
-        paths.append(ps)
-    for f in _FIELDS:
-        names.append("p_" + f)
-        paths.append([f"$.properties.{f}", f"$.{f}"])
-    flat = [p for ps in paths for p in ps]
+    """The mapping, as the CTEs that follow `a`: the records' `_line`, `_raw`, `_error` (framing's
+    reason; such a row is neither parsed nor skipped) and `_v`, the texts at PATHS."""
     pos, cols = 1, []
-    for name, ps in zip(names, paths):
-        items = [f"NULLIF(j[{pos + i}], '')" for i in range(len(ps))]
+    for name, ps in _named_paths():
+        items = [f"NULLIF(_v[{pos + i}], '')" for i in range(len(ps))]
         cols.append(f"{items[0] if len(items) == 1 else 'coalesce(' + ', '.join(items) + ')'} AS \"{name}\"")
         pos += len(ps)
-    plist = ", ".join(f"'{p}'" for p in flat)
     icmp_map = ", ".join(f"{k}: '{v}'" for k, v in ICMP4_TYPES.items())  # unnamed types: NULL
     legacy_cats = ", ".join(f"'{c}'" for c in _LEGACY)
     struct_cats = ", ".join(f"'{c}'" for c in _STRUCTURED)
@@ -129,10 +131,8 @@ def _sql() -> str:
                    ("IsTlsInspected", "tls"),
                    ("OriginalProtocol", "CASE WHEN iana IS NULL THEN rawproto END")], text=True)
     return f"""
-    WITH a AS (
-      SELECT _line, _raw, json_extract_string(rec, [{plist}]) AS j FROM g),
     b AS (
-      SELECT _line, _raw, {', '.join(cols)} FROM a),
+      SELECT _line, _raw, _error AS _framing, {', '.join(cols)} FROM a),
     c AS (
       SELECT *, coalesce(category, NULLIF(typ, 'AzureDiagnostics'), cat2) AS cat FROM b),
     d AS (
@@ -147,7 +147,7 @@ def _sql() -> str:
         CASE WHEN legacy AND m.nat <> '' THEN {_endpoint('m.nat')} END AS en
       FROM d),
     f AS (
-      SELECT _line, _raw, structured, legacy, cat, op, time, rid, uid, msg,
+      SELECT _line, _raw, _framing, structured, legacy, cat, op, time, rid, uid, msg,
         legacy AND NULLIF(m.src, '') IS NOT NULL AS parsed,
         CASE WHEN structured THEN p_Protocol ELSE NULLIF(m.proto, '') END AS rawproto,
         CASE WHEN structured THEN TRY_CAST(regexp_extract(p_Protocol, '(?i)type=([0-9]+)', 1) AS INTEGER)
@@ -211,12 +211,14 @@ def _sql() -> str:
       uid AS EventOriginalUid,
       'NetworkSession' AS EventType,
       {bag} AS AdditionalFields,
-      CASE WHEN legacy AND NOT coalesce(parsed, false)
+      CASE WHEN _framing IS NOT NULL THEN _framing
+           WHEN legacy AND NOT coalesce(parsed, false)
              THEN 'firewall message not understood: ' || coalesce(msg, '(no msg)')
            WHEN legacy AND action IS NULL AND NOT is_nat THEN 'firewall message has no Action: ' || msg
            WHEN structured AND src IS NULL AND dst IS NULL THEN 'record has no SourceIp or DestinationIp'
       END AS _error,
-      NOT coalesce(structured OR legacy, false) OR coalesce(uaction = 'ALERT', false) AS _skip
+      _framing IS NULL AND (NOT coalesce(structured OR legacy, false) OR coalesce(uaction = 'ALERT', false))
+        AS _skip
     FROM h
     """
 
@@ -234,21 +236,24 @@ class AzureFirewall(GuardedSource):
 
     def map_query(self, recs: pa.Table) -> Query:
         """JSON records (`_line`, `_raw`, `rec`) -> the parsed columns, as SQL."""
+        fields = record_fields(Query("SELECT _line, _raw, rec, NULL::VARCHAR AS _error FROM g",
+                                     {"g": recs.select(["_line", "_raw", "rec"])}), PATHS)
+        return self.map_fields(fields)
+
+    def map_fields(self, fields: Query) -> Query:
+        """Records as `_line`, `_raw`, `_error`, `_v` (the texts at PATHS) -> the parsed columns."""
         global _SQL
         if _SQL is None:
             _SQL = _sql()
-        return Query(_SQL, {"g": recs.select(["_line", "_raw", "rec"])})
+        return Query(f"WITH a AS ({fields.sql}), {_SQL}", fields.inputs)
 
     def map_records(self, recs: pa.Table) -> pa.Table:
         """JSON records (`_line`, `_raw`, `rec`) -> parsed columns (also fed by `sentinel`)."""
         return materialize(self.map_query(recs))
 
     def _parse(self, path: str, batch_lines: int, progress: dict) -> Iterator[Batch]:
-        global _SQL
-        if _SQL is None:
-            _SQL = _sql()
-        for recs in json_record_batches(path, batch_lines, ("records",), progress):
-            yield self.finish(records_query(recs, _SQL), path)
+        for fields in json_field_batches(path, PATHS, batch_lines, ("records",), progress):
+            yield self.finish(self.map_fields(fields), path)
 
 
 SOURCE = AzureFirewall(
