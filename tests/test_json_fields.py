@@ -10,13 +10,13 @@ from hypothesis import strategies as st
 from portlens import asim
 from portlens.sources._json_fields import _plain, json_field_batches, json_lines_fields, record_fields
 from portlens.sources._records import json_lines_query
-from portlens.sources.base import materialize
+from portlens.sources.base import Query, materialize
 
 PATHS = ["$.a", "$.properties.b", '$."records"', "$.c"]
 
 
-def _rows(query) -> list[tuple]:
-    t = materialize(query)
+def _rows(fields) -> list[tuple]:
+    t = materialize(Query(fields.sql(PATHS), fields.inputs))
     return sorted(zip(t["_line"].to_pylist(), t["_raw"].to_pylist(), t["_error"].to_pylist(),
                       [tuple(v) if v is not None else None for v in t["_v"].to_pylist()]),
                   key=repr)
@@ -25,12 +25,12 @@ def _rows(query) -> list[tuple]:
 def _framed(lines: list[str], arrays=("records",)) -> list[tuple]:
     """What the full framing then extraction gives."""
     numbers = pa.array(range(1, len(lines) + 1), pa.int64())
-    return _rows(record_fields(json_lines_query(pa.array(lines, pa.string()), numbers, arrays), PATHS))
+    return _rows(record_fields(json_lines_query(pa.array(lines, pa.string()), numbers, arrays)))
 
 
 def _fields(lines: list[str], arrays=("records",)) -> list[tuple]:
     numbers = pa.array(range(1, len(lines) + 1), pa.int64())
-    return _rows(json_lines_fields(pa.array(lines, pa.string()), numbers, PATHS, arrays))
+    return _rows(json_lines_fields(pa.array(lines, pa.string()), numbers, arrays))
 
 
 def test_plain_lines_are_read_directly():
@@ -61,12 +61,12 @@ def test_other_wrapper_keys():
 def test_file_of_lines_and_document(tmp_path):
     lines = tmp_path / "l.json"
     lines.write_text('{"a": 1}\n\n{"records": [{"a": 2}]}\n')
-    got = [r for q in json_field_batches(str(lines), PATHS) for r in _rows(q)]
+    got = [r for q in json_field_batches(str(lines)) for r in _rows(q)]
     assert sorted(got, key=repr) == sorted([(1, '{"a": 1}', None, ("1", None, None, None)),
                                             (3, '{"a":2}', None, ("2", None, None, None))], key=repr)
     doc = tmp_path / "d.json"
     doc.write_text(json.dumps({"records": [{"a": 1}, {"a": 2}]}, indent=2))
-    got = [r for q in json_field_batches(str(doc), PATHS) for r in _rows(q)]
+    got = [r for q in json_field_batches(str(doc)) for r in _rows(q)]
     assert [(r[0], r[3]) for r in sorted(got)] == [(1, ("1", None, None, None)), (2, ("2", None, None, None))]
 
 

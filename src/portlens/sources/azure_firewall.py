@@ -58,11 +58,11 @@ from typing import Iterator
 
 import pyarrow as pa
 
-from ._json_fields import json_field_batches, record_fields
-from ._records import GuardedSource
+from ._json_fields import Fields, json_field_batches, record_fields
+from ._records import GuardedSource, guard_ints
 from ._sql import ICMP4_TYPES, bag_sql, iana_sql, looks_ip
 from ._tables import is_table_export
-from .base import Batch, Query, materialize
+from .base import Batch, Query, Source, materialize
 
 _STRUCTURED = ("AZFWNetworkRule", "AZFWNatRule", "AZFWIdpsSignature", "AZFWThreatIntel")
 _LEGACY = ("AzureFirewallNetworkRule",)
@@ -106,22 +106,38 @@ def _after(label: str) -> str:
             f"'(?:^|[.]\\s+){label}:\\s*(.*?)(?:[.](?:\\s|$)|$)', 1)), '') END")
 
 
-def _named_paths() -> list[tuple[str, list[str]]]:
-    """(column, its JSON paths in the order tried) for every value the mapping reads."""
-    return [*_TOP.items(), *((f"p_{f}", [f"$.properties.{f}", f"$.{f}"]) for f in _FIELDS)]
+# Values that feed only the columns in _DETAIL_COLUMNS: a statement that does not yield those
+# does not read them (each JSON path read costs, see _json_fields).
+_DETAIL = frozenset({"uid", "idps_category", *(f"p_{f}" for f in (
+    "ActionReason", "Policy", "RuleCollectionGroup", "RuleCollection", "Rule", "TranslatedIp", "SignatureId",
+    "Description", "TargetUrl", "IsTlsInspected"))})
+_DETAIL_COLUMNS = frozenset({"AdditionalFields", "NetworkRuleName", "EventOriginalResultDetails", "DstNatIpAddr",
+                             "EventOriginalUid"})
 
 
-PATHS = [p for _, ps in _named_paths() for p in ps]  # the texts `_sql` reads from `_v`, in order
+def _named_paths(lean: bool = False) -> list[tuple[str, list[str]]]:
+    """(value, its JSON paths in the order tried) for every value the mapping reads (lean:
+    but the _DETAIL ones)."""
+    named = [*_TOP.items(), *((f"p_{f}", [f"$.properties.{f}", f"$.{f}"]) for f in _FIELDS)]
+    return [(name, ps) for name, ps in named if not (lean and name in _DETAIL)]
 
 
-def _sql() -> str:
+def paths(lean: bool = False) -> list[str]:
+    """The JSON paths whose texts `_sql(lean)` reads from `_v`, in order."""
+    return [p for _, ps in _named_paths(lean) for p in ps]
+
+
+def _sql(lean: bool = False) -> str:
     """The mapping, as the CTEs that follow `a`: the records' `_line`, `_raw`, `_error` (framing's
-    reason; such a row is neither parsed nor skipped) and `_v`, the texts at PATHS."""
+    reason; such a row is neither parsed nor skipped) and `_v`, the texts at paths(lean). Lean:
+    the _DETAIL values are NULL, so the _DETAIL_COLUMNS are wrong (the others are the same)."""
     pos, cols = 1, []
-    for name, ps in _named_paths():
+    for name, ps in _named_paths(lean):
         items = [f"NULLIF(_v[{pos + i}], '')" for i in range(len(ps))]
         cols.append(f"{items[0] if len(items) == 1 else 'coalesce(' + ', '.join(items) + ')'} AS \"{name}\"")
         pos += len(ps)
+    if lean:
+        cols.extend(f'NULL::VARCHAR AS "{name}"' for name in sorted(_DETAIL))
     icmp_map = ", ".join(f"{k}: '{v}'" for k, v in ICMP4_TYPES.items())  # unnamed types: NULL
     legacy_cats = ", ".join(f"'{c}'" for c in _LEGACY)
     struct_cats = ", ".join(f"'{c}'" for c in _STRUCTURED)
@@ -223,7 +239,7 @@ def _sql() -> str:
     """
 
 
-_SQL = None
+_SQL: dict[bool, str] = {}  # lean -> the mapping
 _SNIFF = re.compile(rb'"(category|Category|Type|operationName|OperationName)"\s*:\s*"(AzureFirewall|AZFW)')
 
 
@@ -236,23 +252,30 @@ class AzureFirewall(GuardedSource):
 
     def map_query(self, recs: pa.Table) -> Query:
         """JSON records (`_line`, `_raw`, `rec`) -> the parsed columns, as SQL."""
-        fields = record_fields(Query("SELECT _line, _raw, rec, NULL::VARCHAR AS _error FROM g",
-                                     {"g": recs.select(["_line", "_raw", "rec"])}), PATHS)
-        return self.map_fields(fields)
+        return self.map_fields(record_fields(Query("SELECT _line, _raw, rec, NULL::VARCHAR AS _error FROM g",
+                                                   {"g": recs.select(["_line", "_raw", "rec"])})))
 
-    def map_fields(self, fields: Query) -> Query:
-        """Records as `_line`, `_raw`, `_error`, `_v` (the texts at PATHS) -> the parsed columns."""
-        global _SQL
-        if _SQL is None:
-            _SQL = _sql()
-        return Query(f"WITH a AS ({fields.sql}), {_SQL}", fields.inputs)
+    def map_fields(self, fields: Fields) -> Query:
+        """Records as `Fields` -> the parsed columns; narrowed to columns that need none of the
+        _DETAIL values, the statement does not read them."""
+        def sql(lean: bool) -> str:
+            if lean not in _SQL:
+                _SQL[lean] = _sql(lean)
+            return f"WITH a AS ({fields.sql(paths(lean))}), {_SQL[lean]}"
+        return Query(sql(False), fields.inputs, narrow=lambda keep: sql(keep.isdisjoint(_DETAIL_COLUMNS)))
 
     def map_records(self, recs: pa.Table) -> pa.Table:
         """JSON records (`_line`, `_raw`, `rec`) -> parsed columns (also fed by `sentinel`)."""
         return materialize(self.map_query(recs))
 
+    def finish(self, parsed: Query, path: str) -> Batch:
+        # (GuardedSource.finish's guard_ints would drop the narrowed statement)
+        guarded = guard_ints(parsed)
+        return Source.finish(self, Query(guarded.sql, guarded.inputs, narrow=lambda keep: guard_ints(
+            Query(parsed.narrow(keep), parsed.inputs)).sql), path)
+
     def _parse(self, path: str, batch_lines: int, progress: dict) -> Iterator[Batch]:
-        for fields in json_field_batches(path, PATHS, batch_lines, ("records",), progress):
+        for fields in json_field_batches(path, batch_lines, ("records",), progress):
             yield self.finish(self.map_fields(fields), path)
 
 
