@@ -34,12 +34,13 @@ def _fields(lines: list[str], arrays=("records",)) -> list[tuple]:
 
 
 def test_plain_lines_are_read_directly():
-    lines = ['{"a": "x", "properties": {"b": 2}}', ' {"c": null}', '\t{"a": [1, 2]}']
-    assert _plain(pa.array(lines), ("records",)).to_pylist() == [True, True, True]
+    lines = ['{"a": "x", "properties": {"b": 2}}', '{"c": null}', '{"a": [1, 2]}', ' {"a": 1}']
+    assert _plain(pa.array(lines), ("records",)).to_pylist() == [True, True, True, False]
     assert _fields(lines) == sorted([
         (1, lines[0], None, ("x", "2", None, None)),
         (2, lines[1], None, (None, None, None, None)),
         (3, lines[2], None, ("[1,2]", None, None, None)),
+        (4, lines[3], None, ("1", None, None, None)),  # (framed: a blank before the object)
     ], key=repr)
 
 

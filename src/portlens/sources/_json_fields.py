@@ -84,12 +84,13 @@ def json_lines_fields(lines: pa.Array, numbers: pa.Array, arrays: tuple[str, ...
 
 def _plain(lines: pa.Array, arrays: tuple[str, ...]) -> pa.Array:
     """True for a line that, if it parses, is one JSON object and one record: it opens with
-    `{` (after JSON blanks), names none of the wrapper keys `arrays` and has no `}{"` where
-    json_lines_query would split objects run together. (Arrow's regex search is several times
-    faster than its plain-substring one.)"""
-    unusual = "|".join([*(re.escape(f'"{key}"') for key in arrays), r'\}\s*\{\s*"'])
-    return pc.and_(pc.match_substring_regex(lines, r"^[ \t]*\{"),
-                   pc.invert(pc.match_substring_regex(lines, unusual)))
+    `{`, names none of the wrapper keys `arrays` and has no `}{"` where json_lines_query would
+    split objects run together. (Arrow searches one literal by regex several times faster
+    than by its plain-substring search, or than an alternation of several.)"""
+    plain = pc.starts_with(lines, "{")
+    for pattern in [*(re.escape(f'"{key}"') for key in arrays), r'\}\s*\{\s*"']:
+        plain = pc.and_(plain, pc.invert(pc.match_substring_regex(lines, pattern)))
+    return plain
 
 
 def _path_list(paths: list[str]) -> str:
