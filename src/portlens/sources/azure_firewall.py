@@ -60,7 +60,7 @@ import pyarrow as pa
 
 from ._json_fields import Fields, json_field_batches, record_fields
 from ._records import GuardedSource, guard_ints
-from ._sql import ICMP4_TYPES, bag_sql, iana_sql, looks_ip
+from ._sql import ICMP4_TYPES, bag_sql, iana_sql, lit, looks_ip
 from ._tables import is_table_export
 from .base import Batch, Query, Source, materialize
 
@@ -80,6 +80,53 @@ _TOP = {"category": ["$.category"], "typ": ["$.Type"], "cat2": ["$.Category"],
         "time": ["$.time", "$.TimeGenerated", "$.timeStamp"],
         "rid": ["$.resourceId", "$.ResourceId", "$._ResourceId"], "uid": ["$._ItemId"],
         "idps_category": ["$.properties.Category"]}
+
+
+_MSG_GROUPS = ("proto", "itype", "src", "dst", "nat", "rest")
+# The two shapes of nearly every message, as whole-message patterns (DFA, no captures: several
+# times cheaper than capturing with _MSG_RE): `... to <dst>.[ <rest>]` and
+# `... to <dst> was DNAT'ed to <nat>[ ...|.[ <rest>]]`, blanks being single spaces (RE2's \s is
+# [\t\n\f\r ]). On these, _MSG_RE's captures are the message cut at its spaces (`_message`).
+_HEAD = r"[^\s]+(?: Type=[0-9]+)? request from [^\s]+ to "
+_REST = r"(?: [^\t\n\f\r]*)?"
+_DOTTED = _HEAD + r"[^\s]+\." + _REST
+_DNAT = _HEAD + r"[^\s]*[^\s.] was DNAT'ed to (?:[^\s]*[^\s.] *|[^\s]+\." + _REST + ")"
+
+
+def _shape(msg: str) -> str:
+    """SQL: 1 for a message of the _DOTTED shape, 2 for _DNAT, 0 for another."""
+    return (f"CASE WHEN regexp_full_match({msg}, {lit(_DOTTED)}) THEN 1 "
+            f"WHEN regexp_full_match({msg}, {lit(_DNAT)}) THEN 2 ELSE 0 END")
+
+
+def _message(msg: str, shape: str, words: str) -> str:
+    """SQL: `regexp_extract(msg, _MSG_RE, _MSG_GROUPS)`, given `shape` (`_shape(msg)`) and, for
+    a common shape, `words`: `string_split(msg, ' ')` (one split: split_part costs as much
+    each). There the lazy destination (or DNAT target) is its word less the final dot when a
+    dot ends it, and the rest is what follows the spaces after that."""
+    o = f"({words}[2] <> 'request')::INTEGER"  # 1: `Type=N` after the protocol
+
+    def word(i: int) -> str:
+        return f"{words}[{i} + {o}]"
+    # where what follows the destination starts: P [Type=N] `request from ` S ` to ` T
+    after = (f"length({words}[1]) + 1 + {o} * (length({words}[2]) + 1) + 13 + length({word(4)}) + 4 "
+             f"+ length({word(6)}) + 1")
+    after_nat = f"{after} + 16 + length({word(10)})"  # ` was DNAT'ed to ` N
+
+    def struct(dst: str, nat: str, rest: str) -> str:
+        itype = f"CASE WHEN {o} = 1 THEN substr({words}[2], 6) ELSE '' END"
+        values = (f"{words}[1]", itype, word(4), dst, nat, rest)
+        return "{" + ", ".join(f"{lit(g)}: {v}" for g, v in zip(_MSG_GROUPS, values)) + "}"
+
+    def less_dot(token: str) -> str:
+        return f"left({token}, length({token}) - 1)"
+    groups = ", ".join(lit(g) for g in _MSG_GROUPS)
+    return f"""CASE {shape}
+        WHEN 1 THEN {struct(less_dot(word(6)), "''", f"ltrim(substr({msg}, {after}))")}
+        WHEN 2 THEN CASE WHEN ends_with({word(10)}, '.')
+          THEN {struct(word(6), less_dot(word(10)), f"ltrim(substr({msg}, {after_nat}))")}
+          ELSE {struct(word(6), word(10), "''")} END
+        ELSE regexp_extract({msg}, {lit(_MSG_RE)}, [{groups}]) END"""
 
 
 _ENDPOINT_RE = r"^(?:\[([^\]]*)\](?::([0-9]*))?|([^:]*):([0-9]*)|(.*))$"
@@ -151,11 +198,14 @@ def _sql(lean: bool = False) -> str:
       SELECT _line, _raw, _error AS _framing, {', '.join(cols)} FROM a),
     c AS (
       SELECT *, coalesce(category, NULLIF(typ, 'AzureDiagnostics'), cat2) AS cat FROM b),
-    d AS (
+    c1 AS (
       SELECT *, cat IN ({struct_cats}) AS structured, cat IN ({legacy_cats}) AS legacy,
-        CASE WHEN cat IN ({legacy_cats}) THEN
-          regexp_extract(msg, '{_MSG_RE.replace("'", "''")}', ['proto', 'itype', 'src', 'dst', 'nat', 'rest']) END AS m
+        CASE WHEN cat IN ({legacy_cats}) THEN {_shape('msg')} END AS _shape
       FROM c),
+    c2 AS (
+      SELECT *, CASE WHEN _shape > 0 THEN string_split(msg, ' ') END AS _words FROM c1),
+    d AS (
+      SELECT *, CASE WHEN legacy THEN {_message('msg', '_shape', '_words')} END AS m FROM c2),
     e AS (
       SELECT *, m.rest AS rest,
         CASE WHEN legacy THEN {_endpoint('m.src')} END AS es,
