@@ -8,9 +8,10 @@ import pyarrow as pa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from portlens import asim, store
+from portlens import store
 from portlens.sources.azure_firewall import _DETAIL_COLUMNS, SOURCE
 from portlens.sources.base import parse_file
+from narrowing import full_and_narrow
 from test_source_azure_firewall import legacy, structured
 
 NAT = {"category": "AZFWNatRule", "time": "2024-01-01T00:00:00Z",
@@ -20,15 +21,7 @@ NAT = {"category": "AZFWNatRule", "time": "2024-01-01T00:00:00Z",
 
 
 def _both(path: str, keep: frozenset) -> tuple[pa.Table, pa.Table]:
-    """(full statement, narrowed one), the columns in `keep` plus the routing ones, sorted."""
-    full, narrow = [], []
-    names = sorted(keep) + ["_line", "_skip", "_reason"]
-    for batch in parse_file(SOURCE, path):
-        pending = batch.pending
-        full.append(asim.query(pending.sql(), **pending.inputs()).select(names))
-        narrow.append(asim.query(pending.sql(keep), **pending.inputs()).select(names))
-    order = [(n, "ascending") for n in names]
-    return (pa.concat_tables(full).sort_by(order), pa.concat_tables(narrow).sort_by(order))
+    return full_and_narrow(SOURCE, path, keep)
 
 
 def _write(tmp_path, recs) -> str:
