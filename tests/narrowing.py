@@ -17,5 +17,7 @@ def full_and_narrow(source, path: str, keep: frozenset) -> tuple[pa.Table, pa.Ta
             continue
         full.append(asim.query(pending.sql(), **pending.inputs()).select(names))
         narrow.append(asim.query(pending.sql(keep), **pending.inputs()).select(names))
+    if not full:  # (no batch: nothing to compare)
+        return pa.table({}), pa.table({})
     order = [(n, "ascending") for n in names]
     return (pa.concat_tables(full).sort_by(order), pa.concat_tables(narrow).sort_by(order))
