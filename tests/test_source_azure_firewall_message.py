@@ -14,7 +14,8 @@ def _both(msgs: list) -> tuple[list, list, list]:
     """(regex captures, split_part captures, shapes) of each message."""
     groups = ", ".join(lit(g) for g in _MSG_GROUPS)
     t = asim.query(f"SELECT regexp_extract(m, {lit(_MSG_RE)}, [{groups}]) AS a, {_message('m', 's', 'w')} AS b, s "
-                   f"FROM (SELECT *, string_split(m, ' ') AS w FROM (SELECT m, {_shape('m')} AS s FROM t))", t=pa.table({"m": pa.array(msgs, pa.string())}))
+                   f"FROM (SELECT *, string_split(m, ' ') AS w FROM (SELECT m, {_shape('m')} AS s FROM t))",
+                   t=pa.table({"m": pa.array(msgs, pa.string())}))
     return t["a"].to_pylist(), t["b"].to_pylist(), t["s"].to_pylist()
 
 
