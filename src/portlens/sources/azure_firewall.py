@@ -58,10 +58,11 @@ from typing import Iterator
 
 import pyarrow as pa
 
-from ._records import GuardedSource, json_record_batches, records_query
-from ._sql import ICMP4_TYPES, bag_sql, iana_sql, looks_ip
+from ._json_fields import Fields, json_field_batches, record_fields
+from ._records import GuardedSource, guard_ints
+from ._sql import ICMP4_TYPES, bag_sql, iana_sql, lit, looks_ip
 from ._tables import is_table_export
-from .base import Batch, Query, materialize
+from .base import Batch, Query, Source, materialize
 
 _STRUCTURED = ("AZFWNetworkRule", "AZFWNatRule", "AZFWIdpsSignature", "AZFWThreatIntel")
 _LEGACY = ("AzureFirewallNetworkRule",)
@@ -79,6 +80,53 @@ _TOP = {"category": ["$.category"], "typ": ["$.Type"], "cat2": ["$.Category"],
         "time": ["$.time", "$.TimeGenerated", "$.timeStamp"],
         "rid": ["$.resourceId", "$.ResourceId", "$._ResourceId"], "uid": ["$._ItemId"],
         "idps_category": ["$.properties.Category"]}
+
+
+_MSG_GROUPS = ("proto", "itype", "src", "dst", "nat", "rest")
+# The two shapes of nearly every message, as whole-message patterns (DFA, no captures: several
+# times cheaper than capturing with _MSG_RE): `... to <dst>.[ <rest>]` and
+# `... to <dst> was DNAT'ed to <nat>[ ...|.[ <rest>]]`, blanks being single spaces (RE2's \s is
+# [\t\n\f\r ]). On these, _MSG_RE's captures are the message cut at its spaces (`_message`).
+_HEAD = r"[^\s]+(?: Type=[0-9]+)? request from [^\s]+ to "
+_REST = r"(?: [^\t\n\f\r]*)?"
+_DOTTED = _HEAD + r"[^\s]+\." + _REST
+_DNAT = _HEAD + r"[^\s]*[^\s.] was DNAT'ed to (?:[^\s]*[^\s.] *|[^\s]+\." + _REST + ")"
+
+
+def _shape(msg: str) -> str:
+    """SQL: 1 for a message of the _DOTTED shape, 2 for _DNAT, 0 for another."""
+    return (f"CASE WHEN regexp_full_match({msg}, {lit(_DOTTED)}) THEN 1 "
+            f"WHEN regexp_full_match({msg}, {lit(_DNAT)}) THEN 2 ELSE 0 END")
+
+
+def _message(msg: str, shape: str, words: str) -> str:
+    """SQL: `regexp_extract(msg, _MSG_RE, _MSG_GROUPS)`, given `shape` (`_shape(msg)`) and, for
+    a common shape, `words`: `string_split(msg, ' ')` (one split: split_part costs as much
+    each). There the lazy destination (or DNAT target) is its word less the final dot when a
+    dot ends it, and the rest is what follows the spaces after that."""
+    o = f"({words}[2] <> 'request')::INTEGER"  # 1: `Type=N` after the protocol
+
+    def word(i: int) -> str:
+        return f"{words}[{i} + {o}]"
+    # where what follows the destination starts: P [Type=N] `request from ` S ` to ` T
+    after = (f"length({words}[1]) + 1 + {o} * (length({words}[2]) + 1) + 13 + length({word(4)}) + 4 "
+             f"+ length({word(6)}) + 1")
+    after_nat = f"{after} + 16 + length({word(10)})"  # ` was DNAT'ed to ` N
+
+    def struct(dst: str, nat: str, rest: str) -> str:
+        itype = f"CASE WHEN {o} = 1 THEN substr({words}[2], 6) ELSE '' END"
+        values = (f"{words}[1]", itype, word(4), dst, nat, rest)
+        return "{" + ", ".join(f"{lit(g)}: {v}" for g, v in zip(_MSG_GROUPS, values)) + "}"
+
+    def less_dot(token: str) -> str:
+        return f"left({token}, length({token}) - 1)"
+    groups = ", ".join(lit(g) for g in _MSG_GROUPS)
+    return f"""CASE {shape}
+        WHEN 1 THEN {struct(less_dot(word(6)), "''", f"ltrim(substr({msg}, {after}))")}
+        WHEN 2 THEN CASE WHEN ends_with({word(10)}, '.')
+          THEN {struct(word(6), less_dot(word(10)), f"ltrim(substr({msg}, {after_nat}))")}
+          ELSE {struct(word(6), word(10), "''")} END
+        ELSE regexp_extract({msg}, {lit(_MSG_RE)}, [{groups}]) END"""
 
 
 _ENDPOINT_RE = r"^(?:\[([^\]]*)\](?::([0-9]*))?|([^:]*):([0-9]*)|(.*))$"
@@ -105,21 +153,38 @@ def _after(label: str) -> str:
             f"'(?:^|[.]\\s+){label}:\\s*(.*?)(?:[.](?:\\s|$)|$)', 1)), '') END")
 
 
-def _sql() -> str:
-    paths, names = [], []
-    for key, ps in _TOP.items():
-        names.append(key)
-        paths.append(ps)
-    for f in _FIELDS:
-        names.append("p_" + f)
-        paths.append([f"$.properties.{f}", f"$.{f}"])
-    flat = [p for ps in paths for p in ps]
+# Values that feed only the columns in _DETAIL_COLUMNS: a statement that does not yield those
+# does not read them (each JSON path read costs, see _json_fields).
+_DETAIL = frozenset({"uid", "idps_category", *(f"p_{f}" for f in (
+    "ActionReason", "Policy", "RuleCollectionGroup", "RuleCollection", "Rule", "TranslatedIp", "SignatureId",
+    "Description", "TargetUrl", "IsTlsInspected"))})
+_DETAIL_COLUMNS = frozenset({"AdditionalFields", "NetworkRuleName", "EventOriginalResultDetails", "DstNatIpAddr",
+                             "EventOriginalUid"})
+
+
+def _named_paths(lean: bool = False) -> list[tuple[str, list[str]]]:
+    """(value, its JSON paths in the order tried) for every value the mapping reads (lean:
+    but the _DETAIL ones)."""
+    named = [*_TOP.items(), *((f"p_{f}", [f"$.properties.{f}", f"$.{f}"]) for f in _FIELDS)]
+    return [(name, ps) for name, ps in named if not (lean and name in _DETAIL)]
+
+
+def paths(lean: bool = False) -> list[str]:
+    """The JSON paths whose texts `_sql(lean)` reads from `_v`, in order."""
+    return [p for _, ps in _named_paths(lean) for p in ps]
+
+
+def _sql(lean: bool = False) -> str:
+    """The mapping, as the CTEs that follow `a`: the records' `_line`, `_raw`, `_error` (framing's
+    reason; such a row is neither parsed nor skipped) and `_v`, the texts at paths(lean). Lean:
+    the _DETAIL values are NULL, so the _DETAIL_COLUMNS are wrong (the others are the same)."""
     pos, cols = 1, []
-    for name, ps in zip(names, paths):
-        items = [f"NULLIF(j[{pos + i}], '')" for i in range(len(ps))]
+    for name, ps in _named_paths(lean):
+        items = [f"NULLIF(_v[{pos + i}], '')" for i in range(len(ps))]
         cols.append(f"{items[0] if len(items) == 1 else 'coalesce(' + ', '.join(items) + ')'} AS \"{name}\"")
         pos += len(ps)
-    plist = ", ".join(f"'{p}'" for p in flat)
+    if lean:
+        cols.extend(f'NULL::VARCHAR AS "{name}"' for name in sorted(_DETAIL))
     icmp_map = ", ".join(f"{k}: '{v}'" for k, v in ICMP4_TYPES.items())  # unnamed types: NULL
     legacy_cats = ", ".join(f"'{c}'" for c in _LEGACY)
     struct_cats = ", ".join(f"'{c}'" for c in _STRUCTURED)
@@ -129,17 +194,18 @@ def _sql() -> str:
                    ("IsTlsInspected", "tls"),
                    ("OriginalProtocol", "CASE WHEN iana IS NULL THEN rawproto END")], text=True)
     return f"""
-    WITH a AS (
-      SELECT _line, _raw, json_extract_string(rec, [{plist}]) AS j FROM g),
     b AS (
-      SELECT _line, _raw, {', '.join(cols)} FROM a),
+      SELECT _line, _raw, _error AS _framing, {', '.join(cols)} FROM a),
     c AS (
       SELECT *, coalesce(category, NULLIF(typ, 'AzureDiagnostics'), cat2) AS cat FROM b),
-    d AS (
+    c1 AS (
       SELECT *, cat IN ({struct_cats}) AS structured, cat IN ({legacy_cats}) AS legacy,
-        CASE WHEN cat IN ({legacy_cats}) THEN
-          regexp_extract(msg, '{_MSG_RE.replace("'", "''")}', ['proto', 'itype', 'src', 'dst', 'nat', 'rest']) END AS m
+        CASE WHEN cat IN ({legacy_cats}) THEN {_shape('msg')} END AS _shape
       FROM c),
+    c2 AS (
+      SELECT *, CASE WHEN _shape > 0 THEN string_split(msg, ' ') END AS _words FROM c1),
+    d AS (
+      SELECT *, CASE WHEN legacy THEN {_message('msg', '_shape', '_words')} END AS m FROM c2),
     e AS (
       SELECT *, m.rest AS rest,
         CASE WHEN legacy THEN {_endpoint('m.src')} END AS es,
@@ -147,7 +213,7 @@ def _sql() -> str:
         CASE WHEN legacy AND m.nat <> '' THEN {_endpoint('m.nat')} END AS en
       FROM d),
     f AS (
-      SELECT _line, _raw, structured, legacy, cat, op, time, rid, uid, msg,
+      SELECT _line, _raw, _framing, structured, legacy, cat, op, time, rid, uid, msg,
         legacy AND NULLIF(m.src, '') IS NOT NULL AS parsed,
         CASE WHEN structured THEN p_Protocol ELSE NULLIF(m.proto, '') END AS rawproto,
         CASE WHEN structured THEN TRY_CAST(regexp_extract(p_Protocol, '(?i)type=([0-9]+)', 1) AS INTEGER)
@@ -211,17 +277,19 @@ def _sql() -> str:
       uid AS EventOriginalUid,
       'NetworkSession' AS EventType,
       {bag} AS AdditionalFields,
-      CASE WHEN legacy AND NOT coalesce(parsed, false)
+      CASE WHEN _framing IS NOT NULL THEN _framing
+           WHEN legacy AND NOT coalesce(parsed, false)
              THEN 'firewall message not understood: ' || coalesce(msg, '(no msg)')
            WHEN legacy AND action IS NULL AND NOT is_nat THEN 'firewall message has no Action: ' || msg
            WHEN structured AND src IS NULL AND dst IS NULL THEN 'record has no SourceIp or DestinationIp'
       END AS _error,
-      NOT coalesce(structured OR legacy, false) OR coalesce(uaction = 'ALERT', false) AS _skip
+      _framing IS NULL AND (NOT coalesce(structured OR legacy, false) OR coalesce(uaction = 'ALERT', false))
+        AS _skip
     FROM h
     """
 
 
-_SQL = None
+_SQL: dict[bool, str] = {}  # lean -> the mapping
 _SNIFF = re.compile(rb'"(category|Category|Type|operationName|OperationName)"\s*:\s*"(AzureFirewall|AZFW)')
 
 
@@ -234,21 +302,31 @@ class AzureFirewall(GuardedSource):
 
     def map_query(self, recs: pa.Table) -> Query:
         """JSON records (`_line`, `_raw`, `rec`) -> the parsed columns, as SQL."""
-        global _SQL
-        if _SQL is None:
-            _SQL = _sql()
-        return Query(_SQL, {"g": recs.select(["_line", "_raw", "rec"])})
+        return self.map_fields(record_fields(Query("SELECT _line, _raw, rec, NULL::VARCHAR AS _error FROM g",
+                                                   {"g": recs.select(["_line", "_raw", "rec"])})))
+
+    def map_fields(self, fields: Fields) -> Query:
+        """Records as `Fields` -> the parsed columns; narrowed to columns that need none of the
+        _DETAIL values, the statement does not read them."""
+        def sql(lean: bool) -> str:
+            if lean not in _SQL:
+                _SQL[lean] = _sql(lean)
+            return f"WITH a AS ({fields.sql(paths(lean))}), {_SQL[lean]}"
+        return Query(sql(False), fields.inputs, narrow=lambda keep: sql(keep.isdisjoint(_DETAIL_COLUMNS)))
 
     def map_records(self, recs: pa.Table) -> pa.Table:
         """JSON records (`_line`, `_raw`, `rec`) -> parsed columns (also fed by `sentinel`)."""
         return materialize(self.map_query(recs))
 
+    def finish(self, parsed: Query, path: str) -> Batch:
+        # (GuardedSource.finish's guard_ints would drop the narrowed statement)
+        guarded = guard_ints(parsed)
+        return Source.finish(self, Query(guarded.sql, guarded.inputs, narrow=lambda keep: guard_ints(
+            Query(parsed.narrow(keep), parsed.inputs)).sql), path)
+
     def _parse(self, path: str, batch_lines: int, progress: dict) -> Iterator[Batch]:
-        global _SQL
-        if _SQL is None:
-            _SQL = _sql()
-        for recs in json_record_batches(path, batch_lines, ("records",), progress):
-            yield self.finish(records_query(recs, _SQL), path)
+        for fields in json_field_batches(path, batch_lines, ("records",), progress):
+            yield self.finish(self.map_fields(fields), path)
 
 
 SOURCE = AzureFirewall(

@@ -1,0 +1,30 @@
+"""vectra's narrowed statement (the store's columns) reads no detail field: it must keep,
+reject and skip the same records with the same values in the columns it yields."""
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from portlens import store
+from portlens.sources.vectra import _DETAIL_COLUMNS, LEAN_PATHS, PATHS, SOURCE
+from portlens.sources.base import parse_file
+from narrowing import full_and_narrow
+from test_source_vectra import FIXTURES, LINES, record
+
+
+def test_stored_columns_need_no_detail(tmp_path):
+    assert store._KEEP.isdisjoint(_DETAIL_COLUMNS) and len(LEAN_PATHS) < len(PATHS)
+    path = FIXTURES / "isession.json"
+    batch = next(parse_file(SOURCE, str(path)))
+    path_text = "'$.\"orig_hostname\"'"
+    assert path_text in batch.pending.sql() and path_text not in batch.pending.parsed.narrow(store._KEEP)
+    full, narrow = full_and_narrow(SOURCE, str(path), store._KEEP)
+    assert full.num_rows == len(LINES) and full.equals(narrow)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.one_of(record, st.sampled_from(LINES)), min_size=1, max_size=12))
+def test_narrowed_same_as_full(tmp_path, lines):
+    path = tmp_path / "v.json"
+    path.write_text("\n".join(lines) + "\n")
+    full, narrow = full_and_narrow(SOURCE, str(path), store._KEEP)
+    assert full.equals(narrow)
