@@ -172,17 +172,25 @@ class Sentinel(Source):
         noted = False
         states: dict[str, dict] = {}  # vendor source -> its per-file state (`Source.start`)
         for recs in export.records():
-            # one batch per vendor group: each stays pending (its conform statement not run),
+            # one batch per vendor group, each made when the store asks for it (only one group's
+            # parsed columns wait at a time): each stays pending (its conform statement not run),
             # so the store runs it straight into its tables
-            parts = _nonempty(self._parts(recs, export, path, zone, states)) or [_merge([])]
-            if not noted and export.zones.get("TimeGenerated", "UTC").lower().startswith("local") and zone is None:
-                parts[0].notes.append(f"{path}: TimeGenerated [Local Time] read as UTC; "
+            empty = True
+            for part in self._parts(recs, export, path, zone, states):
+                if not _nonempty([part]):
+                    continue
+                if not noted and zone is None and \
+                        export.zones.get("TimeGenerated", "UTC").lower().startswith("local"):
+                    part.notes.append(f"{path}: TimeGenerated [Local Time] read as UTC; "
                                       "give --timezone ZONE (e.g. Europe/Paris) to read it in your zone")
-                noted = True
-            yield from parts
+                    noted = True
+                empty = False
+                yield part
+            if empty:
+                yield _merge([])
 
     def _parts(self, recs: pa.Table, export: Export, path: str, zone: str | None,
-               states: dict[str, dict]) -> list[Batch]:
+               states: dict[str, dict]) -> Iterator[Batch]:
         local = export.zones.get("TimeGenerated", "UTC").lower().startswith("local")
         n = recs.num_rows
         names = set(recs.column_names)
@@ -192,10 +200,9 @@ class Sentinel(Source):
             else pa.nulls(n, asim.TIMESTAMP)
         table = _tables_per_row(text, n)
         error = pc.is_valid(text["_error"])
-        parts: list[Batch] = []
         unread = np.flatnonzero(error.to_numpy(zero_copy_only=False))
         if len(unread):
-            parts.append(finish(recs.take(pa.array(unread)).select(["_line", "_raw", "_error"]), path, self.name))
+            yield finish(recs.take(pa.array(unread)).select(["_line", "_raw", "_error"]), path, self.name)
         ok = ~error.to_numpy(zero_copy_only=False)
         groups: dict[tuple[str, Route], list[int]] = {}
         skipped: dict[str, list[int]] = {}
@@ -207,11 +214,10 @@ class Sentinel(Source):
                     groups.setdefault((key, route), []).extend(rows)
         for (tname, route), rows in groups.items():
             idx = np.array(sorted(rows), np.int64)
-            parts.append(self._run(route, tname, idx, text, times, path, states, export.zones, zone))
+            yield self._run(route, tname, idx, text, times, path, states, export.zones, zone)
         for reason, rows in skipped.items():
-            parts.append(Batch(asim.empty_table(), asim.QUARANTINE_SCHEMA.empty_table(), len(rows), len(rows),
-                               skipped_by={reason: len(rows)}))
-        return parts
+            yield Batch(asim.empty_table(), asim.QUARANTINE_SCHEMA.empty_table(), len(rows), len(rows),
+                        skipped_by={reason: len(rows)})
 
     # routing ------------------------------------------------------------------------------------
     def _routes(self, tname: str, idx: np.ndarray, text: dict) -> dict[Route, list[int]]:
