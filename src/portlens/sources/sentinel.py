@@ -497,15 +497,24 @@ def _cef_lines(sub: dict, n: int, route: Route) -> pa.Array:
     return asim.query(sql, t=t)["line"].combine_chunks()
 
 
+# A plain value: nothing to escape (`\\`, `=`, line breaks), no `;`, no blank at either end
+# to trim, none of the marks `_extensions_sql` splits on (chr 1, chr 2).
+_PLAIN_VALUE = r"([^;=\\\n\r\x01\x02 ]([^;=\\\n\r\x01\x02]*[^;=\\\n\r\x01\x02 ])?)?"
+_PLAIN_PAIRS = f"{_KEY}={_PLAIN_VALUE}(;{_KEY}={_PLAIN_VALUE})*"
+
+
 def _extensions_sql(expr: str) -> str:
     """AdditionalExtensions `k=v;k=v` -> CEF `k=v k=v` (values escaped). A `;` starts a new
     pair only when a `key=` follows it."""
     marked = (f"regexp_replace(regexp_replace({expr}, '^\\s*({_KEY})=', '\\1' || chr(2)), "
               f"';\\s*({_KEY})=', chr(1) || '\\1' || chr(2), 'g')")
     pieces = f"list_filter(string_split({marked}, chr(1)), lambda p: contains(p, chr(2)))"
-    return (f"CASE WHEN {expr} IS NOT NULL THEN array_to_string(list_transform({pieces}, lambda p: "
-            f"split_part(p, chr(2), 1) || '=' || "
-            f"{_cef_escape_value('trim(substr(p, strpos(p, chr(2)) + 1))')}), ' ') END")
+    general = (f"array_to_string(list_transform({pieces}, lambda p: split_part(p, chr(2), 1) || '=' || "
+               f"{_cef_escape_value('trim(substr(p, strpos(p, chr(2)) + 1))')}), ' ')")
+    # (most rows hold plain pairs only: their CEF form is the text with `;` made a blank, a
+    # tenth of the cost of splitting and rejoining them)
+    return (f"CASE WHEN regexp_full_match({expr}, '{_PLAIN_PAIRS}') THEN replace({expr}, ';', ' ') "
+            f"WHEN {expr} IS NOT NULL THEN {general} END")
 
 
 def _asa_message(sub: dict) -> str:
