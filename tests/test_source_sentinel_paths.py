@@ -114,3 +114,13 @@ def test_fortinet_rows_skipped_in_a_pending_batch_keep_their_reason(tmp_path):
     assert [b.pending is not None for b in batches] == [True]
     assert batches[0].skipped_by == {"Fortinet FortiGate: records that are not network sessions": 1}
     assert (batches[0].skipped, batches[0].records) == (1, 2)
+
+
+# ---- batch size ------------------------------------------------------------------------------
+
+def test_narrow_exports_take_more_rows_per_batch():
+    from portlens.sources.sentinel import export_batch_rows
+    assert export_batch_rows(None) == 25_000  # JSON: keys unknown up front
+    assert export_batch_rows(150) == 25_000  # a full CommonSecurityLog export
+    assert export_batch_rows(17) == 50_000
+    assert 25_000 < export_batch_rows(30) < 50_000
