@@ -188,7 +188,7 @@ class Sentinel(Source):
             # so the store runs it straight into its tables
             empty = True
             for part in self._parts(recs, export, path, zone, states):
-                if not _nonempty([part]):
+                if not _holds_records(part):
                     continue
                 if not noted and zone is None and \
                         export.zones.get("TimeGenerated", "UTC").lower().startswith("local"):
@@ -409,9 +409,13 @@ def _skipped(parsed: "pa.Table | Query") -> int | None:
     return int(pc.sum(pc.fill_null(skip, False)).as_py() or 0)
 
 
+def _holds_records(part: Batch) -> bool:
+    """Whether a part holds records (a pending part is kept unread: it holds at least one)."""
+    return part.pending is not None or bool(part.records or part.table.num_rows or part.quarantine.num_rows)
+
+
 def _nonempty(parts: list[Batch]) -> list[Batch]:
-    """The parts that hold records (a pending part is kept unread: it holds at least one)."""
-    return [p for p in parts if p.pending is not None or p.records or p.table.num_rows or p.quarantine.num_rows]
+    return [p for p in parts if _holds_records(p)]
 
 
 def _merge(parts: list[Batch]) -> Batch:
@@ -441,8 +445,8 @@ def _map_lines(source: Source, lines: pa.Array, numbers: pa.Array, state: dict) 
 
 def _with_export(parsed: "pa.Table | Query", lines_no: pa.Array, raws: pa.Array, times: pa.Array) -> "pa.Table | Query":
     """The vendor's parsed rows with the export's record text in `_raw` and the table's
-    TimeGenerated (where readable) in TimeGenerated, the vendor's own time
-    staying the event's; rows are matched by `_line`. A Query over the parsed rows."""
+    TimeGenerated (where readable) in TimeGenerated, the vendor's own time staying the event's;
+    rows are matched by `_line`. A Query, so that this runs in the statement with conform."""
     if isinstance(parsed, pa.Table):
         if parsed.num_rows == 0:
             return parsed
