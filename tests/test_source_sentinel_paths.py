@@ -59,10 +59,15 @@ def test_other_pairs_are_split_escaped_and_trimmed():
 
 
 _PIECES = st.sampled_from(["a", "b", "Key.1", "-", "_", "=", ";", " ", "  ", "\t", "\n", "\r", "\\", "x y", "é", '"'])
+_ANY_TEXT = st.lists(_PIECES, max_size=12).map("".join)
+# `key=value;...`, values mostly plain (the shortcut) and sometimes not
+_VALUES = st.lists(st.sampled_from(["v", "1", "x y", "é", '"', " ", "=", "\\", "\n", ";"]), max_size=4).map("".join)
+_PAIR_TEXT = st.lists(st.tuples(st.sampled_from(["a", "Key.1", "b-c", "x_y"]), _VALUES), max_size=6).map(
+    lambda pairs: ";".join(f"{k}={v}" for k, v in pairs))
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.lists(_PIECES, max_size=12).map("".join), min_size=1, max_size=20))
+@given(st.lists(st.one_of(_ANY_TEXT, _PAIR_TEXT), min_size=1, max_size=20))
 def test_extensions_follow_the_pair_rules(texts):
     assert extensions(texts) == [model(t) for t in texts]
 
