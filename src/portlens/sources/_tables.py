@@ -129,7 +129,10 @@ class Export:
         self.zones: dict[str, str] = {}
         with open_binary(path) as f:
             head = f.read(65536)
-        self.kind = "csv" if csv_header(head) is not None else (json_head(head) or "csv")
+        names = csv_header(head)
+        self.kind = "csv" if names is not None else (json_head(head) or "csv")
+        # the columns of a CSV export (None for JSON: each record has its own keys)
+        self.width = len(names) if names is not None else None
 
     def records(self, progress: dict | None = None) -> Iterator[pa.Table]:
         if self.kind == "csv":

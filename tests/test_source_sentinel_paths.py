@@ -1,0 +1,131 @@
+"""Sentinel exports, the shortcuts taken for speed: each gives what the general way gives.
+- AdditionalExtensions made of plain pairs become CEF by turning `;` into blanks; any text
+  becomes what the pair-by-pair rules say (a Python model of them).
+- A vendor whose mapping is SQL stays a Query: the export's `_raw` and TimeGenerated are joined
+  to its rows by line, and its skipped records are counted from `_skip` alone."""
+
+from __future__ import annotations
+
+import re
+
+import pyarrow as pa
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from portlens import asim
+from portlens.sources.base import Query, parse_file
+from portlens.sources.sentinel import SOURCE, _extensions_sql, _skipped, _with_export
+from sourcekit import write
+
+_KEY = r"[A-Za-z0-9_.\-]+"
+_BLANKS = "[\t\n\f\r ]*"  # RE2's \s
+
+
+def model(text: str | None) -> str | None:
+    """AdditionalExtensions -> CEF extension text, pair by pair: a pair starts at the text's
+    start (after blanks) or at a `;` (then blanks) followed by `key=`; its value runs to the
+    next pair, trimmed of spaces and CEF-escaped; text before the first pair is dropped."""
+    if text is None:
+        return None
+    starts = []  # (key, where the value starts, where the pair's mark starts)
+    first = re.match(f"{_BLANKS}({_KEY})=", text)
+    if first:
+        starts.append((first.group(1), first.end(), 0))
+    starts += [(m.group(1), m.end(), m.start()) for m in re.finditer(f";{_BLANKS}({_KEY})=", text)]
+    pairs = []
+    for i, (key, begin, _) in enumerate(starts):
+        end = starts[i + 1][2] if i + 1 < len(starts) else len(text)
+        value = text[begin:end].strip(" ")
+        value = value.replace("\\", "\\\\").replace("=", "\\=").replace("\n", "\\n").replace("\r", "\\r")
+        pairs.append(f"{key}={value}")
+    return " ".join(pairs)
+
+
+def extensions(texts: list) -> list:
+    t = pa.table({"x": pa.array(texts, pa.string())})
+    return asim.query(f"SELECT {_extensions_sql('x')} AS y FROM t", t=t)["y"].to_pylist()
+
+
+def test_plain_pairs_become_blank_separated():
+    texts = ["a=1;b=two words;c=", "deviceId=abc;remotePort=53", 'gcat=6;fw_action="NA";dpi=1', None, ""]
+    assert extensions(texts) == ["a=1 b=two words c=", "deviceId=abc remotePort=53", 'gcat=6 fw_action="NA" dpi=1',
+                                 None, ""]
+
+
+def test_other_pairs_are_split_escaped_and_trimmed():
+    texts = [" a = 1 ;b=x=y", "junk;a=1; b=2\\", "a=1;;b=2", "a=line\nbreak;b= 2 ", "no pairs here"]
+    assert extensions(texts) == [model(t) for t in texts]
+    assert extensions(texts)[:2] == ["b=x\\=y", "a=1 b=2\\\\"]  # (` a = 1`: no `key=`)
+
+
+_PIECES = st.sampled_from(["a", "b", "Key.1", "-", "_", "=", ";", " ", "  ", "\t", "\n", "\r", "\\", "x y", "é", '"'])
+_ANY_TEXT = st.lists(_PIECES, max_size=12).map("".join)
+# `key=value;...`, values mostly plain (the shortcut) and sometimes not
+_VALUES = st.lists(st.sampled_from(["v", "1", "x y", "é", '"', " ", "=", "\\", "\n", ";"]), max_size=4).map("".join)
+_PAIR_TEXT = st.lists(st.tuples(st.sampled_from(["a", "Key.1", "b-c", "x_y"]), _VALUES), max_size=6).map(
+    lambda pairs: ";".join(f"{k}={v}" for k, v in pairs))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(_ANY_TEXT, _PAIR_TEXT), min_size=1, max_size=20))
+def test_extensions_follow_the_pair_rules(texts):
+    assert extensions(texts) == [model(t) for t in texts]
+
+
+# ---- vendor Queries kept pending -------------------------------------------------------------
+
+def _vendor_query(rows: pa.Table) -> Query:
+    return Query("SELECT _line, _raw, _skip, TimeGenerated, DstPortNumber FROM v", {"v": rows})
+
+
+def test_skipped_counts_a_query_as_conform_reads_skip():
+    rows = pa.table({"_line": [2, 3, 4, 5], "_raw": ["a", "b", "c", "d"], "_skip": [True, None, False, True]})
+    assert _skipped(Query("SELECT * FROM v", {"v": rows})) == 2
+    assert _skipped(Query("SELECT _line, _raw FROM v", {"v": rows})) == 0
+    assert _skipped(rows) == 2
+
+
+def test_export_text_and_time_join_a_query_by_line():
+    times = pa.array([1_700_000_000_000_000, None, 1_700_000_001_500_000], asim.TIMESTAMP)
+    own = pa.array([1_600_000_000_000_000, 1_600_000_002_000_000, 1_600_000_003_000_000], asim.TIMESTAMP)
+    rows = pa.table({"_line": [9, 4, 7], "_raw": ["cef9", "cef4", "cef7"], "_skip": [False] * 3,
+                     "TimeGenerated": own.take(pa.array([2, 0, 1])), "DstPortNumber": ["443", "53", "80"]})
+    out = asim.query("SELECT * FROM ({}) ORDER BY _line".format(
+        (q := _with_export(_vendor_query(rows), pa.array([4, 7, 9]), pa.array(["row4", "row7", "row9"]), times)).sql),
+        **q.inputs)
+    assert out["_raw"].to_pylist() == ["row4", "row7", "row9"]
+    # the table's time where the export's is readable, else the vendor's; the vendor's stays the event's
+    assert out["TimeGenerated"].cast(asim.TIMESTAMP).to_pylist() == [
+        times[0].as_py(), own[1].as_py(), times[2].as_py()]
+    assert out["EventStartTime"].cast(asim.TIMESTAMP).to_pylist() == own.to_pylist()
+
+
+def test_export_time_is_text_when_the_vendor_time_is_text():
+    rows = pa.table({"_line": [1, 2], "_raw": ["x", "y"], "TimeGenerated": ["2024-01-01T00:00:00Z", "vendor"]})
+    times = pa.array([1_700_000_000_250_000, None], asim.TIMESTAMP)
+    q = _with_export(rows, pa.array([1, 2]), pa.array(["r1", "r2"]), times)
+    out = asim.query(f"SELECT * FROM ({q.sql}) ORDER BY _line", **q.inputs)
+    assert out["TimeGenerated"].to_pylist() == ["2023-11-14T22:13:20.250000Z", "vendor"]
+    assert out["EventStartTime"].to_pylist() == ["2024-01-01T00:00:00Z", "vendor"]
+
+
+def test_fortinet_rows_skipped_in_a_pending_batch_keep_their_reason(tmp_path):
+    header = "TimeGenerated [UTC],DeviceVendor,DeviceProduct,DeviceEventClassID,Activity,LogSeverity,AdditionalExtensions,Type"
+    rows = ['"5/1/2024, 12:00:00.019 AM",Fortinet,FortiGate,00013,traffic:forward accept,3,'
+            'FTNTFGTsrcintfrole=lan;cat=traffic,CommonSecurityLog',
+            '"5/1/2024, 12:00:01.000 AM",Fortinet,FortiGate,01000,event:system login,3,cat=event,CommonSecurityLog']
+    path = write(tmp_path, "\n".join([header, *rows]) + "\n", "export.csv")
+    batches = list(parse_file(SOURCE, str(path)))
+    assert [b.pending is not None for b in batches] == [True]
+    assert batches[0].skipped_by == {"Fortinet FortiGate: records that are not network sessions": 1}
+    assert (batches[0].skipped, batches[0].records) == (1, 2)
+
+
+# ---- batch size ------------------------------------------------------------------------------
+
+def test_narrow_exports_take_more_rows_per_batch():
+    from portlens.sources.sentinel import export_batch_rows
+    assert export_batch_rows(None) == 25_000  # JSON: keys unknown up front
+    assert export_batch_rows(150) == 25_000  # a full CommonSecurityLog export
+    assert export_batch_rows(17) == 50_000
+    assert 25_000 < export_batch_rows(30) < 50_000
