@@ -2,7 +2,7 @@
 
 import pyarrow as pa
 
-from portlens import asim
+from portlens import asim, store
 from portlens.sources.base import parse_file
 
 
@@ -21,3 +21,11 @@ def full_and_narrow(source, path: str, keep: frozenset) -> tuple[pa.Table, pa.Ta
         return pa.table({}), pa.table({})
     order = [(n, "ascending") for n in names]
     return (pa.concat_tables(full).sort_by(order), pa.concat_tables(narrow).sort_by(order))
+
+
+def assert_narrowed_same_as_full(source, path, lines: list[str]) -> None:
+    """Write `lines` to `path`: the store's narrowed statement keeps, rejects and skips as the
+    full one does."""
+    path.write_text("\n".join(lines) + "\n")
+    full, narrow = full_and_narrow(source, str(path), store._KEEP)
+    assert full.equals(narrow)

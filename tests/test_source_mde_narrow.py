@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from portlens import store
 from portlens.sources.mde import _DETAIL_COLUMNS, FIELDS, LEAN_FIELDS, SOURCE
 from portlens.sources.base import parse_file
-from narrowing import full_and_narrow
+from narrowing import assert_narrowed_same_as_full, full_and_narrow
 from test_source_mde import FIXTURES, LINES, json_line
 
 
@@ -27,7 +27,4 @@ def test_stored_columns_need_no_detail(tmp_path):
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.one_of(json_line, st.sampled_from(LINES)), min_size=1, max_size=10))
 def test_narrowed_same_as_full(tmp_path, lines):
-    path = tmp_path / "m.json"
-    path.write_text("\n".join(lines) + "\n")
-    full, narrow = full_and_narrow(SOURCE, str(path), store._KEEP)
-    assert full.equals(narrow)
+    assert_narrowed_same_as_full(SOURCE, tmp_path / "m.json", lines)

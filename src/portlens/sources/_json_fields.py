@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ._kv_sql import chunked
-from ._records import _document, _is_document, json_lines_query, tracked_lines
+from ._records import json_batches, json_lines_query
 from ._sql import lit
 from .base import BATCH_LINES, Query
 
@@ -45,17 +45,9 @@ class Fields:
 def json_field_batches(path: str, batch_lines: int = BATCH_LINES, arrays: tuple[str, ...] = ("records",),
                        progress: dict | None = None) -> Iterator[Fields]:
     """The JSON records of a file (see json_record_batches), one `Fields` per batch of lines."""
-    it = tracked_lines(path, batch_lines, progress)
-    first = next(it, None)
-    if first is None:
-        return
-    lines, numbers = first
-    if _is_document(lines):
-        yield record_fields(Query("SELECT * FROM _doc", {"_doc": _document(path, arrays)}))
-        return
-    yield json_lines_fields(lines, numbers, arrays)
-    for lines, numbers in it:
-        yield json_lines_fields(lines, numbers, arrays)
+    yield from json_batches(path, batch_lines, progress,
+                            lambda doc: record_fields(Query("SELECT * FROM _doc", {"_doc": doc})),
+                            lambda lines, numbers: json_lines_fields(lines, numbers, arrays), arrays)
 
 
 def record_fields(recs: Query) -> Fields:

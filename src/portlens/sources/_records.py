@@ -150,17 +150,25 @@ def json_record_batches(path: str, batch_lines: int = BATCH_LINES, arrays: tuple
     document spread over several lines (pretty-printed): then `_line` is the record's ordinal.
     A line or document that is not a JSON object yields one row with `_error` set.
     """
+    yield from json_batches(path, batch_lines, progress, lambda doc: doc,
+                            lambda lines, numbers: json_lines_query(lines, numbers, arrays), arrays)
+
+
+def json_batches(path: str, batch_lines: int, progress: dict | None, of_document: Callable,
+                 of_lines: Callable, arrays: tuple[str, ...] = ("records",)) -> Iterator:
+    """A JSON file batch by batch: `of_lines(lines, numbers)` for each batch of JSON lines, or
+    `of_document(table)` once for a document spread over several lines (its records' table:
+    `_document`); the first lines decide which it is."""
     it = tracked_lines(path, batch_lines, progress)
     first = next(it, None)
     if first is None:
         return
-    lines, numbers = first
-    if _is_document(lines):
-        yield _document(path, arrays)
+    if _is_document(first[0]):
+        yield of_document(_document(path, arrays))
         return
-    yield json_lines_query(lines, numbers, arrays)
+    yield of_lines(*first)
     for lines, numbers in it:
-        yield json_lines_query(lines, numbers, arrays)
+        yield of_lines(lines, numbers)
 
 
 def _is_document(lines: pa.Array) -> bool:
