@@ -19,7 +19,7 @@ import pyarrow.csv as pacsv
 from .. import asim
 from ._kv_sql import chunked
 from ._sql import col, lit
-from .base import (BATCH_LINES, Batch, Query, Source, TruncatedInput, materialize, open_binary, query_kinds,
+from .base import (BATCH_LINES, Batch, Query, Source, TruncatedInput, materialize, open_binary,
                    read_head, read_lines, with_rows)
 
 _NULL = pa.scalar(None, pa.string())
@@ -55,13 +55,9 @@ def tracked_lines(path: str, batch_lines: int, progress: dict | None = None):
 
 class GuardedSource(Source):
     """A file-level source whose read errors end the file with one quarantine entry
-    (`safe_parse`) and whose 32-bit columns are range-checked before conform (`guard_ints`).
-    Subclasses implement `_parse(path, batch_lines, progress)`."""
+    (`safe_parse`). Subclasses implement `_parse(path, batch_lines, progress)`."""
 
     reads_json_documents = True  # the JSON ones read documents through `json_records`
-
-    def finish(self, parsed: pa.Table, path: str) -> Batch:
-        return super().finish(guard_ints(parsed), path)
 
     def parse(self, path: str, batch_lines: int = BATCH_LINES) -> Iterator[Batch]:
         return safe_parse(self, path, lambda progress: self._parse(path, batch_lines, progress))
@@ -82,49 +78,6 @@ def json_split(lines: pa.Array, numbers: pa.Array) -> tuple[pa.Table, pa.Table]:
 def error_rows(bad: pa.Table, reason: str) -> pa.Table:
     return pa.table({"_line": bad["n"], "_raw": bad["line"],
                      "_error": pa.repeat(pa.scalar(reason), bad.num_rows)})
-
-
-def guard_ints(parsed: "pa.Table | Query") -> "pa.Table | Query":
-    """Quarantine 32-bit columns (ports, ICMP code) whose value is an integer out of range
-    before `asim.conform` sees them: conform's final CAST to INTEGER is not a TRY_CAST, so one
-    such value (e.g. port 99999999999) would fail the whole batch instead of one row. A Query
-    gets the check as SQL around it (still one statement with conform)."""
-    if isinstance(parsed, Query):
-        return _guard_query(parsed)
-    names = [c for c in (*asim.PORT_COLUMNS, "NetworkIcmpCode") if c in parsed.column_names]
-    if not names or parsed.num_rows == 0:
-        return parsed
-    error = _int_checks(names)
-    if "_error" in parsed.column_names:
-        error = f"coalesce(_error, {error})"
-        parsed = parsed.drop_columns(["_error"]).append_column("_error", parsed["_error"])
-    else:
-        parsed = parsed.append_column("_error", pa.nulls(parsed.num_rows, pa.string()))
-    fixed = asim.query(f"SELECT {error} AS e FROM t", t=parsed)["e"]
-    return parsed.set_column(parsed.num_columns - 1, "_error", fixed.cast(pa.string()))
-
-
-def _int_checks(names: list[str]) -> str:
-    checks = []
-    for c in names:
-        lo, hi, what = (0, 65535, "port outside 0-65535") if c != "NetworkIcmpCode" else \
-            (-2147483648, 2147483647, "out of range")
-        v = f"TRY_CAST(TRY_CAST(NULLIF(trim(CAST(\"{c}\" AS VARCHAR)), '') AS DOUBLE) AS BIGINT)"
-        checks.append(f"WHEN {v} NOT BETWEEN {lo} AND {hi} THEN '{c}: {what}'")
-    return f"CASE {' '.join(checks)} END"
-
-
-def _guard_query(parsed: Query) -> Query:
-    kinds = query_kinds(parsed)
-    names = [c for c in (*asim.PORT_COLUMNS, "NetworkIcmpCode") if c in kinds]
-    if not names:
-        return parsed
-    error = _int_checks(names)
-    if "_error" in kinds:
-        select = f"* REPLACE (coalesce(CAST(_error AS VARCHAR), {error}) AS _error)"
-    else:
-        select = f"*, {error} AS _error"
-    return Query(f"SELECT {select} FROM ({parsed.sql})", parsed.inputs)
 
 
 # ---- JSON records: JSON lines or one (multi-line) document ---------------------------------

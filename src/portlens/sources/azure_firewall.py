@@ -59,10 +59,10 @@ from typing import Iterator
 import pyarrow as pa
 
 from ._json_fields import Fields, json_field_batches, record_fields
-from ._records import GuardedSource, guard_ints
+from ._records import GuardedSource
 from ._sql import ICMP4_TYPES, bag_sql, iana_sql, lit, looks_ip
 from ._tables import is_table_export
-from .base import Batch, Query, Source, materialize
+from .base import Batch, Query, materialize
 
 _STRUCTURED = ("AZFWNetworkRule", "AZFWNatRule", "AZFWIdpsSignature", "AZFWThreatIntel")
 _LEGACY = ("AzureFirewallNetworkRule",)
@@ -317,12 +317,6 @@ class AzureFirewall(GuardedSource):
     def map_records(self, recs: pa.Table) -> pa.Table:
         """JSON records (`_line`, `_raw`, `rec`) -> parsed columns (also fed by `sentinel`)."""
         return materialize(self.map_query(recs))
-
-    def finish(self, parsed: Query, path: str) -> Batch:
-        # (GuardedSource.finish's guard_ints would drop the narrowed statement)
-        guarded = guard_ints(parsed)
-        return Source.finish(self, Query(guarded.sql, guarded.inputs, narrow=lambda keep: guard_ints(
-            Query(parsed.narrow(keep), parsed.inputs)).sql), path)
 
     def _parse(self, path: str, batch_lines: int, progress: dict) -> Iterator[Batch]:
         for fields in json_field_batches(path, batch_lines, ("records",), progress):

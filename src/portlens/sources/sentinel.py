@@ -46,7 +46,6 @@ import pyarrow.compute as pc
 
 from .. import asim
 from ._batched import BatchedSource
-from ._records import guard_ints
 from ._sql import col, lit
 from ._syslog import COMMON_SECURITY_LOG
 from ._tables import SIGNATURES, Export, is_table_export, parse_times
@@ -305,7 +304,7 @@ class Sentinel(Source):
             raise ValueError(f"unknown feed {feed}")
         skipped = _skipped(parsed)
         parsed = _with_export(parsed, lines_no, raws, pc.take(times, take))
-        batch = finish(guard_ints(parsed), path, self.name,
+        batch = finish(parsed, path, self.name,
                        {"EventVendor": source.vendor, "EventProduct": source.product, **source.defaults})
         if skipped is None:  # not countable from the parsed columns: conform now
             skipped = batch.skipped
