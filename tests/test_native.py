@@ -76,6 +76,24 @@ def test_parquet_round_trip(tmp_path):
     assert rows.schema == asim.SCHEMA
 
 
+def test_parquet_batches_take_several_text_batches_of_rows_or_a_byte_bound(tmp_path, monkeypatch):
+    from portlens.sources import native
+    n = 1000
+    table = pa.table({"TimeGenerated": pa.array([f"2024-05-01T10:{i % 60:02d}:00Z" for i in range(n)]),
+                      "DstPortNumber": pa.array([i * 70 for i in range(n)])})
+    path = tmp_path / "rows.parquet"
+    pq.write_table(table, path, row_group_size=128)
+    source = sources.get("asim")
+    batches = list(source.parse(str(path), batch_lines=100))
+    assert [b.records for b in batches] == [native.PARQUET_BATCHES * 100] * 2 + [200]
+    rows = pa.concat_tables([b.table for b in batches])
+    lines = pa.concat_tables([b.quarantine for b in batches])["line"].to_pylist()
+    assert rows.num_rows + len(lines) == n
+    assert lines == [i + 1 for i in range(n) if i * 70 > 65535] and lines  # each keeps its row number
+    monkeypatch.setattr(native, "PARQUET_BATCH_BYTES", 1)  # the byte bound: one read batch each
+    assert [b.records for b in source.parse(str(path), batch_lines=100)] == [100] * 10
+
+
 def test_iana_numbers_and_vendor_spellings():
     t = pa.table({"TimeGenerated": ["2024-01-01T00:00:00Z"] * 7,
                   "NetworkProtocol": ["1", "58", "tcp/ip", "TcpV6", "icmp6", "47", "udp"]})
