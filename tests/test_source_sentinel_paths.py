@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from portlens import asim
 from portlens.sources.base import Query, parse_file
-from portlens.sources.sentinel import SOURCE, _extensions_sql, _skipped, _with_export
+from portlens.sources.sentinel import SOURCE, _extensions_sql, _with_export
 from sourcekit import write
 
 _KEY = r"[A-Za-z0-9_.\-]+"
@@ -78,13 +78,6 @@ def _vendor_query(rows: pa.Table) -> Query:
     return Query("SELECT _line, _raw, _skip, TimeGenerated, DstPortNumber FROM v", {"v": rows})
 
 
-def test_skipped_counts_a_query_as_conform_reads_skip():
-    rows = pa.table({"_line": [2, 3, 4, 5], "_raw": ["a", "b", "c", "d"], "_skip": [True, None, False, True]})
-    assert _skipped(Query("SELECT * FROM v", {"v": rows})) == 2
-    assert _skipped(Query("SELECT _line, _raw FROM v", {"v": rows})) == 0
-    assert _skipped(rows) == 2
-
-
 def test_export_text_and_time_join_a_query_by_line():
     times = pa.array([1_700_000_000_000_000, None, 1_700_000_001_500_000], asim.TIMESTAMP)
     own = pa.array([1_600_000_000_000_000, 1_600_000_002_000_000, 1_600_000_003_000_000], asim.TIMESTAMP)
@@ -115,10 +108,17 @@ def test_fortinet_rows_skipped_in_a_pending_batch_keep_their_reason(tmp_path):
             'FTNTFGTsrcintfrole=lan;cat=traffic,CommonSecurityLog',
             '"5/1/2024, 12:00:01.000 AM",Fortinet,FortiGate,01000,event:system login,3,cat=event,CommonSecurityLog']
     path = write(tmp_path, "\n".join([header, *rows]) + "\n", "export.csv")
+    reason = {"Fortinet FortiGate: records that are not network sessions": 1}
     batches = list(parse_file(SOURCE, str(path)))
     assert [b.pending is not None for b in batches] == [True]
-    assert batches[0].skipped_by == {"Fortinet FortiGate: records that are not network sessions": 1}
+    # counted by the conform statement itself, when it runs: here on first use...
     assert (batches[0].skipped, batches[0].records) == (1, 2)
+    assert batches[0].skipped_by == reason
+    # ...and in the store, which runs it straight into its tables
+    from portlens.store import Store
+    with Store(str(tmp_path / "s.duckdb")) as store:
+        result = store.ingest(str(path))
+    assert (result.records, result.skipped, result.skipped_by) == (2, 1, reason)
 
 
 # ---- batch size ------------------------------------------------------------------------------

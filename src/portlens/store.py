@@ -299,6 +299,7 @@ class Store:
             for batch in batches:
                 if batch.pending is not None:
                     rows, quarantined, skipped = self._append_pending(batch.pending, file_id, lines)
+                    batch.counted_skipped(skipped)
                     records = rows + quarantined + skipped  # the statement yields one row per record
                 else:
                     if lines is not None:

@@ -168,7 +168,11 @@ class Batch:
     A batch made by `finish` is *pending* until first used: it holds the parsed columns and the
     conform statement (`pending`), so the store can run that one statement on its own
     connection, straight into its tables; any other reader gets the Arrow results on first
-    access of `table`, `quarantine` or `skipped`."""
+    access of `table`, `quarantine` or `skipped`.
+
+    `skip_reason`: why a pending batch's skipped records are skipped. Their number is known
+    once the statement has run (`counted_skipped`), so it is credited to `skipped_by` then
+    rather than counted by a statement of its own."""
 
     def __init__(self, table: pa.Table | None = None, quarantine: pa.Table | None = None,
                  skipped: int = 0, records: int = 0, skipped_by: dict | None = None,
@@ -178,6 +182,12 @@ class Batch:
         self.skipped_by = skipped_by if skipped_by is not None else {}  # why skipped -> count (when known)
         self.notes = notes if notes is not None else []  # one-line notes for the user (e.g. a zone assumed)
         self.pending = pending
+        self.skip_reason: str | None = None
+
+    def counted_skipped(self, n: int) -> None:
+        """The statement skipped `n` records: credit them to `skip_reason`, if it is set."""
+        if n and self.skip_reason:
+            self.skipped_by[self.skip_reason] = self.skipped_by.get(self.skip_reason, 0) + n
 
     def _resolve(self) -> None:
         if self.pending is not None:
@@ -185,6 +195,7 @@ class Batch:
             if self._records is None:
                 self._records = self._table.num_rows + self._quarantine.num_rows + self._skipped
             self.pending = None
+            self.counted_skipped(self._skipped)
 
     @property
     def records(self) -> int:

@@ -302,14 +302,10 @@ class Sentinel(Source):
                                                   "_skip": pa.repeat(pa.scalar(False), len(idx))}))
         else:  # pragma: no cover
             raise ValueError(f"unknown feed {feed}")
-        skipped = _skipped(parsed)
         parsed = _with_export(parsed, lines_no, raws, pc.take(times, take))
         batch = finish(parsed, path, self.name,
                        {"EventVendor": source.vendor, "EventProduct": source.product, **source.defaults})
-        if skipped is None:  # not countable from the parsed columns: conform now
-            skipped = batch.skipped
-        if skipped:
-            batch.skipped_by[f"{source.vendor} {source.product}: records that are not network sessions".strip()] = skipped
+        batch.skip_reason = f"{source.vendor} {source.product}: records that are not network sessions".strip()
         return batch
 
 
@@ -388,24 +384,6 @@ def _unrouted_vendor(key: str) -> str:
 
 def _nonnull(values: pa.Array | None, n: int) -> pa.Array:
     return pa.repeat(pa.scalar("", pa.string()), n) if values is None else pc.fill_null(values, "")
-
-
-def _skipped(parsed: "pa.Table | Query") -> int | None:
-    """The records conform will count as skipped (`_skip` true), from the parsed columns (of
-    a Query, `_skip` alone is computed: DuckDB leaves out what it does not need); None when
-    Arrow columns cannot tell (a `_skip` that is not boolean)."""
-    if isinstance(parsed, Query):
-        if "_skip" not in query_kinds(parsed):
-            return 0
-        counted = asim.query(f"SELECT count(*) FILTER (WHERE coalesce(CAST(_skip AS BOOLEAN), false)) AS n "
-                             f"FROM ({parsed.sql})", **parsed.inputs)  # (as conform reads `_skip`)
-        return int(counted["n"][0].as_py())
-    if "_skip" not in parsed.column_names:
-        return 0
-    skip = parsed["_skip"]
-    if skip.type != pa.bool_():
-        return None
-    return int(pc.sum(pc.fill_null(skip, False)).as_py() or 0)
 
 
 def _holds_records(part: Batch) -> bool:
