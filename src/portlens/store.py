@@ -369,7 +369,7 @@ class Store:
         con = self.con.cursor()
         _run(con, "SET TimeZone = 'UTC'")
         for name, table in inputs.items():
-            con.register(name, table)
+            con.register(name, asim.parallel(table))
         where = "" if lines is None else f" WHERE _line > {int(lines[0])} AND _line <= {int(lines[1])}"
         try:
             # (the raw text is copied only for the records that go to quarantine). The result

@@ -29,7 +29,6 @@ from typing import Callable, Iterator
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ._kv_sql import chunked
 from ._records import json_batches, json_lines_query
 from ._sql import lit
 from .base import BATCH_LINES, Query
@@ -66,11 +65,11 @@ def json_lines_fields(lines: pa.Array, numbers: pa.Array, arrays: tuple[str, ...
         return (f"SELECT n AS _line, line AS _raw, CASE WHEN _v IS NULL THEN 'invalid JSON' END AS _error, _v "
                 f"FROM (SELECT n, line, try(json_extract_string(line, {_path_list(paths)})) AS _v FROM _plain)")
     if plain.true_count == len(lines):
-        return Fields({"_plain": chunked(pa.table({"line": lines, "n": numbers}))}, direct)
+        return Fields({"_plain": pa.table({"line": lines, "n": numbers})}, direct)
     rest = record_fields(json_lines_query(lines.filter(pc.invert(plain)), numbers.filter(pc.invert(plain)), arrays))
     if not plain.true_count:
         return rest
-    inputs = {**rest.inputs, "_plain": chunked(pa.table({"line": lines.filter(plain), "n": numbers.filter(plain)}))}
+    inputs = {**rest.inputs, "_plain": pa.table({"line": lines.filter(plain), "n": numbers.filter(plain)})}
     return Fields(inputs, lambda paths: f"{direct(paths)} UNION ALL {rest.sql(paths)}")
 
 

@@ -1,6 +1,6 @@
 """Field extraction as SQL: key=value text -> one text column per requested key, computed
 inside the statement that maps and conforms the batch (`base.Query`), so a batch of raw lines
-crosses into DuckDB once, and DuckDB's threads share the work (`chunked`).
+crosses into DuckDB once, and DuckDB's threads share the work (`asim.parallel`).
 
 `space_pairs_sql(source, text, keys)` is the SQL twin of `_syslog.extract_pairs(..., SPACE)`
 (FortiGate `k=v k="a b"`; same values for the same text, the tests hold it to that): DuckDB's
@@ -178,9 +178,3 @@ def carried_inputs(raw: dict, columns: dict) -> dict:
     """The inputs `carried_sql(columns)` reads: `_pt_<name>` for each raw name used."""
     return {f"_pt_{name}": raw[name] for name in dict.fromkeys(columns.values())}
 
-
-def chunked(table, parts: int = 8, least: int = 4096):
-    """The table as up to `parts` record batches (of at least `least` rows): DuckDB scans the
-    batches of an Arrow input in parallel, one batch is one thread."""
-    size = max(least, -(-table.num_rows // parts))
-    return table if table.num_rows <= size else type(table).from_batches(table.to_batches(max_chunksize=size))

@@ -17,7 +17,6 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from .. import asim
-from ._kv_sql import chunked
 from ._sql import col, lit
 from .base import (BATCH_LINES, Batch, Query, Source, TruncatedInput, materialize, open_binary,
                    read_head, read_lines, with_rows)
@@ -169,7 +168,7 @@ def json_lines_query(lines: pa.Array, numbers: pa.Array, arrays: tuple[str, ...]
         UNION ALL
         SELECT _line, _raw, NULL::VARCHAR,
           CASE WHEN valid THEN 'not a JSON object' ELSE 'invalid JSON' END FROM docs WHERE NOT obj"""
-    return Query(sql, {"_lines": chunked(pa.table({"line": lines, "n": numbers}))})
+    return Query(sql, {"_lines": pa.table({"line": lines, "n": numbers})})
 
 
 def records_query(recs: "pa.Table | Query", sql: str, name: str = "g") -> "pa.Table | Query":
@@ -390,7 +389,7 @@ def json_columns_query(lines: pa.Array, numbers: pa.Array, paths: dict[str, list
         i += len(ps)
     sql = (f"SELECT n AS _line, line AS _raw, CASE WHEN _v IS NULL THEN 'not a JSON object' END AS _error, "
            f"{', '.join(cols)} FROM (SELECT n, line, {json_object_values(plist)} AS _v FROM _lines)")
-    return Query(sql, {"_lines": chunked(pa.table({"line": lines, "n": numbers}))})
+    return Query(sql, {"_lines": pa.table({"line": lines, "n": numbers})})
 
 
 def json_object_values(paths: str) -> str:

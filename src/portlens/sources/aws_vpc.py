@@ -52,7 +52,6 @@ import pyarrow.compute as pc
 
 from .. import asim
 from ._records import GuardedSource, json_records, tracked_lines
-from ._kv_sql import chunked
 from ._sql import IP_RE, bag_sql, iana_sql, lit, looks_ip
 from .base import Batch, Query, materialize, read_head
 
@@ -341,7 +340,7 @@ class AwsVpc(GuardedSource):
                           f"(--source-option format=..., or {FORMAT_ENV})"), seg.num_rows)})
         name, fields = state["format"]
         words = pc.ascii_split_whitespace(pc.ascii_trim_whitespace(seg["text"]))  # Arrow, vectorized
-        return Query(_text_sql(fields, name), {"seg": chunked(seg.append_column("f", words))})
+        return Query(_text_sql(fields, name), {"seg": seg.append_column("f", words)})
 
     # CloudWatch / keyed JSON ---------------------------------------------------------------
     def _json(self, recs: pa.Table, state: dict) -> pa.Table:

@@ -67,7 +67,6 @@ import pyarrow.compute as pc
 
 from .. import asim
 from ._records import GuardedSource, json_record_batches, records_query, tracked_lines
-from ._kv_sql import chunked
 from ._sql import bag_sql, iana_sql, looks_ip
 from .base import Batch, Query, read_head
 
@@ -380,7 +379,7 @@ class AzureNsg(GuardedSource):
             if not len(lines):
                 continue
             batch = pa.table({"text": lines, "_line": numbers, "_raw": lines})
-            yield self.finish(Query(sql, {"b": chunked(batch)}), path)
+            yield self.finish(Query(sql, {"b": batch}), path)
 
 
 SOURCE = AzureNsg(

@@ -49,7 +49,7 @@ from functools import partial
 from .. import asim
 from . import _syslog as S
 from ._batched import BatchedSource
-from ._kv_sql import any_timestamp_sql, chunked, mask_quoted_blanks, space_pairs_sql
+from ._kv_sql import any_timestamp_sql, mask_quoted_blanks, space_pairs_sql
 from ._sql import bag_sql, icmp_type_sql, int_sql, map_sql
 from .base import Query
 from ._tables import is_table_export
@@ -273,9 +273,9 @@ class Fortinet(BatchedSource):
             cache = state.setdefault("kv_sql", {})
             if mark not in cache:
                 cache[mark] = _kv_sql(mark=mark)
-            return Query(cache[mark], {"_lines": chunked(pa.table({
+            return Query(cache[mark], {"_lines": pa.table({
                 "message": msg, "hostname": head["hostname"], "timestamp_text": head["timestamp_text"],
-                "_line": numbers, "_raw": lines}))})
+                "_line": numbers, "_raw": lines})})
         cef_table = S.parse_cef(msg, CEF_KEYS)
         cef = S.arrays(cef_table)
         is_cef = cef["is_cef"]
@@ -300,7 +300,7 @@ class Fortinet(BatchedSource):
                        "version": cef["version"], "severity": cef["severity"], "hostname": head["hostname"],
                        "time_gen": pc.coalesce(*parsed[:-1]), "time_start": parsed[-1],
                        "_line": numbers, "_raw": lines})
-        return Query(_DERIVED, {"t": chunked(pa.table(inputs))})
+        return Query(_DERIVED, {"t": pa.table(inputs)})
 
 
 SOURCE = Fortinet(

@@ -42,7 +42,6 @@ import pyarrow.compute as pc
 from .. import asim
 from ._records import (csv_records, error_rows, file_kind, head_text, header_name, json_object_values,
                        json_split, read_text_lines)
-from ._kv_sql import chunked
 from ._sql import bag_sql, col, export_time_sql, fqdn_sql, lit, short_host_sql
 from .base import BATCH_LINES, Batch, Query, Source, over
 
@@ -113,7 +112,7 @@ class Mde(Source):
                 SELECT n AS _line, line AS _raw, CASE WHEN v IS NULL THEN 'not a JSON object' END AS _error,
                        v[1] AS _category, {', '.join(cols)}
                 FROM (SELECT n, line, {json_object_values(plist)} AS v FROM _lines)""",
-                         {"_lines": chunked(pa.table({"line": lines, "n": numbers}))})
+                         {"_lines": pa.table({"line": lines, "n": numbers})})
         good, bad = json_split(lines, numbers)
         wrapped = asim.query("SELECT coalesce(json_type(line, '$.records') = 'ARRAY', false) AS w FROM good",
                              good=good)["w"]

@@ -45,7 +45,7 @@ import pyarrow.compute as pc
 from .. import asim
 from . import _syslog as S
 from ._batched import BatchedSource
-from ._kv_sql import carried_inputs, carried_sql, chunked
+from ._kv_sql import carried_inputs, carried_sql
 from .base import Query
 from ._sql import bag_sql, map_sql
 
@@ -247,7 +247,7 @@ class PaloAlto(BatchedSource):
         })
         inputs.update(carried_inputs({**raw, "cef_version": cef["version"]}, _CARRIED))
         inputs.update({"_line": numbers, "_raw": lines})
-        return Query(_DERIVED, {"t": chunked(pa.table(inputs))})
+        return Query(_DERIVED, {"t": pa.table(inputs)})
 
 
 SOURCE = PaloAlto(

@@ -34,7 +34,6 @@ import pyarrow as pa
 
 from .. import asim
 from ._records import event_fields, head_text, xml_records
-from ._kv_sql import chunked
 from ._sql import bag_sql, col, fqdn_sql, short_host_sql
 from ._tables import is_table_export
 from .base import BATCH_LINES, Batch, Query, Source, materialize
@@ -116,7 +115,7 @@ class Sysmon(Source):
           {remote(d['User'])} AS "DstUsername", {remote(d['Image'])} AS "DstAppName",
           {bag} AS "AdditionalFields"
         FROM x"""
-        return Query(sql, {"f": chunked(f)})
+        return Query(sql, {"f": f})
 
 
 SOURCE = Sysmon(

@@ -33,7 +33,6 @@ from typing import Iterator
 import pyarrow as pa
 
 from ._records import csv_records, file_kind, head_text, header_name, json_columns
-from ._kv_sql import chunked
 from ._sql import bag_sql, export_time_sql, fqdn_sql, short_host_sql
 from .base import BATCH_LINES, Batch, Query, Source
 
@@ -136,7 +135,7 @@ class VmConnection(Source):
           {loc_dst('"ProcessName"')} AS "DstAppName",
           {bag} AS "AdditionalFields"
         FROM x"""
-        return Query(sql, {"t": chunked(t)})
+        return Query(sql, {"t": t})
 
 
 SOURCE = VmConnection(

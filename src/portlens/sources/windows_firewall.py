@@ -38,7 +38,6 @@ import pyarrow.compute as pc
 
 from .. import asim
 from ._records import csv_records, event_fields, file_kind, head_text, header_name, json_columns, xml_records
-from ._kv_sql import chunked
 from ._sql import bag_sql, col, export_time_sql, lit, short_host_sql
 from ._tables import is_table_export
 from .base import BATCH_LINES, Batch, Query, Source
@@ -171,7 +170,7 @@ class WindowsFirewall(Source):
           CASE WHEN _dir IN ('Inbound', 'Listen') THEN "Application" END AS "DstAppName",
           {bag} AS "AdditionalFields"
         FROM x"""
-        return Query(sql, {"f": chunked(f)})
+        return Query(sql, {"f": f})
 
 
 def _merge_csv(t: pa.Table) -> pa.Table:

@@ -44,7 +44,6 @@ import pyarrow.compute as pc
 
 from .. import asim
 from ._records import error_rows, json_split
-from ._kv_sql import chunked
 from ._sql import bag_sql, col, icmp_type_sql, lit
 from .base import Query, Source, materialize
 
@@ -209,7 +208,7 @@ class Zeek(Source):
                f"CASE WHEN NOT {good} THEN {lit(reason)} || len(f) END AS _shape, NULL::VARCHAR AS _error, "
                f"{'true' if skip else 'false'} AS _skip, {lit(path or 'conn')} AS _zpath FROM _tsv")
         table = pa.table({"_line": numbers, "_raw": lines, "f": pc.split_pattern(lines, sep)})
-        return Query(sql, {"_tsv": chunked(table)})
+        return Query(sql, {"_tsv": table})
 
     # -- JSON lines ----------------------------------------------------------------------
     def _json(self, lines, numbers) -> pa.Table:

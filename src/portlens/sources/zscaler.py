@@ -44,7 +44,7 @@ import pyarrow.compute as pc
 from .. import asim
 from . import _syslog as S
 from ._batched import BatchedSource
-from ._kv_sql import carried_inputs, carried_sql, chunked
+from ._kv_sql import carried_inputs, carried_sql
 from .base import Query
 from ._sql import bag_sql, map_sql
 
@@ -221,7 +221,7 @@ class Zscaler(BatchedSource):
         })
         inputs.update(carried_inputs(raw, PASSTHROUGH))
         inputs.update({"_line": numbers, "_raw": lines})
-        return Query(_DERIVED, {"t": chunked(pa.table(inputs))})
+        return Query(_DERIVED, {"t": pa.table(inputs)})
 
 
 SOURCE = Zscaler(
