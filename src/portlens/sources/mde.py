@@ -97,22 +97,14 @@ class Mde(Source):
         them needs one (None: the full statement is needed)."""
         if not keep.isdisjoint(_DETAIL_COLUMNS):
             return None
-        fields = self._json(lines, numbers, LEAN_FIELDS)
+        fields = _plain_json(lines, numbers, LEAN_FIELDS)
         absent = ", ".join(f"NULL::VARCHAR AS {col(name)}" for name in _DETAIL)
         return self.map_events(Query(f"SELECT *, {absent} FROM ({fields.sql})", fields.inputs)).sql
 
-    def _json(self, lines: pa.Array, numbers: pa.Array, fields: tuple[str, ...] = FIELDS) -> "pa.Table | Query":
-        k = len(fields)
-        plist = ", ".join([lit("$.category")]
-                          + [lit(f'$.properties."{f}"') for f in fields] + [lit(f'$."{f}"') for f in fields])
-        cols = [f"NULLIF(trim(coalesce(v[{i + 2}], v[{i + 2 + k}])), '') AS {col(f)}" for i, f in enumerate(fields)]
+    def _json(self, lines: pa.Array, numbers: pa.Array) -> "pa.Table | Query":
         if not pc.any(pc.match_substring(lines, "records")).as_py():
-            # no {"records": [...]} wrapper in this batch: one object per line, all in SQL
-            return Query(f"""
-                SELECT n AS _line, line AS _raw, CASE WHEN v IS NULL THEN 'not a JSON object' END AS _error,
-                       v[1] AS _category, {', '.join(cols)}
-                FROM (SELECT n, line, {json_object_values(plist)} AS v FROM _lines)""",
-                         {"_lines": pa.table({"line": lines, "n": numbers})})
+            return _plain_json(lines, numbers)  # no {"records": [...]} wrapper in this batch
+        plist, cols = _field_paths(FIELDS)
         good, bad = json_split(lines, numbers)
         wrapped = asim.query("SELECT coalesce(json_type(line, '$.records') = 'ARRAY', false) AS w FROM good",
                              good=good)["w"]
@@ -128,7 +120,6 @@ class Mde(Source):
             FROM (SELECT n, line, obj, CASE WHEN obj THEN json_extract_string(line, [{plist}]) END AS v
                   FROM (SELECT *, coalesce(json_type(line) = 'OBJECT', false) AS obj FROM good))""", good=good)
         return pa.concat_tables([parsed, error_rows(bad, "not a JSON object")], promote_options="default")
-
 
     def map_events(self, t: "pa.Table | Query") -> Query:
         for name in FIELDS + ("_error", "_category") if not isinstance(t, Query) else ():
@@ -205,6 +196,26 @@ class Mde(Source):
           {bag} AS "AdditionalFields"
         FROM x"""
         return over(sql, "t", t)
+
+
+def _field_paths(fields: tuple[str, ...]) -> tuple[str, list[str]]:
+    """The JSON paths to extract (category, then each field under properties and at the top
+    level) and the SQL of each field's column from the extracted list `v`."""
+    k = len(fields)
+    plist = ", ".join([lit("$.category")]
+                      + [lit(f'$.properties."{f}"') for f in fields] + [lit(f'$."{f}"') for f in fields])
+    cols = [f"NULLIF(trim(coalesce(v[{i + 2}], v[{i + 2 + k}])), '') AS {col(f)}" for i, f in enumerate(fields)]
+    return plist, cols
+
+
+def _plain_json(lines: pa.Array, numbers: pa.Array, fields: tuple[str, ...] = FIELDS) -> Query:
+    """One JSON object per line (no records wrapper): the fields, all in SQL."""
+    plist, cols = _field_paths(fields)
+    return Query(f"""
+        SELECT n AS _line, line AS _raw, CASE WHEN v IS NULL THEN 'not a JSON object' END AS _error,
+               v[1] AS _category, {', '.join(cols)}
+        FROM (SELECT n, line, {json_object_values(plist)} AS v FROM _lines)""",
+                 {"_lines": pa.table({"line": lines, "n": numbers})})
 
 
 SOURCE = Mde(
