@@ -36,7 +36,7 @@ from .. import asim
 from ._records import event_fields, head_text, xml_records
 from ._sql import bag_sql, col, fqdn_sql, short_host_sql
 from ._tables import is_table_export
-from .base import BATCH_LINES, Batch, Query, Source, materialize
+from .base import BATCH_LINES, Batch, Query, Source, mapped_ahead, materialize
 
 
 # ---- Sysmon ----------------------------------------------------------------------------------
@@ -56,8 +56,8 @@ class Sysmon(Source):
                                       or "sysmon: <Event" in text.lower()))
 
     def parse(self, path: str, batch_lines: int = BATCH_LINES) -> Iterator[Batch]:
-        for records in xml_records(path, batch_lines):
-            yield self.finish(self.map_query(records), path)
+        yield from mapped_ahead(xml_records(path, batch_lines),
+                                lambda records: self.finish(self.map_query(records), path))
 
     def map_records(self, t: pa.Table) -> pa.Table:
         """Event records (`_line`, `_raw`, ...) -> parsed columns (also fed by `sentinel`)."""

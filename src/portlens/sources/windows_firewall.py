@@ -40,7 +40,7 @@ from .. import asim
 from ._records import csv_records, event_fields, file_kind, head_text, header_name, json_columns, xml_records
 from ._sql import bag_sql, col, export_time_sql, lit, short_host_sql
 from ._tables import is_table_export
-from .base import BATCH_LINES, Batch, Query, Source
+from .base import BATCH_LINES, Batch, Query, Source, mapped_ahead
 
 
 # ---- WFP --------------------------------------------------------------------------------------
@@ -96,12 +96,13 @@ class WindowsFirewall(Source):
     def parse(self, path: str, batch_lines: int = BATCH_LINES) -> Iterator[Batch]:
         kind = file_kind(path)
         if kind == "xml":
-            for records in xml_records(path, batch_lines):
+            def mapped(records: pa.Table) -> Batch:
                 f = event_fields(records, DATA, ("EventID", "EventRecordID", "Computer"),
                                  (("Provider", "Name"), ("TimeCreated", "SystemTime")))
                 f = f.rename_columns([{"EventRecordID": "RecordID", "Provider@Name": "Provider",
                                        "TimeCreated@SystemTime": "Time"}.get(c, c) for c in f.column_names])
-                yield self.finish(self.map_events(f), path)
+                return self.finish(self.map_events(f), path)
+            yield from mapped_ahead(xml_records(path, batch_lines), mapped)
             return
         source = (json_columns(path, _JSON_PATHS, batch_lines) if kind == "json"
                   else csv_records(path, _CSV_NAMES, batch_lines))
