@@ -125,7 +125,51 @@ def test_fortinet_rows_skipped_in_a_pending_batch_keep_their_reason(tmp_path):
 
 def test_narrow_exports_take_more_rows_per_batch():
     from portlens.sources.sentinel import export_batch_rows
-    assert export_batch_rows(None) == 25_000  # JSON: keys unknown up front
-    assert export_batch_rows(150) == 25_000  # a full CommonSecurityLog export
-    assert export_batch_rows(17) == 50_000
-    assert 25_000 < export_batch_rows(30) < 50_000
+    assert export_batch_rows(None) == 12_500  # JSON: keys unknown up front
+    assert export_batch_rows(150) == 12_500  # a full CommonSecurityLog export
+    assert export_batch_rows(17) == 25_000
+    assert 12_500 < export_batch_rows(30) < 25_000
+
+
+# ---- two batches mapped at once ----------------------------------------------------------------
+
+_ASA_BUILT = ("%ASA-6-302015: Built outbound UDP connection 89743275 for outside:192.0.2.222/53 "
+              "(192.0.2.43/53) to outside:10.123.1.35/52925 (10.123.1.35/25882)")
+_ASA_TEARDOWN = ("%ASA-6-302016: Teardown UDP connection 89743275 for outside:192.0.2.222/53 to "
+                 "inside:10.123.1.35/52925 duration 1:23:45 bytes 140")
+
+
+def test_a_vendor_whose_state_carries_over_maps_its_batches_in_order(tmp_path, monkeypatch):
+    """An export's batches are mapped two at a time, but cisco-asa pairs a teardown with the
+    built message of an earlier batch: its part of a batch waits for the batch before, however
+    slowly that one is mapped."""
+    import threading
+    import time
+
+    from portlens.sources import get
+    asa = type(get("cisco-asa"))
+    parse_lines = asa.parse_lines
+    built_started = threading.Event()
+
+    def slow_on_built(self, lines, numbers, state):
+        text = " ".join(line or "" for line in lines.to_pylist())
+        if "Built" in text:
+            built_started.set()
+            time.sleep(0.5)  # (the next batch is mapped meanwhile)
+        elif "Teardown" in text:
+            assert built_started.wait(5)  # (mapped while the built message is, or after)
+        return parse_lines(self, lines, numbers, state)
+
+    monkeypatch.setattr(asa, "parse_lines", slow_on_built)
+    rows = [f'"5/1/2024, 12:00:0{i}.000 AM",fw-1,%ASA-6-30201{5 + i // 2},"{m}",Syslog'
+            for i, m in enumerate([_ASA_BUILT, "CRON[1]: job done", _ASA_TEARDOWN])]
+    rows[1] = '"5/1/2024, 12:00:01.000 AM",host,CRON,"CRON[1]: job done",Syslog'
+    path = write(tmp_path, "\n".join(["TimeGenerated [UTC],Computer,ProcessName,SyslogMessage,Type", *rows]) + "\n",
+                 "syslog.csv")
+    batches = list(parse_file(SOURCE, str(path), batch_lines=2))
+    rows = [r for b in batches for r in b.table.to_pylist()]
+    down = [r for r in rows if r["EventOriginalType"] == "302016"]
+    assert len(down) == 1
+    # oriented by its built message, as when mapped one batch after the other
+    assert (down[0]["NetworkDirection"], down[0]["SrcIpAddr"], down[0]["DstPortNumber"]) == \
+        ("Outbound", "10.123.1.35", 53)

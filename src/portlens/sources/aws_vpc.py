@@ -295,6 +295,8 @@ class AwsVpc(GuardedSource):
 
     OPTIONS = {"format": "the flow-log format string (field order) of files without a header line"}
 
+    CARRIES_STATE = True  # (a header line sets the field order of the lines after it)
+
     def start(self, path: str) -> dict:
         state = {"format": None, "file_ms": _object_time_ms(path)}
         given = str(self.options.get("format") or "").strip()

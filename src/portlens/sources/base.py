@@ -375,9 +375,13 @@ class Source:
     options: dict = field(default_factory=dict)  # values of OPTIONS given for this run
     reads_json_documents = False  # (not a field) True: parse() reads pretty JSON documents itself
     OPTIONS: ClassVar[dict[str, str]] = {}  # option name -> what it does (`--source-option`)
-    # True: map_lines reads nothing a batch before it wrote (its state is set by start() only),
-    # so the default parse maps two batches at once (mapped_ahead).
-    INDEPENDENT_BATCHES: ClassVar[bool] = False
+    # True: map_lines reads what it wrote to its state on a batch before (cisco-asa pairs a
+    # connection's teardown with its earlier built message), so batches are mapped in order,
+    # one at a time. Otherwise the state is set by start() only.
+    CARRIES_STATE: ClassVar[bool] = False
+    # True: the default parse maps two batches at once (mapped_ahead), where that pays (framing
+    # cheap, mapping not). Only for a source that does not CARRIES_STATE.
+    MAP_AHEAD: ClassVar[bool] = False
 
     def with_options(self, options: dict) -> "Source":
         """This source with `options` (names from OPTIONS) set; an unknown name is an error."""
@@ -392,9 +396,9 @@ class Source:
 
     def parse(self, path: str, batch_lines: int = BATCH_LINES) -> Iterator[Batch]:
         """Default for line-oriented formats: read lines in batches, parse each batch (the
-        next one meanwhile, when INDEPENDENT_BATCHES)."""
+        next one meanwhile, when MAP_AHEAD)."""
         state = self.start(path)
-        if self.INDEPENDENT_BATCHES:
+        if self.MAP_AHEAD and not self.CARRIES_STATE:
             yield from mapped_ahead(read_lines(path, batch_lines), lambda batch: self.finish(
                 self.map_lines(*batch, state), path))
             return

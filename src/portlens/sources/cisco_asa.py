@@ -265,6 +265,8 @@ class CiscoAsa(Source):
         # ASA-form lines of its files back to this parser
         return bool(_SNIFF.search(head)) and not is_table_export(head) and not FTD_EVENTS.search(head)
 
+    CARRIES_STATE = True  # (a teardown is paired with a built message of an earlier batch)
+
     def start(self, path: str) -> dict:
         return {"built": None}
 

@@ -99,6 +99,8 @@ class CiscoFtd(Source):
     def sniff(self, head: bytes, path: str) -> bool:
         return not is_table_export(head) and bool(re.search(rb"%FTD-(?:[A-Za-z_]+-)?[0-7]-4300\d\d\b", head))
 
+    CARRIES_STATE = True  # (its ASA-form lines are cisco-asa's, with cisco-asa's state)
+
     def start(self, path: str) -> dict:
         from . import get
         return get("cisco-asa").start(path)

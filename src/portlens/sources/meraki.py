@@ -61,7 +61,7 @@ _SNIFF = re.compile(rb"^\s*(?:<\d{1,3}>)?\s*(?:[A-Z][a-z]{2}\s+\d{1,2}\s+\d\d:\d
 
 
 class Meraki(Source):
-    INDEPENDENT_BATCHES = True  # (a batch's lines are parsed on their own; start() keeps no state)
+    MAP_AHEAD = True  # (a batch's lines are parsed on their own)
 
     def sniff(self, head: bytes, path: str) -> bool:
         return bool(_SNIFF.search(head))

@@ -37,8 +37,9 @@ Decisions
 from __future__ import annotations
 
 import contextvars
+import threading
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -49,15 +50,17 @@ from ._batched import BatchedSource
 from ._sql import col, lit
 from ._syslog import COMMON_SECURITY_LOG
 from ._tables import SIGNATURES, Export, is_table_export, parse_times
-from .base import BATCH_LINES, Batch, Query, Source, finish, query_kinds
+from .base import BATCH_LINES, Batch, Query, Source, finish, mapped_ahead, query_kinds
 
 # Rows per batch. Exports are wide (CommonSecurityLog has ~150 columns) and each routed row is
 # rebuilt as its vendor's record, so a batch is bounded by its values (rows x columns); each
 # batch also pays fixed costs (its statements are planned anew, tens of ms each), so a narrow
 # export's batches take more rows (1M rows of 17 columns in batches of 50,000 rather than 25,000:
-# about 15% less CPU, peak memory about 660 MB rather than 570 MB).
-EXPORT_BATCH_ROWS = (25_000, 50_000)  # fewest, most
-EXPORT_BATCH_VALUES = 1_000_000
+# about 15% less CPU, peak memory about 660 MB rather than 570 MB). Two batches are mapped at
+# once (`Sentinel.parse`), so these are half of what one batch at a time had: with the full
+# sizes, a 30-column export peaked at 1.38 GB (1.03 GB one at a time), with these at 0.87 GB.
+EXPORT_BATCH_ROWS = (12_500, 25_000)  # fewest, most
+EXPORT_BATCH_VALUES = 500_000
 
 # `--timezone`: the IANA zone `[Local Time]` columns are read in (None: UTC, with a note).
 LOCAL_TIMEZONE: contextvars.ContextVar[str | None] = contextvars.ContextVar("portlens_local_timezone",
@@ -179,28 +182,35 @@ class Sentinel(Source):
         export = Export(path)
         export.batch_lines = min(batch_lines, export_batch_rows(export.width))
         zone = LOCAL_TIMEZONE.get()
-        noted = False
         states: dict[str, dict] = {}  # vendor source -> its per-file state (`Source.start`)
-        for recs in export.records():
-            # one batch per vendor group, each made when the store asks for it (only one group's
-            # parsed columns wait at a time): each stays pending (its conform statement not run),
+        turns = _Turns()
+
+        def parts(item: tuple[int, pa.Table]) -> list[Batch]:
+            # one batch per vendor group; each stays pending (its conform statement not run),
             # so the store runs it straight into its tables
-            empty = True
-            for part in self._parts(recs, export, path, zone, states):
-                if not _holds_records(part):
-                    continue
+            number, recs = item
+            try:
+                return [p for p in self._parts(recs, export, path, zone, states, turns.waiter(number))
+                        if _holds_records(p)]
+            finally:
+                turns.done(number)
+
+        noted = False
+        # Routing and the vendors' mapping cost more than reading the export: the next batch
+        # is mapped in another thread meanwhile.
+        for mapped in mapped_ahead(enumerate(export.records()), parts):
+            for part in mapped:
                 if not noted and zone is None and \
                         export.zones.get("TimeGenerated", "UTC").lower().startswith("local"):
                     part.notes.append(f"{path}: TimeGenerated [Local Time] read as UTC; "
                                       "give --timezone ZONE (e.g. Europe/Paris) to read it in your zone")
                     noted = True
-                empty = False
                 yield part
-            if empty:
+            if not mapped:
                 yield _merge([])
 
     def _parts(self, recs: pa.Table, export: Export, path: str, zone: str | None,
-               states: dict[str, dict]) -> Iterator[Batch]:
+               states: dict[str, dict], wait_turn: Callable[[], None]) -> Iterator[Batch]:
         local = export.zones.get("TimeGenerated", "UTC").lower().startswith("local")
         n = recs.num_rows
         names = set(recs.column_names)
@@ -224,7 +234,7 @@ class Sentinel(Source):
                     groups.setdefault((key, route), []).extend(rows)
         for (tname, route), rows in groups.items():
             idx = np.array(sorted(rows), np.int64)
-            yield self._run(route, tname, idx, text, times, path, states, export.zones, zone)
+            yield self._run(route, tname, idx, text, times, path, states, wait_turn, export.zones, zone)
         for reason, rows in skipped.items():
             yield Batch(asim.empty_table(), asim.QUARANTINE_SCHEMA.empty_table(), len(rows), len(rows),
                         skipped_by={reason: len(rows)})
@@ -253,7 +263,7 @@ class Sentinel(Source):
 
     # running a vendor parser --------------------------------------------------------------------
     def _run(self, route: Route, tname: str, idx: np.ndarray, text: dict, times: pa.Array, path: str,
-             states: dict[str, dict], zones: dict | None = None, zone: str | None = None) -> Batch:
+             states: dict[str, dict], wait_turn: Callable[[], None], zones: dict | None = None, zone: str | None = None) -> Batch:
         from . import all_sources
         take = pa.array(idx)
         lines_no = pc.take(text["_line"], take)
@@ -276,7 +286,7 @@ class Sentinel(Source):
                                      skipped_by={r.skip: len(sel)}))
                 else:
                     out.append(self._run(Route(r.source, feed="line"), tname, idx[sel], text, times, path, states,
-                                         zones, zone))
+                                         wait_turn, zones, zone))
             return _merge(out)
         source = all_sources().get(route.source)
         if source is None:  # pragma: no cover - a route names a source that does not exist
@@ -284,6 +294,8 @@ class Sentinel(Source):
                          skipped_by={f"{route.source}: no such source": len(idx)})
         if feed in ("cef", "line"):
             lines = _cef_lines(sub, len(idx), route) if feed == "cef" else _nonnull(sub.get(route.column), len(idx))
+            if source.CARRIES_STATE:
+                wait_turn()  # (its state must hold what the batches before wrote)
             if route.source not in states:
                 states[route.source] = source.start(path)
             parsed = _map_lines(source, lines, lines_no, states[route.source])
@@ -307,6 +319,32 @@ class Sentinel(Source):
                        {"EventVendor": source.vendor, "EventProduct": source.product, **source.defaults})
         batch.skip_reason = f"{source.vendor} {source.product}: records that are not network sessions".strip()
         return batch
+
+
+class _Turns:
+    """Which of an export's record batches are mapped. A vendor whose state carries over from
+    batch to batch (`Source.CARRIES_STATE`) maps its part of a batch only once the batch before
+    is mapped, so it sees what it would see mapping one batch after the other."""
+
+    def __init__(self) -> None:
+        self._mapped = -1  # every batch up to this number is mapped
+        self._done: set[int] = set()
+        self._changed = threading.Condition()
+
+    def done(self, number: int) -> None:
+        with self._changed:
+            self._done.add(number)
+            while self._mapped + 1 in self._done:
+                self._mapped += 1
+                self._done.discard(self._mapped)
+            self._changed.notify_all()
+
+    def waiter(self, number: int) -> Callable[[], None]:
+        """What batch `number` calls to wait for its turn."""
+        def wait() -> None:
+            with self._changed:
+                self._changed.wait_for(lambda: self._mapped >= number - 1)
+        return wait
 
 
 # ---- per-row table and routes ----------------------------------------------------------------

@@ -112,6 +112,8 @@ class Zeek(Source):
         return bool(zeek_id) and ('"conn_state"' in first or '"_path"' in first
                                   or '"uid"' in first)
 
+    CARRIES_STATE = True  # (a header line sets the fields of the lines after it)
+
     def start(self, path: str) -> dict:
         return {"separator": "\t", "unset": "-", "empty": "(empty)", "path": None,
                 "fields": None}
