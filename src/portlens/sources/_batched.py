@@ -10,7 +10,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .base import BATCH_LINES, Query, Source, materialize, read_lines
+from .base import Query, Source, materialize
 
 
 # ---- batch safety net --------------------------------------------------------------------------
@@ -58,13 +58,10 @@ def _slice(arr, offset: int, length: int):
 
 
 class BatchedSource(Source):
-    """A syslog-borne source: lines batched by `parse_batched`, each batch parsed by
+    """A syslog-borne source: lines batched by `Source.parse`, each batch parsed by
     `_parse(lines, numbers, state)` under `guarded`. `_parse` returns the parsed columns, or
     a `Query` that computes them, so that extraction, mapping and conform run as one SQL
     statement on the store's connection (`parse_lines` materializes it for other callers)."""
-
-    def parse(self, path: str, batch_lines: int = BATCH_LINES):
-        return parse_batched(self, path, batch_lines)
 
     def map_lines(self, lines: pa.Array, numbers: pa.Array, state: dict) -> "pa.Table | Query":
         return guarded(self._parse, lines, numbers, state, self.name)
@@ -74,10 +71,3 @@ class BatchedSource(Source):
 
     def _parse(self, lines: pa.Array, numbers: pa.Array, state: dict) -> "pa.Table | Query":  # pragma: no cover
         raise NotImplementedError
-
-
-def parse_batched(source, path: str, batch_lines: int):
-    """`Source.parse` for the syslog sources: start, then map_lines + finish per batch."""
-    state = source.start(path)
-    for lines, numbers in read_lines(path, batch_lines):
-        yield source.finish(source.map_lines(lines, numbers, state), path)
