@@ -161,12 +161,12 @@ def test_a_vendor_whose_state_carries_over_maps_its_batches_in_order(tmp_path, m
         return parse_lines(self, lines, numbers, state)
 
     monkeypatch.setattr(asa, "parse_lines", slow_on_built)
-    rows = [f'"5/1/2024, 12:00:0{i}.000 AM",fw-1,%ASA-6-30201{5 + i // 2},"{m}",Syslog'
-            for i, m in enumerate([_ASA_BUILT, "CRON[1]: job done", _ASA_TEARDOWN])]
-    rows[1] = '"5/1/2024, 12:00:01.000 AM",host,CRON,"CRON[1]: job done",Syslog'
-    path = write(tmp_path, "\n".join(["TimeGenerated [UTC],Computer,ProcessName,SyslogMessage,Type", *rows]) + "\n",
-                 "syslog.csv")
-    batches = list(parse_file(SOURCE, str(path), batch_lines=2))
+    records = ['"5/1/2024, 12:00:00.000 AM",fw-1,%ASA-6-302015,"' + _ASA_BUILT + '",Syslog',
+               '"5/1/2024, 12:00:01.000 AM",host,CRON,"CRON[1]: job done",Syslog',
+               '"5/1/2024, 12:00:02.000 AM",fw-1,%ASA-6-302016,"' + _ASA_TEARDOWN + '",Syslog']
+    path = write(tmp_path, "\n".join(["TimeGenerated [UTC],Computer,ProcessName,SyslogMessage,Type", *records])
+                 + "\n", "syslog.csv")
+    batches = list(parse_file(SOURCE, str(path), batch_lines=2))  # (the two messages: two batches)
     rows = [r for b in batches for r in b.table.to_pylist()]
     down = [r for r in rows if r["EventOriginalType"] == "302016"]
     assert len(down) == 1
