@@ -58,7 +58,7 @@ from .base import BATCH_LINES, Batch, Query, Source, finish, mapped_ahead, query
 # export's batches take more rows (1M rows of 17 columns in batches of 50,000 rather than 25,000:
 # about 15% less CPU, peak memory about 660 MB rather than 570 MB). Two batches are mapped at
 # once (`Sentinel.parse`), so these are half of what one batch at a time had: with the full
-# sizes, a 30-column export peaked at 1.38 GB (1.03 GB one at a time), with these at 0.87 GB.
+# sizes, a 30-column export peaked at 1,377 MiB (about 1,020 one at a time), with these at 847.
 EXPORT_BATCH_ROWS = (12_500, 25_000)  # fewest, most
 EXPORT_BATCH_VALUES = 500_000
 
