@@ -20,8 +20,11 @@ def test_results_keep_the_input_order_even_when_later_items_finish_first():
 
 
 def test_the_mapping_runs_in_other_threads_in_the_callers_context():
-    _WHO.set("ingest")
-    seen = list(mapped_ahead(iter(range(3)), lambda i: (_WHO.get(), threading.current_thread().name)))
+    token = _WHO.set("ingest")
+    try:
+        seen = list(mapped_ahead(iter(range(3)), lambda i: (_WHO.get(), threading.current_thread().name)))
+    finally:
+        _WHO.reset(token)
     assert {who for who, _ in seen} == {"ingest"}
     assert all(name.startswith("portlens-map") for _, name in seen)
 

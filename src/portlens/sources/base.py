@@ -134,7 +134,8 @@ def mapped_ahead(items: Iterator, fn: Callable, ahead: int = 1) -> Iterator:
     other threads (in this context). For a source whose framing is cheap and whose mapping of
     a batch is not (Windows event XML): framing goes on in the reading thread while the
     batches before are mapped, so a reading-bound ingest uses the core the store leaves idle.
-    `fn` must not depend on the batches before (no state carried from batch to batch)."""
+    `fn` must not depend on the batches before, unless it waits for them itself (the Sentinel
+    export's vendors whose state carries over: `sentinel._Turns`)."""
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(max_workers=ahead + 1, thread_name_prefix="portlens-map") as pool:
