@@ -80,6 +80,9 @@ _PIECES = st.sampled_from([
     "<Data ", "Name=", '"', "'", "SourceIp", "sourceIP", " SourceIp ", "DestinationPort", ">", "/>", "</Data>",
     "<", " ", "\t", "\u3000", "&amp;", "&lt;", "x", "10.0.0.1", "<EventID>", "</EventID>", "<EventID a='1'>",
     "<TimeCreated ", "SystemTime=", "2024", "<Event>", "</Event>", "<EventData>", "</EventData>",
+    # whole elements as Windows writes them, so records often hold several
+    '<Data Name="SourceIp">', '<Data Name="SourceIp">10.0.0.2</Data>', '<Data Name="DestinationPort"/>',
+    '<Data Name="DestinationPort">53</Data>', '<Data Name="sourceip">x</Data>', '<Data Name="Other">1</Data>',
 ])
 
 

@@ -48,7 +48,7 @@ from .base import BATCH_LINES, Batch, Query, Source, mapped_ahead
 DATA = ("ProcessID", "Application", "Direction", "SourceAddress", "SourcePort", "DestAddress",
         "DestPort", "Protocol", "FilterRTID", "LayerName", "LayerRTID", "RemoteUserID",
         "RemoteMachineID")
-HEADER = ("EventID", "Time", "Computer", "Provider", "RecordID", "EventData")
+HEADER = ("EventID", "Time", "Computer", "RecordID", "EventData")
 EVENTS = ("5152", "5153", "5154", "5155", "5156", "5157")
 LAYERS = {"%%14596": "IP Packet", "%%14597": "Transport", "%%14598": "Forward",
           "%%14599": "Stream", "%%14600": "Datagram Data", "%%14601": "ICMP Error",
@@ -64,14 +64,12 @@ _JSON_PATHS = {
              "$.\"@timestamp\"", "$.timestamp"],
     "Computer": ["$.Computer", "$.computer_name", "$.winlog.computer_name", "$.host.name",
                  "$.MachineName"],
-    "Provider": ["$.Provider", "$.EventSourceName", "$.ProviderName", "$.winlog.provider_name",
-                 "$.SourceName"],
     "RecordID": ["$.EventRecordId", "$.EventRecordID", "$.RecordId", "$.winlog.record_id",
                  "$.EventOriginId"],
     "EventData": ["$.EventData", "$.event_data", "$.winlog.event_data"],
 }
-_CSV_NAMES = ("EventID", "TimeGenerated", "TimeCreated", "Timestamp", "Computer", "Provider",
-              "EventSourceName", "EventRecordId", "EventOriginId", "EventData") + DATA
+_CSV_NAMES = ("EventID", "TimeGenerated", "TimeCreated", "Timestamp", "Computer", "EventRecordId",
+              "EventOriginId", "EventData") + DATA
 
 
 class WindowsFirewall(Source):
@@ -98,9 +96,9 @@ class WindowsFirewall(Source):
         if kind == "xml":
             def mapped(records: pa.Table) -> Batch:
                 f = event_fields(records, DATA, ("EventID", "EventRecordID", "Computer"),
-                                 (("Provider", "Name"), ("TimeCreated", "SystemTime")))
-                f = f.rename_columns([{"EventRecordID": "RecordID", "Provider@Name": "Provider",
-                                       "TimeCreated@SystemTime": "Time"}.get(c, c) for c in f.column_names])
+                                 (("TimeCreated", "SystemTime"),))
+                f = f.rename_columns([{"EventRecordID": "RecordID", "TimeCreated@SystemTime": "Time"}.get(c, c)
+                                      for c in f.column_names])
                 return self.finish(self.map_events(f), path)
             yield from mapped_ahead(xml_records(path, batch_lines), mapped)
             return
@@ -175,16 +173,15 @@ class WindowsFirewall(Source):
 
 
 def _merge_csv(t: pa.Table) -> pa.Table:
-    """CSV export columns -> the common names (Time, Provider, RecordID)."""
+    """CSV export columns -> the common names (Time, RecordID)."""
     def first(*names):
         arrays = [t[n] for n in names if n in t.column_names] + [pa.nulls(t.num_rows, pa.string())]
         return pc.coalesce(*arrays)
 
     time = first("TimeGenerated", "TimeCreated", "Timestamp")
-    provider = first("Provider", "EventSourceName")
     record = first("EventRecordId", "EventOriginId")
-    t = t.drop_columns([c for c in ("Time", "Provider", "RecordID") if c in t.column_names])
-    return t.append_column("Time", time).append_column("Provider", provider).append_column("RecordID", record)
+    t = t.drop_columns([c for c in ("Time", "RecordID") if c in t.column_names])
+    return t.append_column("Time", time).append_column("RecordID", record)
 
 
 def _event_data(t: pa.Table) -> pa.Table:
