@@ -161,7 +161,7 @@ class Mde(Source):
 
         host = short_host_sql('"DeviceName"')
         sql = f"""
-        WITH x AS MATERIALIZED (
+        WITH x AS (
           SELECT *, MAP {{{known}}}[trim("ActionType")] AS _dir,
                  {export_time_sql('coalesce("Timestamp", "TimeGenerated")')} AS _time,
                  {remote_host} AS _rhost

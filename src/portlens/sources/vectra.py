@@ -152,7 +152,7 @@ class Vectra(Source):
         })
         dur = f"TRY_CAST({c['duration']} AS DOUBLE)"
         sql = f"""
-        WITH x AS MATERIALIZED (
+        WITH x AS (
           SELECT *, {vectra_time_sql(c['ts'])} AS _end, {vectra_time_sql(c['session_start_time'])} AS _start,
                  {proto} AS _proto
           FROM t)
