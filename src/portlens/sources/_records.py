@@ -244,7 +244,8 @@ def csv_records(path: str, wanted: tuple[str, ...], batch_lines: int = BATCH_LIN
     header: list[str] | None = None
     carry: tuple[str, int] | None = None
     for lines, numbers in read_text_lines(path, batch_lines):
-        if carry is not None:
+        carried = carry is not None  # (a record carried over may hold line breaks)
+        if carried:
             lines = pa.concat_arrays([pa.array([carry[0]], pa.string()), lines])
             numbers = pa.concat_arrays([pa.array([carry[1]], pa.int64()), numbers])
             carry = None
@@ -271,7 +272,7 @@ def csv_records(path: str, wanted: tuple[str, ...], batch_lines: int = BATCH_LIN
             header = [header_name(h) for h in _split_csv(records.slice(0, 1))["_f"][0].as_py() or []]
             records = records.slice(1)
         if header is not None and records.num_rows:
-            yield _csv_columns(records, header, wanted)
+            yield _csv_columns(records, header, wanted, one_line=not carried and bool(starts.all()))
         for e in extra:
             yield e
     if carry is not None:
@@ -296,14 +297,17 @@ def _split_csv(records: pa.Table) -> pa.Table:
         "FROM records)", records=records)
 
 
-def _csv_columns(records: pa.Table, header: list[str], wanted: tuple[str, ...]) -> pa.Table:
+def _csv_columns(records: pa.Table, header: list[str], wanted: tuple[str, ...], one_line: bool = False) -> pa.Table:
     """Split framed CSV records into the wanted columns: Arrow's CSV reader when it stays
-    aligned with the records (the usual case), the regex splitter otherwise."""
-    fast = _csv_columns_arrow(records, header, wanted)
+    aligned with the records (the usual case), the regex splitter otherwise. one_line: every
+    record is one line, so no value holds a line break (Arrow's reader is then about a fifth
+    faster, told so)."""
+    fast = _csv_columns_arrow(records, header, wanted, one_line)
     return fast if fast is not None else _csv_columns_regex(records, header, wanted)
 
 
-def _csv_columns_arrow(records: pa.Table, header: list[str], wanted: tuple[str, ...]) -> pa.Table | None:
+def _csv_columns_arrow(records: pa.Table, header: list[str], wanted: tuple[str, ...],
+                       one_line: bool = False) -> pa.Table | None:
     raws = records["_raw"].combine_chunks() if isinstance(records["_raw"], pa.ChunkedArray) else records["_raw"]
     n, width = records.num_rows, len(header)
     if not n or not width:
@@ -321,7 +325,7 @@ def _csv_columns_arrow(records: pa.Table, header: list[str], wanted: tuple[str, 
         table = pacsv.read_csv(
             pa.BufferReader(block),
             read_options=pacsv.ReadOptions(column_names=names, use_threads=False, block_size=1 << 26),
-            parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=on_invalid),
+            parse_options=pacsv.ParseOptions(newlines_in_values=not one_line, invalid_row_handler=on_invalid),
             convert_options=pacsv.ConvertOptions(column_types={c: pa.string() for c in names},
                                                  strings_can_be_null=False, quoted_strings_can_be_null=False))
     except (pa.ArrowInvalid, UnicodeError, OverflowError):
