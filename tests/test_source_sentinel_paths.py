@@ -173,3 +173,80 @@ def test_a_vendor_whose_state_carries_over_maps_its_batches_in_order(tmp_path, m
     # oriented by its built message, as when mapped one batch after the other
     assert (down[0]["NetworkDirection"], down[0]["SrcIpAddr"], down[0]["DstPortNumber"]) == \
         ("Outbound", "10.123.1.35", 53)
+
+
+# ---- CEF fields straight from CommonSecurityLog columns -----------------------------------------
+
+_CSL_COLUMNS = ("TimeGenerated [UTC]", "DeviceVendor", "DeviceProduct", "DeviceVersion", "DeviceEventClassID",
+                "Activity", "LogSeverity", "SourceIP", "SourcePort", "DestinationIP", "DestinationPort",
+                "Protocol", "DeviceAction", "Message", "AdditionalExtensions", "Computer", "Type")
+_CSL_VENDORS = [("Fortinet", "FortiGate", "traffic:forward accept"), ("SonicWall", "NSA 3700", "Connection Closed"),
+                ("CrowdStrike", "FalconHost", "Firewall Match event"), ("Forcepoint", "NGFW", "Connection_Allowed"),
+                ("Cisco", "Firepower", "Connection"), ("Barracuda", "WAF", "NF")]
+# values that read back unchanged from CEF text (most rows hold only these, so that most
+# batches take the columns), and values CEF escapes or trims
+_PLAIN = ["10.0.0.1", "443", "6", "TCP", "accept", "p q", "", "é", "17"]
+_CSL_VALUE = {False: st.sampled_from(_PLAIN),
+              True: st.sampled_from(_PLAIN + [" 10.0.0.2", "10.0.0.3\t", "a=b", "x\\y", "two\nlines", " "])}
+_CSL_HEADER_VALUE = {False: st.sampled_from(["v7", "", " spaced ", "13"]),
+                     True: st.sampled_from(["v7", "a|b", "c\\d", "x\ny"])}
+_CSL_EXTENSIONS = {False: st.sampled_from([
+    "", "FTNTFGTsrcintfrole=lan;cat=traffic", "src=10.9.9.9;spt=1;dpt=2", "connectionDirection=1;localPort=3",
+    "gcat=6;fw_action=NA", "cs1Label=Policy Id;cs1=7", "rt=1714521600000", "dpt=53;proto=17;act=deny"]),
+    True: st.sampled_from(["a=b=c", "k=v; x=1", "x\\=1"])}
+_COMPUTER = st.sampled_from(["fw01", "10.20.30.40", "-", "a host", ""])
+
+
+@st.composite
+def _csl_row(draw):
+    vendor, product, activity = draw(st.sampled_from(_CSL_VENDORS))
+    odd = draw(st.integers(0, 9)) == 0  # (a value that needs the CEF text, now and then)
+    values = [draw(_CSL_VALUE[odd]) for _ in range(7)]
+    return ["5/1/2024, 12:00:00.019 AM", vendor, product, draw(_CSL_HEADER_VALUE[odd]), "00013", activity,
+            draw(_CSL_HEADER_VALUE[odd]), *values[:6], values[6], draw(_CSL_EXTENSIONS[odd]),
+            draw(_COMPUTER), "CommonSecurityLog"]
+
+
+def _csl_export(rows, form: str = "csv") -> str:
+    """A portal CSV export, or JSON lines (whose values are not trimmed as CSV values are)."""
+    import csv
+    import io
+    import json
+    if form == "jsonl":
+        names = ["TimeGenerated", *_CSL_COLUMNS[1:]]
+        return "".join(json.dumps(dict(zip(names, ["2024-05-01T00:00:00.019Z", *row[1:]]))) + "\n" for row in rows)
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(_CSL_COLUMNS)
+    w.writerows(rows)
+    return out.getvalue()
+
+
+def _parsed_as_text(text: str):
+    from sourcekit import parse_text
+    p = parse_text(None, text, SOURCE, "export.csv")  # (in a new folder each time: the path is left out)
+    return p.rows.to_pylist(), p.quarantine.drop_columns(["file"]).to_pylist(), p.skipped, p.records
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(_csl_row(), min_size=1, max_size=8), st.sampled_from(["csv", "jsonl"]))
+def test_cef_fields_read_from_the_columns_give_what_the_cef_text_gives(rows, form):
+    import pytest
+    from portlens.sources import sentinel
+    text = _csl_export(rows, form)
+    direct = _parsed_as_text(text)
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(sentinel, "_cef_mapped", lambda *args: None)
+        assert _parsed_as_text(text) == direct
+
+
+def test_plain_rows_take_the_columns_and_escaped_ones_the_text(monkeypatch):
+    from portlens.sources import sentinel
+    taken = []
+    real = sentinel._cef_fields
+    monkeypatch.setattr(sentinel, "_cef_fields", lambda *a: taken.append(real(*a) is not None) or real(*a))
+    plain = ["5/1/2024, 12:00:00.019 AM", "Fortinet", "FortiGate", "v7", "00013", "traffic:forward accept", "3",
+             "10.0.0.1", "1", "10.0.0.2", "443", "TCP", "accept", "", "cat=traffic", "fw01", "CommonSecurityLog"]
+    _parsed_as_text(_csl_export([plain]))
+    _parsed_as_text(_csl_export([plain[:7] + ["a=b"] + plain[8:]]))  # `=` is escaped in CEF text
+    assert taken == [True, False]

@@ -71,3 +71,16 @@ class BatchedSource(Source):
 
     def _parse(self, lines: pa.Array, numbers: pa.Array, state: dict) -> "pa.Table | Query":  # pragma: no cover
         raise NotImplementedError
+
+    # A source that reads CEF records maps them in two steps, the CEF fields (the syslog
+    # header's `hostname` and `timestamp_text`, and `_syslog.parse_cef` of the message with
+    # `cef_keys()`) and `map_cef` of those fields, so that the fields can also come from
+    # elsewhere: `sentinel` reads them from a CommonSecurityLog export's columns.
+    def cef_keys(self) -> tuple[str, ...]:
+        """The CEF extension keys `map_cef` reads (none: the source reads no CEF)."""
+        return ()
+
+    def map_cef(self, head: dict, cef: pa.Table, lines: pa.Array,
+                numbers: pa.Array) -> "pa.Table | Query":  # pragma: no cover
+        """CEF records' fields (see `cef_keys`) -> the parsed columns; `lines` is the records' text."""
+        raise NotImplementedError

@@ -1,7 +1,7 @@
 """The shape shared by the CEF-borne vendor sources (SonicWall, CrowdStrike, Cisco Firepower,
 Forcepoint, Barracuda): a syslog line holding one CEF record of the vendor is split into the CEF
 header and the extension keys the vendor's mapping reads, and the mapping is one SQL statement
-over those columns. The `sentinel` source feeds the same parser the CEF record it rebuilds from
+over those columns. The `sentinel` source feeds the same mapping (`map_cef`) the CEF fields of
 a CommonSecurityLog row, so each vendor has one mapping whatever the input.
 
 A subclass sets `CEF_VENDOR` (a regex on the CEF vendor), `CEF_PRODUCT` (a regex on the
@@ -40,9 +40,15 @@ class CefSource(BatchedSource):
         return bool(re.fullmatch(self.CEF_VENDOR, vendor, re.I)) and \
             bool(re.search(self.CEF_PRODUCT, product, re.I) if self.CEF_PRODUCT else True)
 
+    def cef_keys(self) -> tuple[str, ...]:
+        return ("rt",) + tuple(self.KEYS)
+
     def _parse(self, lines: pa.Array, numbers: pa.Array, state: dict) -> pa.Table:
         head = S.arrays(S.syslog_header(lines, parse_time=False))
-        cef = S.arrays(S.parse_cef(head["message"], ("rt",) + tuple(self.KEYS)))
+        return self.map_cef(head, S.parse_cef(head["message"], self.cef_keys()), lines, numbers)
+
+    def map_cef(self, head: dict, cef: pa.Table, lines: pa.Array, numbers: pa.Array) -> pa.Table:
+        cef = S.arrays(cef)
         vendor_ok = pc.and_(pc.fill_null(pc.match_substring_regex(cef["vendor"], f"(?i)^(?:{self.CEF_VENDOR})$"), False),
                             pc.fill_null(pc.match_substring_regex(cef["product"], f"(?i){self.CEF_PRODUCT}"), False)
                             if self.CEF_PRODUCT else pa.repeat(pa.scalar(True), len(lines)))

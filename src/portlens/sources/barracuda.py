@@ -81,9 +81,8 @@ class Barracuda(CefSource):
     KEYS = ("cat", "act", "src", "dst", "spt", "dpt", "proto", "dvchost", "dvc", "flexNumber2")
     SQL = ""  # CEF records are renamed to the table's fields and mapped by MAP_SQL
 
-    def _parse(self, lines: pa.Array, numbers: pa.Array, state: dict) -> pa.Table:
-        head = S.arrays(S.syslog_header(lines, parse_time=False))
-        cef = S.arrays(S.parse_cef(head["message"], ("rt",) + self.KEYS))
+    def map_cef(self, head: dict, cef: pa.Table, lines: pa.Array, numbers: pa.Array) -> pa.Table:
+        cef = S.arrays(cef)
         rt, header_time = S.parse_timestamps_many([cef["rt"], head["timestamp_text"]])
         ours = pc.and_(cef["is_cef"], pc.fill_null(pc.and_(
             pc.match_substring_regex(cef["vendor"], "(?i)^barracuda"),

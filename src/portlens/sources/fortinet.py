@@ -262,7 +262,6 @@ class Fortinet(BatchedSource):
         return {"kv_sql": {}}
 
     def _parse(self, lines: pa.Array, numbers: pa.Array, state: dict) -> Query:
-        n = len(lines)
         head = S.arrays(S.syslog_header(lines, parse_time=False))
         msg = head["message"]
         if not pc.any(pc.match_substring(msg, "CEF:")).as_py():  # key=value only: all in SQL
@@ -276,13 +275,23 @@ class Fortinet(BatchedSource):
             return Query(cache[mark], {"_lines": pa.table({
                 "message": msg, "hostname": head["hostname"], "timestamp_text": head["timestamp_text"],
                 "_line": numbers, "_raw": lines})})
-        cef_table = S.parse_cef(msg, CEF_KEYS)
+        return self.map_cef(head, S.parse_cef(msg, CEF_KEYS), lines, numbers)
+
+    def cef_keys(self) -> tuple[str, ...]:
+        return tuple(CEF_KEYS)
+
+    def map_cef(self, head: dict, cef_table: pa.Table, lines: pa.Array, numbers: pa.Array) -> Query:
+        """(Lines where a record is not CEF are key=value messages, read from `head["message"]`.)"""
+        n = len(lines)
         cef = S.arrays(cef_table)
         is_cef = cef["is_cef"]
         n_cef = is_cef.true_count
-        kv_text = S.pick(is_cef, pa.scalar("", pa.string()), msg) if n_cef else msg
-        kv = S.arrays(S.extract_pairs(kv_text, NATIVE_KEYS, S.SPACE)) if n_cef < n else \
-            {k: pa.nulls(n, pa.string()) for k in NATIVE_KEYS}
+        if n_cef < n:
+            msg = head["message"]
+            kv_text = S.pick(is_cef, pa.scalar("", pa.string()), msg) if n_cef else msg
+            kv = S.arrays(S.extract_pairs(kv_text, NATIVE_KEYS, S.SPACE))
+        else:
+            kv = {k: pa.nulls(n, pa.string()) for k in NATIVE_KEYS}
         if n_cef:
             uni = _cef_unified(cef, n)
             # FortiOS 5.x wrote the policy id as a labelled custom string (cs5Label=Policy Id)

@@ -7,10 +7,13 @@ type suffixes), JSON arrays, JSON lines and query API responses `{"tables": [...
 
 Rows are dispatched by table (the `Type` column; without it, by the columns a row fills) and,
 for the tables that mix vendors, by vendor:
-* CommonSecurityLog -- by DeviceVendor / DeviceProduct (`CSL_ROUTES`). The row is turned back
-  into the CEF record it was stored from (the CEF key of each column, AdditionalExtensions
-  pairs, Message as `msg`) and parsed by the vendor's own CEF parser: one mapping per vendor,
-  fed from raw lines or from table columns.
+* CommonSecurityLog -- by DeviceVendor / DeviceProduct (`CSL_ROUTES`). The vendor's own CEF
+  mapping reads the row as the CEF record it was stored from (the CEF key of each column,
+  AdditionalExtensions pairs, Message as `msg`): one mapping per vendor, fed from raw lines or
+  from table columns. The CEF fields are read straight from the columns (`_cef_fields`) when
+  the vendor maps CEF fields (`BatchedSource.map_cef`) and every value it reads would read back
+  unchanged from CEF text; otherwise the record is written as CEF text and parsed (a test holds
+  the two ways to the same result).
 * Syslog -- by the shape of SyslogMessage (`SYSLOG_ROUTES`); the message is the raw line.
 * Event -- Sysmon events (Source Microsoft-Windows-Sysmon): the EventData XML with the row's
   System fields is the event record the Sysmon parser reads.
@@ -46,6 +49,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import asim
+from . import _syslog as S
 from ._batched import BatchedSource
 from ._sql import col, lit
 from ._syslog import COMMON_SECURITY_LOG
@@ -292,7 +296,8 @@ class Sentinel(Source):
         if source is None:  # pragma: no cover - a route names a source that does not exist
             return Batch(asim.empty_table(), asim.QUARANTINE_SCHEMA.empty_table(), len(idx), len(idx),
                          skipped_by={f"{route.source}: no such source": len(idx)})
-        if feed in ("cef", "line"):
+        parsed = _cef_mapped(source, sub, len(idx), route, raws, lines_no) if feed == "cef" else None
+        if feed in ("cef", "line") and parsed is None:
             lines = _cef_lines(sub, len(idx), route) if feed == "cef" else _nonnull(sub.get(route.column), len(idx))
             if source.CARRIES_STATE:
                 wait_turn()  # (its state must hold what the batches before wrote)
@@ -312,7 +317,7 @@ class Sentinel(Source):
             parsed = source.map_records(pa.table({"_line": lines_no, "_raw": _event_xml(sub, len(idx)),
                                                   "_error": pa.nulls(len(idx), pa.string()),
                                                   "_skip": pa.repeat(pa.scalar(False), len(idx))}))
-        else:  # pragma: no cover
+        elif parsed is None:  # pragma: no cover
             raise ValueError(f"unknown feed {feed}")
         parsed = _with_export(parsed, lines_no, raws, pc.take(times, take))
         batch = finish(parsed, path, self.name,
@@ -525,6 +530,79 @@ def _cef_lines(sub: dict, n: int, route: Route) -> pa.Array:
     sql = f"SELECT {host}'CEF:0|' || {joined} || '|' || {ext} AS line FROM t"
     t = pa.table({k: v for k, v in sub.items()}) if sub else pa.table({"_": pa.nulls(n)})
     return asim.query(sql, t=t)["line"].combine_chunks()
+
+
+def _cef_mapped(source: Source, sub: dict, n: int, route: Route, raws: pa.Array,
+                numbers: pa.Array) -> "pa.Table | Query | None":
+    """The vendor's parsed columns for CommonSecurityLog rows, its CEF fields read straight
+    from the columns (`_cef_fields`) rather than from the CEF text `_cef_lines` would write;
+    None when the vendor reads no CEF that way or the rows need the text (then it decides)."""
+    if not isinstance(source, BatchedSource) or not source.cef_keys() or route.source == "cisco-asa":
+        return None
+    fields = _cef_fields(sub, n, source.cef_keys())
+    if fields is None:
+        return None
+    try:
+        return source.map_cef(*fields, raws, numbers)
+    except Exception:  # noqa: BLE001 - the CEF text path has the per-record safety net (`guarded`)
+        return None
+
+
+# A value that reads back unchanged from the CEF text `_cef_lines` writes: no character CEF
+# escapes (`\`, `=`, line breaks) in an extension value, no blank or tab at either end (CEF
+# trims values); no `\`, `|` or line break in a header value.
+_ESCAPED_IN_VALUE = r"[\\=\n\r]|^[ \t]|[ \t]$"
+_ESCAPED_IN_HEADER = r"[\\|\n\r]"
+
+
+def _cef_fields(sub: dict, n: int, keys: tuple[str, ...]) -> tuple[dict, pa.Table] | None:
+    """What `_syslog.syslog_header` and `_syslog.parse_cef(message, keys)` give for the CEF
+    records `_cef_lines` writes from these rows, taken from the columns: (the header's
+    hostname and timestamp_text; the CEF table, without `prefix` and `extension`). None when
+    a value the vendor reads would not read back unchanged from the text (`_ESCAPED_IN_*`),
+    or an AdditionalExtensions text is not plain `k=v;` pairs. A key's value is its first
+    occurrence in the record: its column (in `_cef_lines`' order), `msg`, then the pairs."""
+    def escaped(values: pa.Array, pattern: str) -> bool:
+        return values.null_count < len(values) and pc.any(pc.match_substring_regex(values, pattern)).as_py()
+
+    keys = tuple(dict.fromkeys(keys))
+    header = {}
+    for column, name in zip(CSL_HEADER, ("vendor", "product", "version", "signature", "name", "severity")):
+        values = sub.get(column)
+        if values is None:
+            header[name] = pa.nulls(n, pa.string())
+            continue
+        if escaped(values, _ESCAPED_IN_HEADER):
+            return None
+        values = pc.utf8_trim_whitespace(values)
+        header[name] = pc.if_else(pc.equal(values, ""), pa.scalar(None, pa.string()), values)
+    by_key: dict[str, list[pa.Array]] = {}
+    ordered = [(c, k) for c, k in csl_extension_columns().items() if c != "Message"] + [("Message", "msg")]
+    for column, key in ordered:  # (the order `_cef_lines` writes them in)
+        if column in sub and key in keys:
+            by_key.setdefault(key, []).append(sub[column])
+    for columns in by_key.values():
+        if any(escaped(c, _ESCAPED_IN_VALUE) for c in columns):
+            return None
+    pairs = None
+    extensions = sub.get("AdditionalExtensions")
+    if extensions is not None and extensions.null_count < n:
+        plain = pc.match_substring_regex(extensions, f"^(?:{_PLAIN_PAIRS})$")
+        if not pc.all(pc.fill_null(plain, True)).as_py():
+            return None
+        pairs = S.extract_pairs(pc.replace_substring(extensions, ";", " "), keys, S.CEF)
+    cef = {"is_cef": pa.repeat(pa.scalar(True), n), "cef_version": pa.repeat(pa.scalar("0"), n), **header}
+    for key in keys:
+        found = by_key.get(key, []) + ([pairs[key]] if pairs is not None else [])
+        cef[S.cef_key(key)] = pc.coalesce(*found) if found else pa.nulls(n, pa.string())
+    computer = sub.get("Computer")
+    if computer is None:
+        hostname = pa.nulls(n, pa.string())
+    else:  # (`_cef_lines` writes a syslog header with the host only for such a name; `-` is nil)
+        named = pc.and_(pc.match_substring_regex(computer, "^[!-~]{1,255}$"), pc.not_equal(computer, "-"))
+        hostname = pc.if_else(pc.fill_null(named, False), computer, pa.scalar(None, pa.string()))
+    head = {"hostname": hostname, "timestamp_text": pa.nulls(n, pa.string())}
+    return head, pa.table(cef)
 
 
 # A plain value: nothing to escape (`\\`, `=`, line breaks), no `;`, no blank at either end
