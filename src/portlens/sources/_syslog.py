@@ -391,15 +391,19 @@ def extract_pairs(text, keys, style: PairStyle = SPACE) -> pa.Table:
     ok = valid if tok.keep is None else valid & tok.keep
     tokens = np.flatnonzero(ok & (kid >= 0))
     rows = tok.rows(tokens)
-    code = rows * K + kid[tokens]
-    slot = np.full(n * K, -1, np.int64)
+    # (only the keys that occur get a slot: a source may ask for hundreds, a batch holds a few)
+    present, kid_present = np.unique(kid[tokens], return_inverse=True)
+    P = len(present)
+    code = rows * P + kid_present.reshape(-1)
+    slot = np.full(n * P, -1, np.int64)
     slot[code[::-1]] = tokens[::-1]
     if (slot[code] > tokens).any():  # enforce "first occurrence wins" whatever numpy's order
         big = np.iinfo(np.int64).max
         s2 = np.where(slot < 0, big, slot)
         np.minimum.at(s2, code, tokens)
         slot = np.where(s2 == big, -1, s2)
-    slot = slot.reshape(n, K)  # token of each key's first occurrence per record, -1 if none
+    slot = slot.reshape(n, P)  # token of each present key's first occurrence per record, -1 if none
+    column_of = dict(zip(present.tolist(), range(P)))
     # A field made of one token (no quoted blanks, no merged continuation) is that token's
     # value piece; other fields are cut from the record buffer.
     if tok.keep is None:
@@ -413,11 +417,11 @@ def extract_pairs(text, keys, style: PairStyle = SPACE) -> pa.Table:
     out = {}
     complex_parts = []
     for j, k in enumerate(keys):
-        idx = slot[:, j]
-        has = idx >= 0
-        if not has.any():
+        if j not in column_of:
             out[k] = pa.nulls(n, pa.string())
             continue
+        idx = slot[:, column_of[j]]
+        has = idx >= 0
         simple = has.copy()
         simple[has] = single[idx[has]]
         col = _column(pieces, np.where(simple, 3 * idx + 1, -1))
