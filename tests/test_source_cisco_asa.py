@@ -314,3 +314,39 @@ def test_hostile_input_never_raises(tmp_path, parts, batch_lines, raw_bytes):
     text = "".join(f + e for f, e in parts)
     path = write(tmp_path, text.encode("latin-1", errors="replace") if raw_bytes else text, "hostile.log")
     assert_lines_accounted(path, SOURCE, batch_lines, internal_errors_ok=True)
+
+
+def test_batches_read_at_once_pair_a_teardown_with_an_earlier_batch(tmp_path, monkeypatch):
+    """Two batches are read at once (MAP_AHEAD), but pairing a teardown with its built
+    message takes turns in file order: the batch of the teardown waits for the batch of the
+    built message, however slowly that one is read."""
+    import threading
+    import time
+
+    from portlens.sources import get
+    from portlens.sources.base import parse_file
+    asa = type(get("cisco-asa"))
+    messages = asa._messages
+    built_read = threading.Event()
+
+    def slow_on_built(self, lines, numbers):
+        text = " ".join(lines.to_pylist())
+        if "Built" in text:
+            built_read.set()
+            time.sleep(0.5)  # (the next batch is read meanwhile)
+        elif "Teardown" in text:
+            assert built_read.wait(5)
+        return messages(self, lines, numbers)
+
+    monkeypatch.setattr(asa, "_messages", slow_on_built)
+    path = tmp_path / "asa.log"
+    path.write_text(
+        "<166>May 01 2024 00:00:00 fw-1 : %ASA-6-302015: Built outbound UDP connection 89743275 for "
+        "outside:192.0.2.222/53 (192.0.2.43/53) to outside:10.123.1.35/52925 (10.123.1.35/25882)\n"
+        "<166>May 01 2024 00:00:01 fw-1 : %ASA-6-111008: User 'enable_15' executed the 'write' command.\n"
+        "<166>May 01 2024 00:00:02 fw-1 : %ASA-6-302016: Teardown UDP connection 89743275 for "
+        "outside:192.0.2.222/53 to inside:10.123.1.35/52925 duration 1:23:45 bytes 140\n")
+    rows = [r for b in parse_file(get("cisco-asa"), str(path), 2) for r in b.table.to_pylist()]
+    down = [r for r in rows if r["EventOriginalType"] == "302016"]
+    assert (down[0]["NetworkDirection"], down[0]["SrcIpAddr"], down[0]["DstPortNumber"]) == \
+        ("Outbound", "10.123.1.35", 53)

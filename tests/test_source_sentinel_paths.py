@@ -148,19 +148,19 @@ def test_a_vendor_whose_state_carries_over_maps_its_batches_in_order(tmp_path, m
 
     from portlens.sources import get
     asa = type(get("cisco-asa"))
-    parse_lines = asa.parse_lines
+    messages = asa._messages  # (reading a batch's messages: the part mapped outside the turn)
     built_started = threading.Event()
 
-    def slow_on_built(self, lines, numbers, state):
+    def slow_on_built(self, lines, numbers):
         text = " ".join(line or "" for line in lines.to_pylist())
         if "Built" in text:
             built_started.set()
             time.sleep(0.5)  # (the next batch is mapped meanwhile)
         elif "Teardown" in text:
             assert built_started.wait(5)  # (mapped while the built message is, or after)
-        return parse_lines(self, lines, numbers, state)
+        return messages(self, lines, numbers)
 
-    monkeypatch.setattr(asa, "parse_lines", slow_on_built)
+    monkeypatch.setattr(asa, "_messages", slow_on_built)
     records = ['"5/1/2024, 12:00:00.000 AM",fw-1,%ASA-6-302015,"' + _ASA_BUILT + '",Syslog',
                '"5/1/2024, 12:00:01.000 AM",host,CRON,"CRON[1]: job done",Syslog',
                '"5/1/2024, 12:00:02.000 AM",fw-1,%ASA-6-302016,"' + _ASA_TEARDOWN + '",Syslog']

@@ -46,6 +46,7 @@ Decisions (see also the module tests):
 
 from __future__ import annotations
 
+import contextlib
 import re
 
 import pyarrow as pa
@@ -266,16 +267,28 @@ class CiscoAsa(Source):
         return bool(_SNIFF.search(head)) and not is_table_export(head) and not FTD_EVENTS.search(head)
 
     CARRIES_STATE = True  # (a teardown is paired with a built message of an earlier batch)
+    MAP_AHEAD = True  # (reading the messages is most of the work, and needs no state)
 
     def start(self, path: str) -> dict:
         return {"built": None}
 
     def parse_lines(self, lines: pa.Array, numbers: pa.Array, state: dict) -> pa.Table:
-        if lines.type != pa.string():
-            return split_large(self._parse, lines, numbers, state)
-        return self._parse(lines, numbers, state)
+        return self.map_lines_in_turn(lines, numbers, state, contextlib.nullcontext())
+
+    def map_lines_in_turn(self, lines: pa.Array, numbers: pa.Array, state: dict, turn) -> pa.Table:
+        if lines.type != pa.string():  # (too large for one pass: split, all in the turn)
+            with turn:
+                return split_large(self._parse, lines, numbers, state)
+        messages = self._messages(lines, numbers)
+        with turn:  # (only the pairing with earlier built messages reads the state)
+            paired = _correlate(messages, state)
+        return _finalize(paired)
 
     def _parse(self, lines: pa.Array, numbers: pa.Array, state: dict) -> pa.Table:
+        return _finalize(_correlate(self._messages(lines, numbers), state))
+
+    def _messages(self, lines: pa.Array, numbers: pa.Array) -> pa.Table:
+        """The batch's messages read into columns (header, CEF envelope, message family fields)."""
         n = len(lines)
         positions = pa.array(range(n), pa.int64())
         cols: dict[str, pa.Array] = {"_pos": positions, "_line": numbers, "_raw": lines}
@@ -343,9 +356,7 @@ class CiscoAsa(Source):
         for name in aligned.column_names:
             if name != "_fpos":
                 cols[name] = aligned[name].combine_chunks()
-        base = pa.table(cols)
-        base = _correlate(base, state)
-        return _finalize(base)
+        return pa.table(cols)
 
 
 def _correlate(base: pa.Table, state: dict) -> pa.Table:

@@ -39,10 +39,10 @@ Decisions
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
-import threading
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -54,7 +54,7 @@ from ._batched import BatchedSource
 from ._sql import col, lit
 from ._syslog import COMMON_SECURITY_LOG
 from ._tables import SIGNATURES, Export, is_table_export, parse_times
-from .base import BATCH_LINES, Batch, Query, Source, finish, mapped_ahead, query_kinds
+from .base import BATCH_LINES, Batch, Query, Source, Turns, finish, mapped_ahead, query_kinds
 
 # Rows per batch. Exports are wide (CommonSecurityLog has ~150 columns) and each routed row is
 # rebuilt as its vendor's record, so a batch is bounded by its values (rows x columns); each
@@ -187,17 +187,19 @@ class Sentinel(Source):
         export.batch_lines = min(batch_lines, export_batch_rows(export.width))
         zone = LOCAL_TIMEZONE.get()
         states: dict[str, dict] = {}  # vendor source -> its per-file state (`Source.start`)
-        turns = _Turns()
+        turns = Turns()
 
         def parts(item: tuple[int, pa.Table]) -> list[Batch]:
             # one batch per vendor group; each stays pending (its conform statement not run),
             # so the store runs it straight into its tables
             number, recs = item
             try:
-                return [p for p in self._parts(recs, export, path, zone, states, turns.waiter(number))
+                # (a batch's turn at the state of a vendor that carries one ends when the
+                # whole batch is mapped: its parts for two such vendors take it one by one)
+                return [p for p in self._parts(recs, export, path, zone, states, turns.turn(number, release=False))
                         if _holds_records(p)]
             finally:
-                turns.done(number)
+                turns.end(number)
 
         noted = False
         # Routing and the vendors' mapping cost more than reading the export: the next batch
@@ -214,7 +216,7 @@ class Sentinel(Source):
                 yield _merge([])
 
     def _parts(self, recs: pa.Table, export: Export, path: str, zone: str | None,
-               states: dict[str, dict], wait_turn: Callable[[], None]) -> Iterator[Batch]:
+               states: dict[str, dict], turn: contextlib.AbstractContextManager) -> Iterator[Batch]:
         local = export.zones.get("TimeGenerated", "UTC").lower().startswith("local")
         n = recs.num_rows
         names = set(recs.column_names)
@@ -238,7 +240,7 @@ class Sentinel(Source):
                     groups.setdefault((key, route), []).extend(rows)
         for (tname, route), rows in groups.items():
             idx = np.array(sorted(rows), np.int64)
-            yield self._run(route, tname, idx, text, times, path, states, wait_turn, export.zones, zone)
+            yield self._run(route, tname, idx, text, times, path, states, turn, export.zones, zone)
         for reason, rows in skipped.items():
             yield Batch(asim.empty_table(), asim.QUARANTINE_SCHEMA.empty_table(), len(rows), len(rows),
                         skipped_by={reason: len(rows)})
@@ -267,7 +269,8 @@ class Sentinel(Source):
 
     # running a vendor parser --------------------------------------------------------------------
     def _run(self, route: Route, tname: str, idx: np.ndarray, text: dict, times: pa.Array, path: str,
-             states: dict[str, dict], wait_turn: Callable[[], None], zones: dict | None = None, zone: str | None = None) -> Batch:
+             states: dict[str, dict], turn: contextlib.AbstractContextManager, zones: dict | None = None,
+             zone: str | None = None) -> Batch:
         from . import all_sources
         take = pa.array(idx)
         lines_no = pc.take(text["_line"], take)
@@ -290,7 +293,7 @@ class Sentinel(Source):
                                      skipped_by={r.skip: len(sel)}))
                 else:
                     out.append(self._run(Route(r.source, feed="line"), tname, idx[sel], text, times, path, states,
-                                         wait_turn, zones, zone))
+                                         turn, zones, zone))
             return _merge(out)
         source = all_sources().get(route.source)
         if source is None:  # pragma: no cover - a route names a source that does not exist
@@ -299,11 +302,13 @@ class Sentinel(Source):
         parsed = _cef_mapped(source, sub, len(idx), route, raws, lines_no) if feed == "cef" else None
         if feed in ("cef", "line") and parsed is None:
             lines = _cef_lines(sub, len(idx), route) if feed == "cef" else _nonnull(sub.get(route.column), len(idx))
-            if source.CARRIES_STATE:
-                wait_turn()  # (its state must hold what the batches before wrote)
-            if route.source not in states:
-                states[route.source] = source.start(path)
-            parsed = _map_lines(source, lines, lines_no, states[route.source])
+            # (two batches are mapped at once: one state per vendor, whichever starts it)
+            state = states[route.source] if route.source in states else \
+                states.setdefault(route.source, source.start(path))
+            if source.CARRIES_STATE:  # (its state must hold what the batches before wrote)
+                parsed = source.map_lines_in_turn(lines, lines_no, state, turn)
+            else:
+                parsed = _map_lines(source, lines, lines_no, state)
         elif feed == "json":
             # the record carries the table's times already read (zone applied), as ISO text
             for name, named in (zones or {}).items():
@@ -324,32 +329,6 @@ class Sentinel(Source):
                        {"EventVendor": source.vendor, "EventProduct": source.product, **source.defaults})
         batch.skip_reason = f"{source.vendor} {source.product}: records that are not network sessions".strip()
         return batch
-
-
-class _Turns:
-    """Which of an export's record batches are mapped. A vendor whose state carries over from
-    batch to batch (`Source.CARRIES_STATE`) maps its part of a batch only once the batch before
-    is mapped, so it sees what it would see mapping one batch after the other."""
-
-    def __init__(self) -> None:
-        self._mapped = -1  # every batch up to this number is mapped
-        self._done: set[int] = set()
-        self._changed = threading.Condition()
-
-    def done(self, number: int) -> None:
-        with self._changed:
-            self._done.add(number)
-            while self._mapped + 1 in self._done:
-                self._mapped += 1
-                self._done.discard(self._mapped)
-            self._changed.notify_all()
-
-    def waiter(self, number: int) -> Callable[[], None]:
-        """What batch `number` calls to wait for its turn."""
-        def wait() -> None:
-            with self._changed:
-                self._changed.wait_for(lambda: self._mapped >= number - 1)
-        return wait
 
 
 # ---- per-row table and routes ----------------------------------------------------------------
