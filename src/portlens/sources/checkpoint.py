@@ -194,12 +194,19 @@ class CheckPoint(BatchedSource):
         return bool(_SNIFF.search(head))
 
     def _parse(self, lines: pa.Array, numbers: pa.Array, state: dict) -> Query:
+        head = S.arrays(S.syslog_header(lines, parse_time=False))
+        return self.map_cef(head, S.parse_cef(head["message"], CEF_KEYS), lines, numbers)
+
+    def cef_keys(self) -> tuple[str, ...]:
+        return tuple(CEF_KEYS)
+
+    def map_cef(self, head: dict, cef_table: pa.Table, lines: pa.Array, numbers: pa.Array) -> Query:
+        """(Lines where a record is not CEF are key=value, structured-data or JSON messages,
+        read from `head["message"]` and `head["structured_data"]`.)"""
         n = len(lines)
         nulls = pa.nulls(n, pa.string())
         empty = pa.scalar("", pa.string())
-        head = S.arrays(S.syslog_header(lines, parse_time=False))
         msg = head["message"]
-        cef_table = S.parse_cef(msg, CEF_KEYS)
         cef = S.arrays(cef_table)
         is_cef = cef["is_cef"]
         sd_text = pc.fill_null(head["structured_data"], "")

@@ -537,7 +537,8 @@ _ESCAPED_IN_HEADER = r"[\\|\n\r]"
 def _cef_fields(sub: dict, n: int, keys: tuple[str, ...]) -> tuple[dict, pa.Table] | None:
     """What `_syslog.syslog_header` and `_syslog.parse_cef(message, keys)` give for the CEF
     records `_cef_lines` writes from these rows, taken from the columns: (the header's
-    hostname and timestamp_text; the CEF table, without `prefix` and `extension`). None when
+    hostname, its nil timestamp_text and structured_data, and the message, NULL: a vendor reads
+    it only for records that are not CEF; the CEF table, without `prefix` and `extension`). None when
     a value the vendor reads would not read back unchanged from the text (`_ESCAPED_IN_*`),
     or an AdditionalExtensions text is not plain `k=v;` pairs. A key's value is its first
     occurrence in the record: its column (in `_cef_lines`' order), `msg`, then the pairs."""
@@ -580,7 +581,9 @@ def _cef_fields(sub: dict, n: int, keys: tuple[str, ...]) -> tuple[dict, pa.Tabl
     else:  # (`_cef_lines` writes a syslog header with the host only for such a name; `-` is nil)
         named = pc.and_(pc.match_substring_regex(computer, "^[!-~]{1,255}$"), pc.not_equal(computer, "-"))
         hostname = pc.if_else(pc.fill_null(named, False), computer, pa.scalar(None, pa.string()))
-    head = {"hostname": hostname, "timestamp_text": pa.nulls(n, pa.string())}
+    # (what else a syslog header holds is nil in the written records, and the message is all CEF)
+    head = {"hostname": hostname, **{f: pa.nulls(n, pa.string()) for f in ("timestamp_text", "message",
+                                                                           "structured_data")}}
     return head, pa.table(cef)
 
 
