@@ -183,7 +183,8 @@ _CSL_COLUMNS = ("TimeGenerated [UTC]", "DeviceVendor", "DeviceProduct", "DeviceV
 _CSL_VENDORS = [("Fortinet", "FortiGate", "traffic:forward accept"), ("SonicWall", "NSA 3700", "Connection Closed"),
                 ("CrowdStrike", "FalconHost", "Firewall Match event"), ("Forcepoint", "NGFW", "Connection_Allowed"),
                 ("Cisco", "Firepower", "Connection"), ("Barracuda", "WAF", "NF"),
-                ("Palo Alto Networks", "PAN-OS", "TRAFFIC"), ("Check Point", "VPN-1 & FireWall-1", "Accept")]
+                ("Palo Alto Networks", "PAN-OS", "TRAFFIC"), ("Check Point", "VPN-1 & FireWall-1", "Accept"),
+                ("Zscaler", "NSSFWlog", "Allow")]
 # values that read back unchanged from CEF text (most rows hold only these, so that most
 # batches take the columns), and values CEF escapes or trims
 _PLAIN = ["10.0.0.1", "443", "6", "TCP", "accept", "p q", "", "é", "17"]
@@ -194,7 +195,8 @@ _CSL_HEADER_VALUE = {False: st.sampled_from(["v7", "", " spaced ", "13"]),
 _CSL_EXTENSIONS = {False: st.sampled_from([
     "", "FTNTFGTsrcintfrole=lan;cat=traffic", "src=10.9.9.9;spt=1;dpt=2", "connectionDirection=1;localPort=3",
     "gcat=6;fw_action=NA", "cs1Label=Policy Id;cs1=7", "rt=1714521600000", "dpt=53;proto=17;act=deny",
-    "cs3Label=Virtual System;cs3=vsys1;cat=end", "ifname=eth0;conn_direction=Incoming;origin=10.1.1.1"]),
+    "cs3Label=Virtual System;cs3=vsys1;cat=end", "ifname=eth0;conn_direction=Incoming;origin=10.1.1.1",
+    "cs2Label=nwapp;cs2=dns;cn1Label=durationms;cn1=12;rulelabel=r1"]),
     True: st.sampled_from(["a=b=c", "k=v; x=1", "x\\=1"])}
 _COMPUTER = st.sampled_from(["fw01", "10.20.30.40", "-", "a host", ""])
 

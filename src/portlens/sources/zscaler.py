@@ -182,15 +182,23 @@ class Zscaler(BatchedSource):
         return bool(_SNIFF.search(head))
 
     def _parse(self, lines: pa.Array, numbers: pa.Array, state: dict) -> Query:
+        is_json = pc.starts_with(pc.utf8_ltrim_whitespace(S.as_strings(lines)), "{")
+        head = S.arrays(S.syslog_header(S.pick(is_json, pa.scalar("", pa.string()), lines), parse_time=False))
+        return self.map_cef(head, S.parse_cef(head["message"], CEF_KEYS), lines, numbers)
+
+    def cef_keys(self) -> tuple[str, ...]:
+        return tuple(CEF_KEYS)
+
+    def map_cef(self, head: dict, cef_table: pa.Table, lines: pa.Array, numbers: pa.Array) -> Query:
+        """(Lines where a record is not CEF may be JSON events, read from `lines`.)"""
         n = len(lines)
         nulls = pa.nulls(n, pa.string())
         none = pa.scalar(None, pa.string())
-        trimmed = pc.utf8_ltrim_whitespace(S.as_strings(lines))
-        is_json = pc.starts_with(trimmed, "{")
-        head = S.arrays(S.syslog_header(S.pick(is_json, pa.scalar("", pa.string()), lines), parse_time=False))
-        cef_table = S.parse_cef(head["message"], CEF_KEYS)
         cef = S.arrays(cef_table)
         is_cef = cef["is_cef"]
+        # (a JSON line is never CEF: its syslog header and CEF are read from an empty text)
+        trimmed = pc.utf8_ltrim_whitespace(S.as_strings(lines))
+        is_json = pc.and_(pc.invert(is_cef), pc.starts_with(trimmed, "{"))
         n_cef, n_json = is_cef.true_count, is_json.true_count
         js = _json_columns(trimmed, is_json) if n_json else {}
         raw = {}
