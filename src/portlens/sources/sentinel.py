@@ -518,11 +518,9 @@ def _cef_mapped(source: Source, sub: dict, n: int, route: Route, raws: pa.Array,
     None when the vendor reads no CEF that way or the rows need the text (then it decides)."""
     if not isinstance(source, BatchedSource) or not source.cef_keys() or route.source == "cisco-asa":
         return None
-    fields = _cef_fields(sub, n, source.cef_keys())
-    if fields is None:
-        return None
     try:
-        return source.map_cef(*fields, raws, numbers)
+        fields = _cef_fields(sub, n, source.cef_keys())
+        return None if fields is None else source.map_cef(*fields, raws, numbers)
     except Exception:  # noqa: BLE001 - the CEF text path has the per-record safety net (`guarded`)
         return None
 
