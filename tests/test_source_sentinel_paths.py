@@ -254,3 +254,17 @@ def test_plain_rows_take_the_columns_and_escaped_ones_the_text(monkeypatch):
     _parsed_as_text(_csl_export([plain]))
     _parsed_as_text(_csl_export([plain[:7] + ["a=b"] + plain[8:]]))  # `=` is escaped in CEF text
     assert taken == [True, False]
+
+
+def test_an_error_reading_the_columns_falls_back_to_the_cef_text(monkeypatch):
+    from portlens.sources import sentinel
+    row = ["5/1/2024, 12:00:00.019 AM", "Fortinet", "FortiGate", "v7", "00013", "traffic:forward accept", "3",
+           "10.0.0.1", "1", "10.0.0.2", "443", "TCP", "accept", "", "cat=traffic", "fw01", "CommonSecurityLog"]
+    text = _csl_export([row])
+    expected = _parsed_as_text(text)
+
+    def broken(*args):
+        raise ValueError("a bug in the shortcut")
+    monkeypatch.setattr(sentinel, "_cef_fields", broken)
+    assert _parsed_as_text(text) == expected
+    assert expected[0][0]["DstPortNumber"] == 443
