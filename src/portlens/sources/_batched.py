@@ -10,6 +10,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from . import _syslog as S
 from .base import Query, Source, materialize
 
 
@@ -69,13 +70,22 @@ class BatchedSource(Source):
     def parse_lines(self, lines: pa.Array, numbers: pa.Array, state: dict) -> pa.Table:
         return materialize(self.map_lines(lines, numbers, state))
 
-    def _parse(self, lines: pa.Array, numbers: pa.Array, state: dict) -> "pa.Table | Query":  # pragma: no cover
-        raise NotImplementedError
+    def _parse(self, lines: pa.Array, numbers: pa.Array, state: dict) -> "pa.Table | Query":
+        """By default, lines of CEF records (see `map_cef_lines`)."""
+        if not self.cef_keys():  # pragma: no cover - interface
+            raise NotImplementedError
+        return self.map_cef_lines(lines, numbers)
 
     # A source that reads CEF records maps them in two steps, the CEF fields (the syslog
     # header's `hostname` and `timestamp_text`, and `_syslog.parse_cef` of the message with
     # `cef_keys()`) and `map_cef` of those fields, so that the fields can also come from
     # elsewhere: `sentinel` reads them from a CommonSecurityLog export's columns.
+    def map_cef_lines(self, lines: pa.Array, numbers: pa.Array, text: pa.Array | None = None) -> "pa.Table | Query":
+        """`map_cef` of syslog lines; `text`: what their header and CEF are read from, when
+        not the lines themselves."""
+        head = S.arrays(S.syslog_header(lines if text is None else text, parse_time=False))
+        return self.map_cef(head, S.parse_cef(head["message"], self.cef_keys()), lines, numbers)
+
     def cef_keys(self) -> tuple[str, ...]:
         """The CEF extension keys `map_cef` reads (none: the source reads no CEF)."""
         return ()

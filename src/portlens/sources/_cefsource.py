@@ -43,10 +43,6 @@ class CefSource(BatchedSource):
     def cef_keys(self) -> tuple[str, ...]:
         return ("rt",) + tuple(self.KEYS)
 
-    def _parse(self, lines: pa.Array, numbers: pa.Array, state: dict) -> pa.Table:
-        head = S.arrays(S.syslog_header(lines, parse_time=False))
-        return self.map_cef(head, S.parse_cef(head["message"], self.cef_keys()), lines, numbers)
-
     def map_cef(self, head: dict, cef: pa.Table, lines: pa.Array, numbers: pa.Array) -> pa.Table:
         cef = S.arrays(cef)
         vendor_ok = pc.and_(pc.fill_null(pc.match_substring_regex(cef["vendor"], f"(?i)^(?:{self.CEF_VENDOR})$"), False),

@@ -193,10 +193,6 @@ class CheckPoint(BatchedSource):
             return cef[0].replace(" ", "").lower() == "checkpoint"
         return bool(_SNIFF.search(head))
 
-    def _parse(self, lines: pa.Array, numbers: pa.Array, state: dict) -> Query:
-        head = S.arrays(S.syslog_header(lines, parse_time=False))
-        return self.map_cef(head, S.parse_cef(head["message"], CEF_KEYS), lines, numbers)
-
     def cef_keys(self) -> tuple[str, ...]:
         return tuple(CEF_KEYS)
 

@@ -299,7 +299,7 @@ class Sentinel(Source):
         if source is None:  # pragma: no cover - a route names a source that does not exist
             return Batch(asim.empty_table(), asim.QUARANTINE_SCHEMA.empty_table(), len(idx), len(idx),
                          skipped_by={f"{route.source}: no such source": len(idx)})
-        parsed = _cef_mapped(source, sub, len(idx), route, raws, lines_no) if feed == "cef" else None
+        parsed = _cef_mapped(source, sub, len(idx), raws, lines_no) if feed == "cef" else None
         if feed in ("cef", "line") and parsed is None:
             lines = _cef_lines(sub, len(idx), route) if feed == "cef" else _nonnull(sub.get(route.column), len(idx))
             # (two batches are mapped at once: one state per vendor, whichever starts it)
@@ -511,12 +511,11 @@ def _cef_lines(sub: dict, n: int, route: Route) -> pa.Array:
     return asim.query(sql, t=t)["line"].combine_chunks()
 
 
-def _cef_mapped(source: Source, sub: dict, n: int, route: Route, raws: pa.Array,
-                numbers: pa.Array) -> "pa.Table | Query | None":
+def _cef_mapped(source: Source, sub: dict, n: int, raws: pa.Array, numbers: pa.Array) -> "pa.Table | Query | None":
     """The vendor's parsed columns for CommonSecurityLog rows, its CEF fields read straight
     from the columns (`_cef_fields`) rather than from the CEF text `_cef_lines` would write;
     None when the vendor reads no CEF that way or the rows need the text (then it decides)."""
-    if not isinstance(source, BatchedSource) or not source.cef_keys() or route.source == "cisco-asa":
+    if not isinstance(source, BatchedSource) or not source.cef_keys():
         return None
     try:
         fields = _cef_fields(sub, n, source.cef_keys())

@@ -183,8 +183,7 @@ class Zscaler(BatchedSource):
 
     def _parse(self, lines: pa.Array, numbers: pa.Array, state: dict) -> Query:
         is_json = pc.starts_with(pc.utf8_ltrim_whitespace(S.as_strings(lines)), "{")
-        head = S.arrays(S.syslog_header(S.pick(is_json, pa.scalar("", pa.string()), lines), parse_time=False))
-        return self.map_cef(head, S.parse_cef(head["message"], CEF_KEYS), lines, numbers)
+        return self.map_cef_lines(lines, numbers, S.pick(is_json, pa.scalar("", pa.string()), lines))
 
     def cef_keys(self) -> tuple[str, ...]:
         return tuple(CEF_KEYS)
