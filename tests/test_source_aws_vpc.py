@@ -294,3 +294,19 @@ def test_default_fields_followed_by_unheaded_extra_fields():
         ("10.0.0.5", 443, "Allow", 8400)
     assert r[0]["TimeGenerated"] == utc(2024, 5, 1, 10)
     assert (r[1]["DstPortNumber"], r[1]["DvcAction"]) == (22, "Deny")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(alphabet=st.sampled_from(list("ab1-: \t\r\v\f\x85\u3000")), min_size=1, max_size=12)
+                .filter(lambda t: t.strip(" \t\r\v\f")), min_size=1, max_size=20))
+def test_sql_whitespace_split_is_arrows(texts):
+    """The statement's split of a record into fields (DuckDB) is Arrow's trim and split at
+    ASCII whitespace: runs of it separate, either end is ignored, other whitespace (NEL,
+    ideographic space) is part of a field."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    from portlens import asim
+    from portlens.sources._sql import split_whitespace_sql
+    got = asim.query(f"SELECT {split_whitespace_sql('text')} AS f FROM t",
+                     t=pa.table({"text": pa.array(texts, pa.string())}))["f"].to_pylist()
+    assert got == pc.ascii_split_whitespace(pc.ascii_trim_whitespace(pa.array(texts, pa.string()))).to_pylist()

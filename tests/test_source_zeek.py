@@ -200,6 +200,20 @@ def test_sniff_rejects_vectra_and_dns_tsv():
     assert not SOURCE.sniff(dns, "dns.log")
 
 
+def test_separator_from_header_splits_fields(tmp_path):
+    """A #separator other than a tab splits the records (and #fields); a tab is then part of
+    a field, and a record with another number of fields is quarantined with its count."""
+    text = ("#separator \\x7c\n#fields|ts|uid|id.orig_h|id.orig_p|id.resp_h|id.resp_p|proto|conn_state\n"
+            "1714521600.5|C1\tx|10.0.0.1|5000|10.0.0.2|443|tcp|SF\n"
+            "1714521601.0|C2|10.0.0.3|5001|10.0.0.4|22\ttcp|SF\n")
+    rows, quarantine, skipped, records = parse_text(tmp_path, text, SOURCE, "conn.log")
+    assert records == 2 and skipped == 0
+    (row,) = rows.to_pylist()
+    assert (row["SrcIpAddr"], row["DstPortNumber"], row["NetworkProtocol"]) == ("10.0.0.1", 443, "TCP")
+    (bad,) = quarantine.to_pylist()
+    assert bad["line"] == 4 and "found 7" in bad["reason"]
+
+
 # ---------------------------------------------------------------- hostile input
 
 TSV_HEADER = ("#separator \\x09\n#fields\tts\tuid\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tproto"

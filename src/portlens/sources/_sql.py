@@ -40,6 +40,24 @@ def bag_sql(pairs, *, text: bool = False) -> str:
     return f"NULLIF(CAST(json_merge_patch('{{}}', json_object({args})) AS VARCHAR), '{{}}')"
 
 
+# ---- text ------------------------------------------------------------------------------------
+
+_ASCII_SPACE = (" ", "\t", "\n", "\v", "\f", "\r")
+
+
+def split_whitespace_sql(expr: str) -> str:
+    """SQL splitting text at runs of ASCII whitespace, ignoring it at either end (Arrow's
+    ascii_trim_whitespace then ascii_split_whitespace), for text with a character other than
+    whitespace. Text whose only separators are single spaces (the usual case) is split by
+    string_split: inside the statement, that measured about half the CPU of Arrow's split
+    plus handing DuckDB the list. Other text is split by a regex."""
+    odd = " OR ".join([f"contains({expr}, '  ')", f"{expr}[1] = ' '", f"{expr}[-1] = ' '"]
+                      + [f"contains({expr}, chr({ord(c)}))" for c in _ASCII_SPACE[1:]])
+    spaces = " || ".join(f"chr({ord(c)})" for c in _ASCII_SPACE)
+    return (f"CASE WHEN {odd} THEN regexp_split_to_array(trim({expr}, {spaces}), '[ \\t\\n\\v\\f\\r]+') "
+            f"ELSE string_split({expr}, ' ') END")
+
+
 # ---- protocols -------------------------------------------------------------------------------
 
 # asim.protocol_sql, under the name the sources use (it settles the common protocols first)

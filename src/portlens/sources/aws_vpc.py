@@ -52,7 +52,7 @@ import pyarrow.compute as pc
 
 from .. import asim
 from ._records import GuardedSource, json_records, tracked_lines
-from ._sql import IP_RE, bag_sql, iana_sql, lit, looks_ip
+from ._sql import IP_RE, bag_sql, iana_sql, lit, looks_ip, split_whitespace_sql
 from .base import Batch, Query, materialize, read_head
 
 FORMAT_ENV = "PORTLENS_AWS_VPC_FORMAT"
@@ -240,7 +240,7 @@ def _object_time_ms(path: str) -> int | None:
 
 
 def _text_sql(fields: list[str], fmt_name: str) -> str:
-    """SQL over table `seg(text, _line, _raw, cw_ts, f = the whitespace-split fields)`."""
+    """SQL over table `seg(text, _line, _raw, cw_ts)`: the text split at whitespace."""
     index: dict[str, int] = {}
     for i, name in enumerate(fields, start=1):
         index.setdefault(name, i)
@@ -249,7 +249,7 @@ def _text_sql(fields: list[str], fmt_name: str) -> str:
     short = f"len(f) < {n}" if fmt_name.endswith(PREFIX) else f"len(f) <> {n}"
     want = f"at least {n}" if fmt_name.endswith(PREFIX) else str(n)
     select = _mapping_sql(value, short, f"{lit(f'expected {want} fields ({fmt_name}), got ')} || len(f)")
-    return f"SELECT _line, _raw, {select} FROM seg"
+    return f"SELECT _line, _raw, {select} FROM (SELECT *, {split_whitespace_sql('text')} AS f FROM seg)"
 
 
 def _keyed_sql() -> str:
@@ -341,8 +341,7 @@ class AwsVpc(GuardedSource):
                 pa.scalar("flow-log field layout not recognised: give a header line or the format "
                           f"(--source-option format=..., or {FORMAT_ENV})"), seg.num_rows)})
         name, fields = state["format"]
-        words = pc.ascii_split_whitespace(pc.ascii_trim_whitespace(seg["text"]))  # Arrow, vectorized
-        return Query(_text_sql(fields, name), {"seg": seg.append_column("f", words)})
+        return Query(_text_sql(fields, name), {"seg": seg})
 
     # CloudWatch / keyed JSON ---------------------------------------------------------------
     def _json(self, recs: pa.Table, state: dict) -> pa.Table:

@@ -187,8 +187,9 @@ class Zeek(Source):
             state["fields"] = tuple(value.split(state["separator"]))
 
     def _tsv_segment(self, lines, numbers, config) -> Query:
-        """Split on the separator with Arrow; the #fields columns are picked by name in SQL
-        (`f[i]`), so the statement that maps and conforms them reads only the fields it uses."""
+        """Split on the separator and pick the #fields columns by name (`f[i]`) in SQL, so the
+        statement that maps and conforms them reads only the fields it uses (DuckDB's split
+        in that statement measured half the CPU of Arrow's plus handing DuckDB the list)."""
         sep, unset, empty, path, fields = config
         if fields:
             expected = (len(fields),)
@@ -208,8 +209,9 @@ class Zeek(Source):
         columns = [picked.get(name, f"NULL::VARCHAR AS {col(name)}") for name in FIELDS]
         sql = (f"SELECT _line, _raw, {', '.join(columns)}, "
                f"CASE WHEN NOT {good} THEN {lit(reason)} || len(f) END AS _shape, NULL::VARCHAR AS _error, "
-               f"{'true' if skip else 'false'} AS _skip, {lit(path or 'conn')} AS _zpath FROM _tsv")
-        table = pa.table({"_line": numbers, "_raw": lines, "f": pc.split_pattern(lines, sep)})
+               f"{'true' if skip else 'false'} AS _skip, {lit(path or 'conn')} AS _zpath "
+               f"FROM (SELECT *, string_split(_raw, {lit(sep)}) AS f FROM _tsv)")
+        table = pa.table({"_line": numbers, "_raw": lines})
         return Query(sql, {"_tsv": table})
 
     # -- JSON lines ----------------------------------------------------------------------
