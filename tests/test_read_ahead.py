@@ -82,7 +82,7 @@ def test_a_failed_ingest_stops_its_reading_thread(tmp_path, monkeypatch):
     from portlens import store as store_module
     from portlens.sources.base import parse_file
     store = Store(str(tmp_path / "s.duckdb"))
-    monkeypatch.setattr(store, "_append_pending", fail)
+    monkeypatch.setattr(store, "_append_rows", fail)
     # small batches: the reading thread is still producing when the store fails
     monkeypatch.setattr(store_module, "parse_file", lambda parser, p: parse_file(parser, p, batch_lines=5))
     with pytest.raises(RuntimeError, match="disk full") as failure:
@@ -92,6 +92,38 @@ def test_a_failed_ingest_stops_its_reading_thread(tmp_path, monkeypatch):
     while time.time() < deadline and any(t.name == "portlens-read-ahead" for t in threading.enumerate()):
         time.sleep(0.05)
     assert not any(t.name == "portlens-read-ahead" for t in threading.enumerate())
+
+
+def test_a_failed_conform_statement_stops_both_reading_threads(tmp_path, monkeypatch):
+    """The conform statement runs in a stage of its own between reading and the inserts: when
+    it fails, the ingest fails with its error, lands nothing, and leaves no thread behind,
+    even while the error (and the failed frames it holds) is kept."""
+    from portlens.sources.base import Pending, parse_file
+    from portlens import store as store_module
+    from portlens.store import Store
+    path = tmp_path / "s.jsonl"
+    path.write_text("".join('{"TimeGenerated": "2024-05-01T00:00:00Z", "DstPortNumber": 443}\n'
+                            for _ in range(50)))
+    calls = []
+
+    def fail(self, keep=None):
+        calls.append(threading.current_thread().name)
+        if len(calls) == 3:
+            raise RuntimeError("statement failed")
+        return original(self, keep)
+    original = Pending.sql
+    monkeypatch.setattr(Pending, "sql", fail)
+    monkeypatch.setattr(store_module, "parse_file", lambda parser, p: parse_file(parser, p, batch_lines=5))
+    store = Store(str(tmp_path / "s.duckdb"))
+    with pytest.raises(RuntimeError, match="statement failed") as failure:
+        store.ingest(str(path))
+    assert failure.value.__traceback__ is not None
+    assert calls and not any(name == "MainThread" for name in calls)  # (a stage of its own)
+    deadline = time.time() + 5
+    while time.time() < deadline and any(t.name == "portlens-read-ahead" for t in threading.enumerate()):
+        time.sleep(0.05)
+    assert not any(t.name == "portlens-read-ahead" for t in threading.enumerate())
+    assert store.status()["sessions"] == 0
 
 
 def test_long_records_make_smaller_batches(tmp_path, monkeypatch):

@@ -152,5 +152,7 @@ def test_a_files_batches_are_not_kept_alive_by_its_transaction(tmp_path, monkeyp
         result = store.ingest(str(path), progress=lambda n: held.append(pa.total_allocated_bytes()))
         assert result.sessions == 40_000 and len(held) >= 20
     # (the file's text is read ahead and let go batch by batch, so what is held shrinks; a batch
-    # kept registered until the commit would add its text and columns, about 1 MiB each)
-    assert max(held[4:]) - held[4] < 1 << 20
+    # kept registered until the commit would add its text and columns, about 1 MiB each, so the
+    # second half of the file would hold about 10 MiB more than its start. Which of the batches
+    # in flight between the stages are alive at a given moment varies by a batch or two.)
+    assert max(held[len(held) // 2:]) < max(held[2:6]) + (1 << 20)

@@ -419,7 +419,7 @@ def conform_sql(relation: str, kinds: dict[str, str], defaults: dict | None = No
     "Allowed" is a series of its own). `portlens status` lists such values as schema
     warnings.
     The statement depends only on the columns and defaults, so a source builds it once per
-    file, and it runs wherever the rows are (the compute engine, or the store's connection).
+    file, and it runs wherever the rows are.
     outputs: yield only these ASIM columns (the rows kept and rejected are the same; a smaller
     statement is quicker to plan, about 30 ms a batch with every column).
     """

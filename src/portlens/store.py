@@ -45,9 +45,10 @@ import hashlib
 import json
 import os
 import time
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Callable
+from typing import Callable, Iterator
 
 import duckdb
 import pyarrow as pa
@@ -56,7 +57,7 @@ import pyarrow.compute as pc
 from . import asim, kql, ledger, selection, sharing, storage, summary
 from .errors import StoreError
 from .sources import Source, SourceError, choose
-from .sources.base import RAW_LIMITS, READ_LIMITS, parse_file, read_ahead
+from .sources.base import RAW_LIMITS, READ_LIMITS, Batch, parse_file, read_ahead
 
 DEFAULT_DB = "portlens.duckdb"
 
@@ -293,12 +294,17 @@ class Store:
             result.waiting = reading.partial
         _run(con, "CREATE OR REPLACE TEMP TABLE _file_summary ("
                   + ", ".join(f'"{f.name}" {_SQL_TYPE[f.type]}' for f in summary.SCHEMA) + ")")
-        batches = read_ahead(parse_file(parser, path))
+        # Three stages, each in a thread of its own, one batch apart: reading and mapping,
+        # the conform statement (on its thread's compute engine), and the inserts here. Which
+        # stage is the slowest depends on the source (AWS VPC flow logs: the statement and the
+        # inserts; FortiGate: the mapping), so no stage waits for another's work.
+        batches = read_ahead(_conformed_rows(read_ahead(parse_file(parser, path)), lines))
         try:
             _run(con, "BEGIN TRANSACTION")
             for batch in batches:
-                if batch.pending is not None:
-                    rows, quarantined, skipped = self._append_pending(batch.pending, file_id, lines)
+                if isinstance(batch, _Rows):
+                    rows, quarantined, skipped = self._append_rows(batch, file_id)
+                    batch = batch.batch
                     batch.counted_skipped(skipped)
                     records = rows + quarantined + skipped  # the statement yields one row per record
                 else:
@@ -355,34 +361,16 @@ class Store:
         `portlens ingest` runs it once, after its last file."""
         return self.prune(spare=self._ingested_here)
 
-    def _append_pending(self, pending, file_id: int,
-                        lines: tuple[int, int] | None = None) -> tuple[int, int, int]:
-        """Conform a parsed batch with one statement on the store's own connection and route
-        its rows into sessions, quarantine and the file's running summary without a round trip
-        through Python. `lines` (after, through): keep only the records on those lines (a file
-        read from its checkpoint). Returns (rows, quarantined, skipped)."""
-        stored = ", ".join(f'"{c}"' for c in STORED_COLUMNS)
-        inputs = pending.inputs()
-        # The conform statement reads only the batch, so it runs on a cursor of its own: the
-        # inputs registered there are let go when it closes, not when the file's transaction
-        # on the store connection commits.
-        con = self.con.cursor()
-        _run(con, "SET TimeZone = 'UTC'")
-        for name, table in inputs.items():
-            con.register(name, asim.parallel(table))
-        where = "" if lines is None else f" WHERE _line > {int(lines[0])} AND _line <= {int(lines[1])}"
-        try:
-            # (the raw text is copied only for the records that go to quarantine). The result
-            # is held as Arrow, not a temp table: DuckDB compresses a table it writes, which
-            # measured twice the cost, and the rows are read three times then dropped.
-            batch = asim.arrow_of(con, f"SELECT {stored}, _skip, _reason, _line, CASE WHEN _reason IS NOT NULL "
-                                       f"THEN _raw END AS _raw FROM ({pending.sql(_KEEP)}){where}")
-        finally:
-            con.close()
+    def _append_rows(self, done: "_Rows", file_id: int) -> tuple[int, int, int]:
+        """Route a conformed batch (`_conformed_rows`) into sessions, quarantine and the file's
+        running summary without a round trip through Python. Returns (rows, quarantined,
+        skipped)."""
+        batch, pending = done.rows, done.batch.pending
         quarantined = batch.num_rows - batch["_reason"].null_count
         skipped = int(pc.sum(batch["_skip"]).as_py() or 0)  # (a skipped record has no reason)
         rows = batch.num_rows - quarantined - skipped
         if rows:
+            stored = ", ".join(f'"{c}"' for c in STORED_COLUMNS)
             _over(self.con, batch, f"INSERT INTO sessions ({stored}, file_id) SELECT {stored}, {int(file_id)} "
                                    "FROM _batch WHERE _reason IS NULL AND NOT _skip")
             _over(self.con, batch, "INSERT INTO _file_summary " + summary.aggregate_sql(
@@ -846,6 +834,34 @@ class Store:
             if len(entry["examples"]) < examples:
                 entry["examples"].append({"value": value, "sessions": n, "file": path})
         return list(out.values())
+
+
+@dataclass
+class _Rows:
+    """A pending batch, conformed: its stored columns, `_skip`, `_reason`, `_line` and (for
+    the records that go to quarantine) `_raw`, as Arrow."""
+    batch: Batch
+    rows: pa.Table
+
+
+def _conformed_rows(batches: Iterator, lines: tuple[int, int] | None) -> Iterator:
+    """Each pending batch conformed by one statement on this thread's compute engine, only
+    the stored columns computed, as `_Rows`; other batches as they are. `lines` (after,
+    through): keep only the records on those lines (a file read from its checkpoint). The
+    result is Arrow, not a temp table: DuckDB compresses a table it writes, which measured
+    twice the cost, and the rows are read three times then dropped."""
+    stored = ", ".join(f'"{c}"' for c in STORED_COLUMNS)
+    where = "" if lines is None else f" WHERE _line > {int(lines[0])} AND _line <= {int(lines[1])}"
+    with closing(batches):  # (stops the reading thread when this stage ends, also on a failure)
+        for batch in batches:
+            if batch.pending is None:
+                yield batch
+                continue
+            pending = batch.pending
+            # (the raw text is copied only for the records that go to quarantine)
+            yield _Rows(batch, asim.query(f"SELECT {stored}, _skip, _reason, _line, CASE WHEN _reason IS NOT NULL "
+                                          f"THEN _raw END AS _raw FROM ({pending.sql(_KEEP)}){where}",
+                                          **pending.inputs()))
 
 
 def _keep_lines(batch, lines: tuple[int, int], path: str) -> None:

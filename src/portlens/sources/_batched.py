@@ -62,7 +62,7 @@ class BatchedSource(Source):
     """A syslog-borne source: lines batched by `Source.parse`, each batch parsed by
     `_parse(lines, numbers, state)` under `guarded`. `_parse` returns the parsed columns, or
     a `Query` that computes them, so that extraction, mapping and conform run as one SQL
-    statement on the store's connection (`parse_lines` materializes it for other callers)."""
+    statement (`parse_lines` materializes it for other callers)."""
 
     def map_lines(self, lines: pa.Array, numbers: pa.Array, state: dict) -> "pa.Table | Query":
         return guarded(self._parse, lines, numbers, state, self.name)

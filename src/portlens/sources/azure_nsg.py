@@ -185,7 +185,7 @@ _FLOWS_SQL = (_RECORDS_SQL + _TUPLES_SQL + " UNION ALL BY NAME SELECT _line, _ra
 
 def _flows(recs: "pa.Table | Query") -> "pa.Table | Query":
     """Records (from json_record_batches) -> one row per flow tuple; records with no tuple
-    skipped. One statement (mapped and conformed together on the store's connection)."""
+    skipped. One statement (mapped and conformed together)."""
     return records_query(recs, _FLOWS_SQL)
 
 

@@ -14,8 +14,8 @@ ASIM-named columns (text or typed) plus bookkeeping columns:
 
 A source whose mapping is SQL hands `finish` a `Query` (its SQL over Arrow inputs) instead of
 an Arrow table: framing where it is SQL (JSON lines, `_records.json_lines_query`), the vendor
-mapping, the 32-bit guard and conform then run as one statement on the store's connection,
-rows go straight into the store, and mapped columns nothing reads are never computed. Such a
+mapping, the 32-bit guard and conform then run as one statement, computing only the columns
+its reader keeps (the store's: mapped columns nothing reads are never computed). Such a
 batch counts its records from the statement's rows (one row per record).
 """
 
@@ -219,9 +219,9 @@ class Batch:
     number of records that are not sessions (`skipped`) and of records read (`records`).
 
     A batch made by `finish` is *pending* until first used: it holds the parsed columns and the
-    conform statement (`pending`), so the store can run that one statement on its own
-    connection, straight into its tables; any other reader gets the Arrow results on first
-    access of `table`, `quarantine` or `skipped`.
+    conform statement (`pending`), so the store can run that one statement for the columns it
+    keeps, in a thread of its own; any other reader gets the Arrow results on first access of
+    `table`, `quarantine` or `skipped`.
 
     `skip_reason`: why a pending batch's skipped records are skipped. Their number is known
     once the statement has run (`counted_skipped`), so it is credited to `skipped_by` then

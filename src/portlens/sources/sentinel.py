@@ -191,7 +191,7 @@ class Sentinel(Source):
 
         def parts(item: tuple[int, pa.Table]) -> list[Batch]:
             # one batch per vendor group; each stays pending (its conform statement not run),
-            # so the store runs it straight into its tables
+            # so the store runs it for the columns it keeps
             number, recs = item
             try:
                 # (a batch's turn at the state of a vendor that carries one ends when the
