@@ -132,6 +132,38 @@ def test_rows_left_by_a_killed_ingest_are_invisible_then_removed(tmp_path):
 
 
 
+def test_duckdb_cache_is_capped_while_a_file_is_ingested(tmp_path, monkeypatch):
+    """DuckDB caches the blocks an ingest writes up to its memory limit (by default most of
+    the RAM), so the store caps it while a file is ingested, also after letting readers in
+    mid-file, and gives queries the default back; a store in memory is never capped."""
+    import duckdb
+
+    from portlens import sharing
+    from portlens import store as store_module
+    from portlens.sources.base import parse_file
+
+    def limit(con):
+        return con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+    scratch = duckdb.connect()
+    default = limit(scratch)
+    scratch.execute(f"SET memory_limit = '{store_module.INGEST_MEMORY_LIMIT}'")
+    capped = limit(scratch)
+    assert capped != default
+    path = jsonl(tmp_path / "a.jsonl", [session(AS_OF - timedelta(minutes=m)) for m in range(30)])
+    monkeypatch.setattr(store_module, "parse_file", lambda parser, p: parse_file(parser, p, batch_lines=10))
+    monkeypatch.setattr(sharing, "readers_waiting", lambda path: True)  # (let readers in after each batch)
+    seen = []
+    with Store(str(tmp_path / "s.duckdb")) as store:
+        store._handed_over_at = 0.0
+        result = store.ingest(path, progress=lambda n: seen.append(limit(store.con)))
+        assert result.sessions == 30 and len(seen) == 3
+        assert seen == [capped] * 3
+        assert limit(store.con) == default
+    with Store(":memory:") as store:
+        store.ingest(path, progress=lambda n: seen.append(limit(store.con)))
+        assert seen[3:] == [default] * 3
+
+
 def test_a_files_batches_are_not_kept_alive_by_its_transaction(tmp_path, monkeypatch):
     # A file's batches go into one transaction; the Arrow memory of each must be let go when
     # its statements end, not when the file commits, or memory grows with the file.
