@@ -5,6 +5,7 @@ same generated file, in the same run.
     python bench/bench_ingest.py                         # every source, 1,000,000 lines, median of 3
     python bench/bench_ingest.py --lines 200000 --repeat 1 zeek fortinet asim-jsonl
     python bench/bench_ingest.py --detect                # + ASIM JSON lines ingest+detect vs pandas
+    python bench/bench_ingest.py --growth 8 aws-vpc      # peak memory at 1M and at 8M lines
 
 Workloads: every vendor source with a generator (bench/gen_<source>.py; its `baseline()` is the
 naive parser), plus native ASIM rows from the demo generator as JSON lines (`asim-jsonl`), CSV
@@ -197,12 +198,31 @@ def portlens_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "portlens", *args]
 
 
+def growth(names: list[str], lines: int, k: int) -> None:
+    """Memory flat in file size: the whole ingest's peak RSS on a file of `lines` lines and on
+    one of k times as many (one cold run each)."""
+    print(f"{'workload':<17}{'lines':>12}{'s':>8}{'peak MiB':>10}", flush=True)
+    with tempfile.TemporaryDirectory(prefix="portlens-growth-") as tmp:
+        db = f"{tmp}/bench.duckdb"
+        for name in names:
+            if generator(name) is None:
+                continue
+            for n in (lines, k * lines):
+                path = f"{tmp}/{name}.log"
+                write_vendor(name, path, n)
+                ours = timed(lambda: portlens_cmd("ingest", path, "--db", db), 1, [db])
+                print(f"{name:<17}{n:>12,}{ours['seconds']:>8.2f}{ours['peak_mib']:>10,.0f}", flush=True)
+                os.remove(path)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("names", nargs="*", help="workloads (default: every vendor source and asim-*)")
     ap.add_argument("--lines", type=int, default=1_000_000)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--detect", action="store_true", help="also ASIM JSON lines ingest+detect vs pandas")
+    ap.add_argument("--growth", type=int, metavar="K",
+                    help="instead: each vendor workload's peak memory at --lines and at K times as many")
     ap.add_argument("--naive", nargs=2, metavar=("NAME", "PATH"), help=argparse.SUPPRESS)
     ap.add_argument("--write-asim", nargs=2, metavar=("DIR", "N"), help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -217,6 +237,9 @@ def main() -> None:
         return
     names = args.names or [*vendor_sources(), *ASIM]
     warm_up()
+    if args.growth:
+        growth(names, args.lines, args.growth)
+        return
     print(f"{'workload':<17}{'lines':>10}{'portlens s':>11}{'cpu s':>7}{'lines/s':>11}{'MiB':>6}"
           f"{'naive s':>9}{'cpu s':>7}{'lines/s':>11}{'MiB':>6}{'ratio':>7}", flush=True)
     with tempfile.TemporaryDirectory(prefix="portlens-ingest-") as tmp:

@@ -135,7 +135,8 @@ def test_rows_left_by_a_killed_ingest_are_invisible_then_removed(tmp_path):
 def test_duckdb_cache_is_capped_while_a_file_is_ingested(tmp_path, monkeypatch):
     """DuckDB caches the blocks an ingest writes up to its memory limit (by default most of
     the RAM), so the store caps it while a file is ingested, also after letting readers in
-    mid-file, and gives queries the default back; a store in memory is never capped."""
+    mid-file, and gives queries the default back; it caps it again for the checkpoint when the
+    store closes. A store in memory is never capped."""
     import duckdb
 
     from portlens import sharing
@@ -152,13 +153,19 @@ def test_duckdb_cache_is_capped_while_a_file_is_ingested(tmp_path, monkeypatch):
     path = jsonl(tmp_path / "a.jsonl", [session(AS_OF - timedelta(minutes=m)) for m in range(30)])
     monkeypatch.setattr(store_module, "parse_file", lambda parser, p: parse_file(parser, p, batch_lines=10))
     monkeypatch.setattr(sharing, "readers_waiting", lambda path: True)  # (let readers in after each batch)
-    seen = []
+    seen, statements = [], []
+    real_run = store_module._run
+    monkeypatch.setattr(store_module, "_run", lambda con, text, params=None: (
+        statements.append(text), real_run(con, text, params))[1])
     with Store(str(tmp_path / "s.duckdb")) as store:
         store._handed_over_at = 0.0
         result = store.ingest(path, progress=lambda n: seen.append(limit(store.con)))
         assert result.sessions == 30 and len(seen) == 3
         assert seen == [capped] * 3
         assert limit(store.con) == default
+        statements.clear()
+    # (and for the checkpoint when the store closes)
+    assert statements == [f"SET memory_limit = '{store_module.INGEST_MEMORY_LIMIT}'"]
     with Store(":memory:") as store:
         store.ingest(path, progress=lambda n: seen.append(limit(store.con)))
         assert seen[3:] == [default] * 3
