@@ -7,7 +7,8 @@ Ingest is atomic per file and idempotent:
   halves the cost of the inserts (DuckDB writes a committed batch's row groups and its WAL
   once, at the end), and memory stays flat: DuckDB spills uncommitted rows to the database
   file, as long as no Arrow batch is kept registered until the commit (each reaches DuckDB
-  by a replacement scan, `_over`, which lets it go when the statement ends). When readers are
+  by a replacement scan, `_over`, which lets it go when the statement ends), and its cache of
+  what it wrote is capped while a file is ingested (INGEST_MEMORY_LIMIT). When readers are
   waiting, the ingest commits what it has (still 'loading', so invisible), lets them in and
   goes on in a new transaction (sharing.hand_over). An ingest that fails rolls back and removes
   what it committed; rows left by a killed process are removed the next time the store is
@@ -18,15 +19,14 @@ Ingest is atomic per file and idempotent:
   twice change nothing. An object in cloud storage is known by its identity (storage.py).
 - several processes share the store (sharing.py): opening it waits while another holds it.
 
-Each batch is conformed by one SQL statement (asim.conform_sql, the vendor's mapping included)
-run on a cursor of this store's database, and its rows are routed without a round trip through
-Python: the valid ones into `sessions`, the rejected ones into `quarantine`, and the batch's
-20-minute counts into the file's running summary, which is committed with the file (no second
-pass over the file's sessions). Both cores work on a file: the next batch is read and parsed in
-a thread while this one's statement and inserts run (base.read_ahead), and a new plain file is
-hashed and measured for the ledger in another thread meanwhile (ledger.plan(alongside=...)).
-(A third stage, conforming on its own thread, was measured no faster in wall time and more
-costly in CPU: bench/README.md.)
+Each batch is conformed by one SQL statement (asim.conform_sql, the vendor's mapping included,
+only the stored columns computed) and its rows are routed as Arrow, never row by row in Python:
+the valid ones into `sessions`, the rejected ones into `quarantine`, and the batch's 20-minute
+counts into the file's running summary, which is committed with the file (no second pass over
+the file's sessions). Both cores work on a file, in three stages a batch apart, each in a
+thread of its own (base.read_ahead): reading and parsing, the conform statement (on that
+thread's compute engine, `_conformed_rows`), and the inserts; a new plain file is hashed and
+measured for the ledger in another thread meanwhile (ledger.plan(alongside=...)).
 
 Store what is used. The sessions table keeps STORED_COLUMNS: the rule's and the summaries' keys
 (time, port, protocol, direction, action, application), the talkers alerts name (source,
