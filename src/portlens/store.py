@@ -73,6 +73,7 @@ STORED_COLUMNS = ("TimeGenerated", "EventCount", "EventVendor", "EventProduct", 
                   "SrcIpAddr", "SrcPortNumber", "DstIpAddr", "Dvc")
 
 _KEEP = frozenset(STORED_COLUMNS)
+_STORED_SQL = ", ".join(f'"{c}"' for c in STORED_COLUMNS)  # (the column list of the statements)
 
 # DuckDB keeps the blocks it writes cached, up to its memory limit (80% of RAM by default), so
 # without a cap an ingest's memory grew with its file: 522 MiB for 1M AWS VPC flow-log lines,
@@ -225,18 +226,19 @@ class Store:
             sharing.wait_for_readers(self.path)
             self.con = sharing.connect(self.path, False, self._wait, self._notify)
         _run(self.con, "SET TimeZone = 'UTC'")
-        self._cap_memory()
+        self._cap_memory(True)
         _run(self.con, f"CREATE OR REPLACE TEMP TABLE _file_summary AS SELECT * FROM {held}")
         _run(self.con, f"DROP TABLE {held}")
         _run(self.con, "BEGIN TRANSACTION")
         self._handed_over_at = time.monotonic()
         return self.con
 
-    def _cap_memory(self) -> None:
+    def _cap_memory(self, capped: bool) -> None:
         """While a file is ingested, and for the checkpoint at close: DuckDB's cache at
-        INGEST_MEMORY_LIMIT (not for a store in memory, whose data is that memory)."""
+        INGEST_MEMORY_LIMIT; otherwise its default (never capped for a store in memory, whose
+        data is that memory)."""
         if self.path != ":memory:":
-            _run(self.con, f"SET memory_limit = '{INGEST_MEMORY_LIMIT}'")
+            _run(self.con, f"SET memory_limit = '{INGEST_MEMORY_LIMIT}'" if capped else "RESET memory_limit")
 
     def _discard(self, file_id: int) -> None:
         for table in ("sessions", "quarantine", "files"):
@@ -244,7 +246,7 @@ class Store:
 
     def close(self) -> None:
         if not self.read_only:
-            self._cap_memory()  # (for the checkpoint of what was written)
+            self._cap_memory(True)  # (for the checkpoint of what was written)
         self.con.close()
 
     def __enter__(self) -> "Store":
@@ -318,7 +320,7 @@ class Store:
         # inserts; FortiGate: the mapping), so no stage waits for another's work.
         batches = read_ahead(_conformed_rows(read_ahead(parse_file(parser, path)), lines))
         try:
-            self._cap_memory()
+            self._cap_memory(True)
             _run(con, "BEGIN TRANSACTION")
             for batch in batches:
                 if isinstance(batch, _Rows):
@@ -366,8 +368,7 @@ class Store:
         finally:
             batches.close()  # (stops the reading thread now if the file failed)
             _run(self.con, "DROP TABLE IF EXISTS _file_summary")
-            if self.path != ":memory:":
-                _run(self.con, "RESET memory_limit")
+            self._cap_memory(False)
             if limits is not None:
                 READ_LIMITS.reset(limits)
             if raw_limits is not None:
@@ -391,8 +392,7 @@ class Store:
         skipped = int(pc.sum(batch["_skip"]).as_py() or 0)  # (a skipped record has no reason)
         rows = batch.num_rows - quarantined - skipped
         if rows:
-            stored = ", ".join(f'"{c}"' for c in STORED_COLUMNS)
-            _over(self.con, batch, f"INSERT INTO sessions ({stored}, file_id) SELECT {stored}, {int(file_id)} "
+            _over(self.con, batch, f"INSERT INTO sessions ({_STORED_SQL}, file_id) SELECT {_STORED_SQL}, {int(file_id)} "
                                    "FROM _batch WHERE _reason IS NULL AND NOT _skip")
             _over(self.con, batch, "INSERT INTO _file_summary " + summary.aggregate_sql(
                 "(SELECT * FROM _batch WHERE _reason IS NULL AND NOT _skip)"))
@@ -406,10 +406,10 @@ class Store:
         """Append a batch of ASIM rows (the stored columns) and add its 20-minute counts to
         the file's running summary."""
         names = set(table.column_names)
-        cols = ", ".join(f'"{c}"' for c in STORED_COLUMNS)
         values = ", ".join(f'"{c}"' if c in names else "NULL" for c in STORED_COLUMNS)
-        _over(self.con, table, f"INSERT INTO sessions ({cols}, file_id) SELECT {values}, {int(file_id)} FROM _batch")
+        _over(self.con, table, f"INSERT INTO sessions ({_STORED_SQL}, file_id) SELECT {values}, {int(file_id)} FROM _batch")
         _over(self.con, table, f"INSERT INTO _file_summary {_SUMMARY_OF_BATCH}")
+
     def ingest_table(self, table: pa.Table, name: str = "<table>") -> IngestResult:
         """Store an in-memory Arrow table of ASIM rows like one file, all or nothing: values
         are conformed as the native ASIM source's are (vocabulary values kept verbatim, as KQL
@@ -428,8 +428,8 @@ class Store:
             _run(con, "INSERT INTO files (file_id, path, bytes, source, state) VALUES (?, ?, ?, 'table', 'loading')",
                  [file_id, name, table.nbytes])
             if conformed.table.num_rows:
-                cols = ", ".join(f'"{c}"' for c in STORED_COLUMNS)
-                _over(con, conformed.table, f"INSERT INTO sessions ({cols}, file_id) SELECT {cols}, {int(file_id)} FROM _batch")
+                _over(con, conformed.table, f"INSERT INTO sessions ({_STORED_SQL}, file_id) "
+                                            f"SELECT {_STORED_SQL}, {int(file_id)} FROM _batch")
             if quarantine.num_rows:
                 _over(con, quarantine, f"INSERT INTO quarantine SELECT {int(file_id)}, * FROM _batch")
             self._summarize_file(file_id)
@@ -871,7 +871,6 @@ def _conformed_rows(batches: Iterator, lines: tuple[int, int] | None) -> Iterato
     through): keep only the records on those lines (a file read from its checkpoint). The
     result is Arrow, not a temp table: DuckDB compresses a table it writes, which measured
     twice the cost, and the rows are read three times then dropped."""
-    stored = ", ".join(f'"{c}"' for c in STORED_COLUMNS)
     where = "" if lines is None else f" WHERE _line > {int(lines[0])} AND _line <= {int(lines[1])}"
     with closing(batches):  # (stops the reading thread when this stage ends, also on a failure)
         for batch in batches:
@@ -880,7 +879,7 @@ def _conformed_rows(batches: Iterator, lines: tuple[int, int] | None) -> Iterato
                 continue
             pending = batch.pending
             # (the raw text is copied only for the records that go to quarantine)
-            yield _Rows(batch, asim.query(f"SELECT {stored}, _skip, _reason, _line, CASE WHEN _reason IS NOT NULL "
+            yield _Rows(batch, asim.query(f"SELECT {_STORED_SQL}, _skip, _reason, _line, CASE WHEN _reason IS NOT NULL "
                                           f"THEN _raw END AS _raw FROM ({pending.sql(_KEEP)}){where}",
                                           **pending.inputs()))
 
