@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pyarrow as pa
+import pytest
 import pyarrow.parquet as pq
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -172,3 +173,29 @@ def test_json_lines_read_for_the_store_keep_and_reject_as_read_whole(records):
     narrow = con.execute(f"SELECT _line, _reason, _skip, {cols} FROM ({pending.sql(frozenset(STORED_COLUMNS))}) "
                          "ORDER BY _line").fetchall()
     assert narrow == whole
+
+
+@pytest.mark.parametrize("lines", [200, 40000])
+def test_a_cut_gzip_lands_every_complete_line_before_the_break(tmp_path, lines):
+    """Compressed input is read up to the break (base.readable), not up to the last whole read
+    chunk before it: a gzip cut within its first megabyte used to land nothing. The ledger
+    counts the same lines, so a checkpoint names what landed."""
+    import gzip
+    import zlib
+    from portlens import ledger
+    from portlens.sources.base import parse_file
+    text = "".join(f'{{"TimeGenerated": "2024-05-01T10:00:00Z", "DstPortNumber": {i % 65536}}}\n'
+                   for i in range(lines)).encode()
+    packed = gzip.compress(text)
+    cut = tmp_path / "cut.jsonl.gz"
+    cut.write_bytes(packed[: len(packed) * 3 // 4])
+    readable = zlib.decompressobj(wbits=31).decompress(packed[: len(packed) * 3 // 4])
+    complete = readable.count(b"\n")
+    assert 0 < complete < lines
+    batches = list(parse_file(sources.get("asim"), str(cut)))
+    landed = sum(b.table.num_rows for b in batches)
+    [q] = [r for b in batches for r in b.quarantine.to_pylist()]
+    assert landed == complete and q["line"] == complete + 1
+    assert f"cut short or corrupt after line {complete} " in q["reason"]
+    reading = ledger.measure(str(cut), set(), tail=False)
+    assert reading.cut and reading.end_lines == complete + (not readable.endswith(b"\n"))

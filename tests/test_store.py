@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import errno
+import io
 import json
+import os
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from portlens import sources
+from portlens.errors import SourceError
 from portlens.rules import port_anomaly as rule
 from portlens.sources import native
 from portlens.store import Store
@@ -59,6 +64,59 @@ def test_a_crash_mid_file_leaves_the_store_as_before(tmp_path, monkeypatch):
     with Store(db) as store:  # the interrupted file is not in the ledger: it can be ingested again
         assert store.ingest(big).sessions == 50
         assert store.status()["sessions"] == 51
+
+
+class _FailsAfter(io.RawIOBase):
+    """A file that reads like `path` up to `limit` bytes, then fails as a bad disk does."""
+
+    def __init__(self, path, limit):
+        self.f, self.limit = open(path, "rb"), limit
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        if self.f.tell() >= self.limit:
+            raise OSError(errno.EIO, "Input/output error")
+        return self.f.readinto(memoryview(buffer)[: self.limit - self.f.tell()])
+
+    def close(self):
+        self.f.close()
+        super().close()
+
+
+def _vpc_lines(path, n):
+    start = int(AS_OF.timestamp()) - 3600
+    path.write_text("".join(f"2 123456789010 eni-1 10.0.0.{i % 250} 10.0.1.1 {40000 + i % 999} 3389 6 1 40 "
+                            f"{start + i} {start + i + 1} ACCEPT OK\n" for i in range(n)))
+    return str(path)
+
+
+@pytest.mark.parametrize("kind", ["aws-vpc", "asim"])
+def test_a_read_error_mid_file_fails_it_and_lands_nothing(tmp_path, monkeypatch, kind):
+    """The one read-error policy (sources.base.parse_file): an I/O error that is not a cut
+    compressed stream fails the file with one line; nothing of it lands, and the next ingest
+    reads it whole. (AWS VPC flow logs used to land what was read before the error.)"""
+    from portlens import storage
+    from portlens.sources import base
+    path = _vpc_lines(tmp_path / "flows.log", 5000) if kind == "aws-vpc" else \
+        jsonl(tmp_path / "rows.jsonl", [session(AS_OF - timedelta(seconds=s)) for s in range(5000)])
+    real_open = storage.open_input
+    monkeypatch.setattr(storage, "open_input", lambda p: io.BufferedReader(
+        _FailsAfter(p, os.path.getsize(p) * 2 // 3), buffer_size=4096))
+    monkeypatch.setattr(base, "_CHUNK_BYTES", 8192)  # (several batches before the error)
+    batches = base.parse_file(sources.get(kind), path, 500)
+    assert next(batches).table.num_rows > 0  # batches are read before the error ...
+    with pytest.raises(SourceError, match=r"(flows\.log|rows\.jsonl): cannot read it: Input/output error"):
+        list(batches)  # ... and the error is one line, not a quarantine record
+    db = str(tmp_path / "s.duckdb")
+    with Store(db) as store:
+        with pytest.raises(SourceError, match="cannot read it: Input/output error"):
+            store.ingest(path, kind)
+        assert store.status()["sessions"] == 0 and store.status()["quarantined"] == 0
+    monkeypatch.setattr(storage, "open_input", real_open)
+    with Store(db) as store:  # the file is not in the ledger: it is read whole next time
+        assert store.ingest(path, kind).sessions == 5000
 
 
 def test_quarantine_keeps_file_and_line(tmp_path):

@@ -129,13 +129,14 @@ def measure(path: str, offsets: set[int], tail: bool) -> Reading:
     counter = _Counter(offsets, r.at)
     at_newline = (counter.h.copy(), 0, 0)  # hash, offset and lines at the last LF
     packed = compressed(path)
+    from .sources.base import readable
     with _open(path) as f:
-        while True:
-            try:  # (compressed data in small reads: a read that meets a cut returns nothing)
-                chunk = f.read(_CHUNK if not packed else 1 << 16)
-            except (EOFError, zlib.error, gzip.BadGzipFile):
-                r.cut = True  # what was readable is the content (the parser reports the cut)
-                break
+        while not r.cut:
+            if packed:  # (read up to a cut as the line reader reads it, so both count the same lines)
+                chunk, broken = readable(f, 1 << 16)
+                r.cut = broken is not None  # what was readable is the content (the parser reports the cut)
+            else:
+                chunk = f.read(_CHUNK)
             if not chunk:
                 break
             cut = chunk.rfind(b"\n") + 1

@@ -41,10 +41,10 @@ class Fields:
     sql: Callable[[list[str]], str]
 
 
-def json_field_batches(path: str, batch_lines: int = BATCH_LINES, arrays: tuple[str, ...] = ("records",),
-                       progress: dict | None = None) -> Iterator[Fields]:
+def json_field_batches(path: str, batch_lines: int = BATCH_LINES, arrays: tuple[str, ...] = ("records",)
+                       ) -> Iterator[Fields]:
     """The JSON records of a file (see json_record_batches), one `Fields` per batch of lines."""
-    yield from json_batches(path, batch_lines, progress,
+    yield from json_batches(path, batch_lines,
                             lambda doc: record_fields(Query("SELECT * FROM _doc", {"_doc": doc})),
                             lambda lines, numbers: json_lines_fields(lines, numbers, arrays), arrays)
 

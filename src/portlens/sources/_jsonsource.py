@@ -18,10 +18,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import asim
-from ._records import GuardedSource, json_records
+from ._records import json_records
 from ._sql import col, lit
 from ._tables import is_table_export
-from .base import Batch
+from .base import BATCH_LINES, Batch, Source
 
 
 def paths(*names: str) -> tuple[str, ...]:
@@ -37,7 +37,9 @@ def paths(*names: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(out))
 
 
-class JsonSource(GuardedSource):
+class JsonSource(Source):
+    reads_json_documents = True  # (reads pretty JSON documents itself: json_records)
+
     FIELDS: dict[str, tuple[str, ...]] = {}
     MARKERS: re.Pattern | None = None
     ARRAYS: tuple[str, ...] = ("records",)  # wrapper keys whose array holds the records
@@ -49,8 +51,8 @@ class JsonSource(GuardedSource):
         text = head.lstrip(b"\xef\xbb\xbf").lstrip()
         return text[:1] in (b"{", b"[") and self.MARKERS is not None and bool(self.MARKERS.search(head))
 
-    def _parse(self, path: str, batch_lines: int, progress: dict) -> Iterator[Batch]:
-        for recs in json_records(path, batch_lines, self.ARRAYS, progress):
+    def parse(self, path: str, batch_lines: int = BATCH_LINES) -> Iterator[Batch]:
+        for recs in json_records(path, batch_lines, self.ARRAYS):
             ok = pc.is_null(recs["_error"])
             bad = recs.filter(pc.invert(ok)).select(["_line", "_raw", "_error"])
             good = recs.filter(ok)

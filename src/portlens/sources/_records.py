@@ -1,4 +1,4 @@
-"""Record framing shared by the source parsers: read errors and progress, JSON records and
+"""Record framing shared by the source parsers: JSON records and
 documents, JSON lines to columns, CSV exports with a header, Windows event XML records and
 their fields, UTF-16 text lines, error rows, regex extraction and oversized batches."""
 
@@ -8,7 +8,6 @@ import codecs
 import io
 import json
 import re
-import zlib
 from typing import Callable, Iterator
 
 import numpy as np
@@ -18,51 +17,11 @@ import pyarrow.csv as pacsv
 
 from .. import asim
 from ._sql import col, lit
-from .base import (BATCH_LINES, Batch, Query, Source, TruncatedInput, materialize, open_binary,
+from .base import (BATCH_LINES, Query, materialize, open_binary,
                    read_head, read_lines, with_rows)
 
 _NULL = pa.scalar(None, pa.string())
 
-
-# ---- reading with progress; read errors end a file with one quarantine entry ---------------
-
-# A truncated or corrupt gzip member, or an I/O error, while reading (base.open_binary).
-READ_ERRORS = (EOFError, OSError, zlib.error, TruncatedInput)
-
-
-def safe_parse(source: Source, path: str, body: Callable[[dict], Iterator[Batch]]) -> Iterator[Batch]:
-    """Run a parser body; a read error ends the file with one quarantine entry (at the line
-    after the last one read) instead of an exception. Batches already yielded stay valid."""
-    progress = {"line": 0}
-    try:
-        yield from body(progress)
-    except READ_ERRORS as e:
-        line = progress["line"]
-        q = asim.quarantine_rows(path, source.name, [line + 1],
-                                 [f"unreadable input after line {line}: {type(e).__name__}: {e}"], [None])
-        yield Batch(asim.empty_table(), q, 0, 1)
-
-
-def tracked_lines(path: str, batch_lines: int, progress: dict | None = None):
-    """base.read_lines, remembering the last line number handed out in `progress`."""
-    for lines, numbers in read_lines(path, batch_lines):
-        if progress is not None and len(numbers):
-            progress["line"] = numbers[-1].as_py()
-        yield lines, numbers
-
-
-
-class GuardedSource(Source):
-    """A file-level source whose read errors end the file with one quarantine entry
-    (`safe_parse`). Subclasses implement `_parse(path, batch_lines, progress)`."""
-
-    reads_json_documents = True  # the JSON ones read documents through `json_records`
-
-    def parse(self, path: str, batch_lines: int = BATCH_LINES) -> Iterator[Batch]:
-        return safe_parse(self, path, lambda progress: self._parse(path, batch_lines, progress))
-
-    def _parse(self, path: str, batch_lines: int, progress: dict) -> Iterator[Batch]:  # pragma: no cover
-        raise NotImplementedError
 
 # ---- JSON lines split and error rows --------------------------------------------------------
 
@@ -86,15 +45,15 @@ _EMPTY_RECORDS = pa.schema([("_line", pa.int64()), ("_raw", pa.string()), ("rec"
                             ("_error", pa.string())])
 
 
-def json_records(path: str, batch_lines: int = BATCH_LINES, arrays: tuple[str, ...] = ("records",),
-                 progress: dict | None = None) -> Iterator[pa.Table]:
+def json_records(path: str, batch_lines: int = BATCH_LINES, arrays: tuple[str, ...] = ("records",)
+                 ) -> Iterator[pa.Table]:
     """`json_record_batches` as Arrow tables (see there)."""
-    for recs in json_record_batches(path, batch_lines, arrays, progress):
+    for recs in json_record_batches(path, batch_lines, arrays):
         yield materialize(recs)
 
 
-def json_record_batches(path: str, batch_lines: int = BATCH_LINES, arrays: tuple[str, ...] = ("records",),
-                        progress: dict | None = None) -> Iterator["pa.Table | Query"]:
+def json_record_batches(path: str, batch_lines: int = BATCH_LINES, arrays: tuple[str, ...] = ("records",)
+                        ) -> Iterator["pa.Table | Query"]:
     """Yield tables of JSON records (`_line`, `_raw`, `rec` = the record's JSON text, `_error`).
 
     Accepts JSON lines (one object per line; objects concatenated on one line `}{` are split;
@@ -102,16 +61,16 @@ def json_record_batches(path: str, batch_lines: int = BATCH_LINES, arrays: tuple
     document spread over several lines (pretty-printed): then `_line` is the record's ordinal.
     A line or document that is not a JSON object yields one row with `_error` set.
     """
-    yield from json_batches(path, batch_lines, progress, lambda doc: doc,
+    yield from json_batches(path, batch_lines, lambda doc: doc,
                             lambda lines, numbers: json_lines_query(lines, numbers, arrays), arrays)
 
 
-def json_batches(path: str, batch_lines: int, progress: dict | None, of_document: Callable,
+def json_batches(path: str, batch_lines: int, of_document: Callable,
                  of_lines: Callable, arrays: tuple[str, ...] = ("records",)) -> Iterator:
     """A JSON file batch by batch: `of_lines(lines, numbers)` for each batch of JSON lines, or
     `of_document(table)` once for a document spread over several lines (its records' table:
     `_document`); the first lines decide which it is."""
-    it = tracked_lines(path, batch_lines, progress)
+    it = read_lines(path, batch_lines)
     first = next(it, None)
     if first is None:
         return

@@ -134,13 +134,13 @@ class Export:
         # the columns of a CSV export (None for JSON: each record has its own keys)
         self.width = len(names) if names is not None else None
 
-    def records(self, progress: dict | None = None) -> Iterator[pa.Table]:
+    def records(self) -> Iterator[pa.Table]:
         if self.kind == "csv":
             yield from self._csv()
         elif self.kind == "api" or self._is_document():
             yield from self._document()
         else:
-            yield from self._json_lines(progress)
+            yield from self._json_lines()
 
     # CSV ------------------------------------------------------------------------------------
     def _csv(self) -> Iterator[pa.Table]:
@@ -156,8 +156,8 @@ class Export:
             yield self._normalize(t, [c for c in t.column_names if not c.startswith("_")])
 
     # JSON lines -------------------------------------------------------------------------------
-    def _json_lines(self, progress: dict | None) -> Iterator[pa.Table]:
-        for recs in json_records(self.path, self.batch_lines, ("records", "value"), progress):
+    def _json_lines(self) -> Iterator[pa.Table]:
+        for recs in json_records(self.path, self.batch_lines, ("records", "value")):
             ok = recs.filter(pc.is_null(recs["_error"]))
             bad = recs.filter(pc.is_valid(recs["_error"])).select(["_line", "_raw", "_error"])
             keys: list[str] = []

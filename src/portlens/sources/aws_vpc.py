@@ -51,9 +51,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import asim
-from ._records import GuardedSource, json_records, tracked_lines
+from ._records import json_records
 from ._sql import IP_RE, bag_sql, iana_sql, lit, looks_ip, split_whitespace_sql
-from .base import Batch, Query, materialize, read_head
+from .base import BATCH_LINES, Batch, Query, Source, materialize, read_head, read_lines
 
 FORMAT_ENV = "PORTLENS_AWS_VPC_FORMAT"
 
@@ -264,7 +264,9 @@ def _keyed_sql() -> str:
 
 # ---- the source ------------------------------------------------------------------------------
 
-class AwsVpc(GuardedSource):
+class AwsVpc(Source):
+    reads_json_documents = True  # (reads pretty JSON documents itself: json_records)
+
     def sniff(self, head: bytes, path: str) -> bool:
         text = head.lstrip(b"\xef\xbb\xbf").lstrip()
         if text[:1] in (b"{", b"["):
@@ -283,14 +285,14 @@ class AwsVpc(GuardedSource):
         return bool(data) and all(_DATA_HINT.search(ln) or "eni-" in ln for ln in data) \
             and infer_format(data) is not None
 
-    def _parse(self, path: str, batch_lines: int, progress: dict) -> Iterator[Batch]:
+    def parse(self, path: str, batch_lines: int = BATCH_LINES) -> Iterator[Batch]:
         head = read_head(path).lstrip(b"\xef\xbb\xbf").lstrip()
         state = self.start(path)
         if head[:1] in (b"{", b"["):
-            for recs in json_records(path, batch_lines, ("logEvents", "events"), progress):
+            for recs in json_records(path, batch_lines, ("logEvents", "events")):
                 yield self.finish(self._json(recs, state), path)
             return
-        for lines, numbers in tracked_lines(path, batch_lines, progress):
+        for lines, numbers in read_lines(path, batch_lines):
             yield self.finish(self.map_lines(lines, numbers, state), path)
 
     OPTIONS = {"format": "the flow-log format string (field order) of files without a header line"}

@@ -59,10 +59,9 @@ from typing import Iterator
 import pyarrow as pa
 
 from ._json_fields import Fields, json_field_batches, record_fields
-from ._records import GuardedSource
 from ._sql import ICMP4_TYPES, bag_sql, iana_sql, lit, looks_ip
 from ._tables import is_table_export
-from .base import Batch, Query, materialize
+from .base import BATCH_LINES, Batch, Query, Source, materialize
 
 _STRUCTURED = ("AZFWNetworkRule", "AZFWNatRule", "AZFWIdpsSignature", "AZFWThreatIntel")
 _LEGACY = ("AzureFirewallNetworkRule",)
@@ -293,7 +292,9 @@ _SQL: dict[bool, str] = {}  # lean -> the mapping
 _SNIFF = re.compile(rb'"(category|Category|Type|operationName|OperationName)"\s*:\s*"(AzureFirewall|AZFW)')
 
 
-class AzureFirewall(GuardedSource):
+class AzureFirewall(Source):
+    reads_json_documents = True  # (reads pretty JSON documents itself: json_records)
+
     def sniff(self, head: bytes, path: str) -> bool:
         if is_table_export(head):  # the `sentinel` source reads exports and routes them here
             return False
@@ -318,8 +319,8 @@ class AzureFirewall(GuardedSource):
         """JSON records (`_line`, `_raw`, `rec`) -> parsed columns (also fed by `sentinel`)."""
         return materialize(self.map_query(recs))
 
-    def _parse(self, path: str, batch_lines: int, progress: dict) -> Iterator[Batch]:
-        for fields in json_field_batches(path, batch_lines, ("records",), progress):
+    def parse(self, path: str, batch_lines: int = BATCH_LINES) -> Iterator[Batch]:
+        for fields in json_field_batches(path, batch_lines, ("records",)):
             yield self.finish(self.map_fields(fields), path)
 
 

@@ -66,9 +66,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import asim
-from ._records import GuardedSource, json_record_batches, records_query, tracked_lines
+from ._records import json_record_batches, records_query
 from ._sql import bag_sql, iana_sql, looks_ip
-from .base import Batch, Query, read_head
+from .base import BATCH_LINES, Batch, Query, Source, read_head, read_lines
 
 
 # ---- NSG / VNet flow tuples ----------------------------------------------------------------
@@ -335,7 +335,9 @@ def _ta_sql(names: list[str]) -> str:
 _JSON_MARKERS = re.compile(rb'"flowTuples"|"flowRecords"|NetworkSecurityGroupFlowEvent|FlowLogFlowEvent')
 
 
-class AzureNsg(GuardedSource):
+class AzureNsg(Source):
+    reads_json_documents = True  # (reads pretty JSON documents itself: json_records)
+
     def sniff(self, head: bytes, path: str) -> bool:
         text = head.lstrip(b"\xef\xbb\xbf").lstrip()
         if text[:1] in (b"{", b"["):
@@ -343,19 +345,19 @@ class AzureNsg(GuardedSource):
         first = text.split(b"\n", 1)[0].decode("utf-8", errors="replace")
         return "," in first and _is_ta_header(_ta_header(first))
 
-    def _parse(self, path: str, batch_lines: int, progress: dict) -> Iterator[Batch]:
+    def parse(self, path: str, batch_lines: int = BATCH_LINES) -> Iterator[Batch]:
         head = read_head(path).lstrip(b"\xef\xbb\xbf").lstrip()
         if head[:1] in (b"{", b"["):
-            for recs in json_record_batches(path, batch_lines, ("records",), progress):
+            for recs in json_record_batches(path, batch_lines, ("records",)):
                 yield self.finish(_flows(recs), path)
             return
-        yield from self._csv(path, batch_lines, progress)
+        yield from self._csv(path, batch_lines)
 
-    def _csv(self, path: str, batch_lines: int, progress: dict) -> Iterator[Batch]:
+    def _csv(self, path: str, batch_lines: int) -> Iterator[Batch]:
         header: list[str] | None = None
         header_line = ""
         sql = ""
-        for lines, numbers in tracked_lines(path, batch_lines, progress):
+        for lines, numbers in read_lines(path, batch_lines):
             if header is None:
                 header_line = lines[0].as_py()
                 header = _ta_header(header_line)

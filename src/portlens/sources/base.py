@@ -55,12 +55,18 @@ class TruncatedInput(SourceError):
         self.line = line
 
 
+# The one read-error policy of every source (`parse_file`): a compressed stream that is cut
+# short or corrupt ends the file with one quarantine record after its last readable line, and
+# what was readable lands (the bytes will not get better). Any other read error (a failing
+# disk, an object store that stops answering) fails the file: nothing of it lands, and the
+# next ingest reads it again.
 _READ_ERRORS = (TruncatedInput, EOFError, zlib.error, gzip.BadGzipFile)
 
 
 def parse_file(source: "Source", path: str, batch_lines: int = BATCH_LINES) -> Iterator["Batch"]:
-    """`source.parse(path)`, with a file that breaks off (a cut or corrupt gzip) ending in one
-    quarantine record after the last readable line, so what was readable still lands. A JSON
+    """`source.parse(path)` under the read-error policy (`_READ_ERRORS`): a file that breaks
+    off (a cut or corrupt gzip) ends in one quarantine record after the last readable line, so
+    what was readable still lands; another read error is a SourceError. A JSON
     document (pretty-printed object, array) given to a source that reads JSON lines is read as
     the JSON lines of its records (`_documents`)."""
     if not source.reads_json_documents:
@@ -201,6 +207,8 @@ def _parse_file(source: "Source", path: str, batch_lines: int) -> Iterator["Batc
             reason = str(e) if line is not None else f"{path}: unreadable input ({type(e).__name__}: {e})"
             q = asim.quarantine_rows(path, source.name, [line + 1 if line is not None else 0], [reason], [None])
             yield Batch(asim.empty_table(), q, 0, 1)
+        except OSError as e:
+            raise SourceError(f"{path}: cannot read it: {e.strerror or e}") from None
         yield from long_records(long, path, source.name)
 
 
@@ -545,8 +553,14 @@ class _Limited(io.RawIOBase):
 
 
 def read_head(path: str, size: int = 4096) -> bytes:
+    """The file's first `size` bytes (decompressed), or what can be read of them: the head of a
+    compressed stream cut short is still read, and the parse reports the cut where it is. A
+    stream with nothing readable raises its error."""
     with open_binary(path) as f:
-        return f.read(size)
+        head, broken = readable(f, size) if not isinstance(f, io.BufferedReader) else (f.read(size), None)
+    if broken is not None and not head:
+        raise broken
+    return head
 
 
 def read_lines(path: str, batch_lines: int = BATCH_LINES, byte_range: tuple[int, int] | None = None,
@@ -597,14 +611,23 @@ def _line_pieces(path: str, byte_range: tuple[int, int] | None = None,
     guard = limits.LineGuard(path)  # records over the size limit are cut out and reported
     with open_binary(path) as f:
         read = f.read if byte_range is None else _range_reader(f, *byte_range)
-        # Compressed input is read in small pieces so that, if the stream breaks off, the
-        # lines before the break are still handed out (TruncatedInput follows them).
-        size = _CHUNK_BYTES if isinstance(f, io.BufferedReader) else 1 << 20
+        # Compressed input is read in small pieces, and up to the break when the stream breaks
+        # off, so that the lines before the break are still handed out (TruncatedInput follows).
+        compressed = not isinstance(f, io.BufferedReader)
+        size = 1 << 20 if compressed else _CHUNK_BYTES
+        broken = None
         while True:
-            try:
-                chunk = read(size)
-            except (EOFError, zlib.error, gzip.BadGzipFile) as e:
-                raise TruncatedInput(path, number, str(e)) from None
+            if broken is not None:
+                raise TruncatedInput(path, number, str(broken))
+            if compressed:
+                chunk, broken = readable(f, size)
+                if broken is not None and not chunk:
+                    continue
+            else:
+                try:
+                    chunk = read(size)
+                except (EOFError, zlib.error, gzip.BadGzipFile) as e:
+                    raise TruncatedInput(path, number, str(e)) from None
             if guard.skipping:
                 if not chunk:
                     guard.end()
@@ -642,6 +665,19 @@ def _line_pieces(path: str, byte_range: tuple[int, int] | None = None,
                 break
     if stats is not None:
         stats["lines"] = number
+
+
+def readable(f, size: int) -> tuple[bytes, Exception | None]:
+    """Up to `size` bytes of a compressed stream, and the error that broke it off, if one did:
+    (what was decompressed before the break, the error)."""
+    pieces, n = [], 0
+    try:
+        while n < size and (piece := f.read1(size - n)):
+            pieces.append(piece)
+            n += len(piece)
+    except (EOFError, zlib.error, gzip.BadGzipFile) as e:
+        return b"".join(pieces), e
+    return b"".join(pieces), None
 
 
 def _range_reader(f, start: int, end: int):
