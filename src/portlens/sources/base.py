@@ -557,7 +557,7 @@ def read_head(path: str, size: int = 4096) -> bytes:
     compressed stream cut short is still read, and the parse reports the cut where it is. A
     stream with nothing readable raises its error."""
     with open_binary(path) as f:
-        head, broken = readable(f, size) if not isinstance(f, io.BufferedReader) else (f.read(size), None)
+        head, broken = readable(f, size)
     if broken is not None and not head:
         raise broken
     return head
@@ -668,8 +668,8 @@ def _line_pieces(path: str, byte_range: tuple[int, int] | None = None,
 
 
 def readable(f, size: int) -> tuple[bytes, Exception | None]:
-    """Up to `size` bytes of a compressed stream, and the error that broke it off, if one did:
-    (what was decompressed before the break, the error)."""
+    """Up to `size` bytes of a stream, and the error that broke it off if it is compressed and
+    broke off: (what was read before the break, the error)."""
     pieces, n = [], 0
     try:
         while n < size and (piece := f.read1(size - n)):
