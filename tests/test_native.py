@@ -77,22 +77,47 @@ def test_parquet_round_trip(tmp_path):
     assert rows.schema == asim.SCHEMA
 
 
-def test_parquet_batches_take_several_text_batches_of_rows_or_a_byte_bound(tmp_path, monkeypatch):
+def test_local_parquet_is_read_in_runs_of_whole_row_groups(tmp_path, monkeypatch):
     from portlens.sources import native
     n = 1000
     table = pa.table({"TimeGenerated": pa.array([f"2024-05-01T10:{i % 60:02d}:00Z" for i in range(n)]),
                       "DstPortNumber": pa.array([i * 70 for i in range(n)])})
     path = tmp_path / "rows.parquet"
     pq.write_table(table, path, row_group_size=128)
-    source = sources.get("asim")
-    batches = list(source.parse(str(path), batch_lines=100))
-    assert [b.records for b in batches] == [native.PARQUET_BATCHES * 100] * 2 + [200]
+    monkeypatch.setattr(native, "PARQUET_SCAN_BATCHES", 3)  # runs of >= 300 rows: 3 row groups
+    batches = list(sources.get("asim").parse(str(path), batch_lines=100))
+    assert [b.records for b in batches] == [384, 384, 232]
+    assert all(b.pending.reads_files for b in batches)  # (DuckDB reads the file: no Arrow input)
     rows = pa.concat_tables([b.table for b in batches])
     lines = pa.concat_tables([b.quarantine for b in batches])["line"].to_pylist()
     assert rows.num_rows + len(lines) == n
     assert lines == [i + 1 for i in range(n) if i * 70 > 65535] and lines  # each keeps its row number
+    assert rows["DstPortNumber"].to_pylist() == [i * 70 for i in range(n) if i * 70 <= 65535]
+
+
+def test_parquet_read_through_arrow_takes_several_text_batches_or_a_byte_bound(monkeypatch):
+    from portlens.sources import native
+    record_batches = pa.table({"DstPortNumber": list(range(1000))}).to_batches(max_chunksize=100)
+    assert [sum(b.num_rows for b in g) for g in native._parquet_groups(record_batches, 400)] == [400, 400, 200]
     monkeypatch.setattr(native, "PARQUET_BATCH_BYTES", 1)  # the byte bound: one read batch each
-    assert [b.records for b in source.parse(str(path), batch_lines=100)] == [100] * 10
+    assert [len(g) for g in native._parquet_groups(record_batches, 400)] == [1] * 10
+
+
+@pytest.mark.parametrize("damage", ["cut", "pages"])
+def test_an_unreadable_parquet_file_is_one_line(tmp_path, damage):
+    table = pa.table({"TimeGenerated": ["2024-05-01T10:00:00Z"] * 5000,
+                      "SrcIpAddr": [f"10.0.{i % 256}.{i % 200}" for i in range(5000)]})
+    path = tmp_path / "rows.parquet"
+    pq.write_table(table, path)
+    data = bytearray(path.read_bytes())
+    if damage == "cut":
+        data = data[: len(data) // 2]
+    else:  # the footer is whole, a data page is not
+        data[200:2000] = b"U" * 1800
+    path.write_bytes(bytes(data))
+    with pytest.raises(sources.SourceError) as e:
+        parse(path)
+    assert str(e.value).startswith(f"{path}: ") and "\n" not in str(e.value)
 
 
 def test_iana_numbers_and_vendor_spellings():

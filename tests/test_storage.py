@@ -136,6 +136,30 @@ def test_quarantine_and_unreadable_objects_are_accounted_like_local_files(s3_env
         [(row["line"], row["reason"].replace(str(FIXTURES) + "/", "")) for row in ql]
 
 
+def test_a_parquet_object_lands_as_the_local_file_does(s3, s3_env, tmp_path):
+    """Parquet in a bucket is read through Arrow, a local file by DuckDB's own reader: the
+    same rows land either way, rejected rows with their row numbers."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    table = pa.table({"TimeGenerated": [f"2024-05-01T10:{i % 60:02d}:00Z" for i in range(300)],
+                      "DstPortNumber": [i * 300 for i in range(300)],
+                      "SrcIpAddr": [f"10.1.0.{i % 50}" for i in range(300)]})
+    local = tmp_path / "rows.parquet"
+    pq.write_table(table, local, row_group_size=100)
+    put(s3.filesystem(), "flowlogs/parquet/rows.parquet", local.read_bytes())
+    landed = []
+    for path, db in ((local, tmp_path / "l.duckdb"), ("s3://flowlogs/parquet/rows.parquet", tmp_path / "r.duckdb")):
+        with Store(str(db)) as store:
+            r = store.ingest(str(path))
+            landed.append(((r.records, r.sessions, r.quarantined),
+                           store.query('SELECT "TimeGenerated", "DstPortNumber", "SrcIpAddr" FROM sessions '
+                                       "ORDER BY ALL").to_pylist(),
+                           store.query("SELECT line, reason FROM quarantine ORDER BY line").to_pylist(),
+                           store.query("SELECT * EXCLUDE (file_id) FROM summaries ORDER BY ALL").to_pylist()))
+    assert landed[0] == landed[1]
+    assert landed[0][0] == (300, 219, 81) and landed[0][2][0]["line"] == 220
+
+
 def test_normalize_import_and_detect_read_urls(s3, s3_env, tmp_path):
     r = portlens("normalize", f"s3://flowlogs/{key(0)}", env=s3_env)
     assert r.returncode == 0, r.stderr

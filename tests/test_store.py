@@ -134,6 +134,37 @@ def test_quarantine_keeps_file_and_line(tmp_path):
     assert "port outside 0-65535" in q[1]["reason"]
 
 
+def test_a_parquet_file_lands_as_the_same_rows_do_from_json_lines(tmp_path, monkeypatch):
+    """DuckDB reads a local Parquet file into the store itself (a statement per run of row
+    groups); what lands is what the same rows land as from JSON lines."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    rows = [session(AS_OF - timedelta(minutes=7 * i), port=[22, 3389, 443][i % 3], SrcIpAddr=f"10.0.0.{i % 9}")
+            for i in range(400)]
+    rows[5]["DstPortNumber"] = 70000
+    rows[150]["TimeGenerated"] = "not a time"
+    rows[333]["TimeGenerated"] = None
+    rows[334]["SrcIpAddr"] = "host-7"  # not an address: kept aside in AdditionalFields
+    parquet = tmp_path / "rows.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), parquet, row_group_size=64)
+    monkeypatch.setattr(native, "PARQUET_SCAN_BATCHES", 0)  # (a statement per row group)
+    landed = {}
+    for path in (str(parquet), jsonl(tmp_path / "rows.jsonl", rows)):
+        with Store(str(tmp_path / f"{os.path.basename(path)}.duckdb")) as store:
+            r = store.ingest(path)
+            landed[path.rsplit(".", 1)[1]] = (
+                (r.records, r.sessions, r.quarantined, r.skipped),
+                store.query('SELECT "TimeGenerated", "DstPortNumber", "SrcIpAddr", "DvcAction" FROM sessions '
+                            "ORDER BY ALL").to_pylist(),
+                store.query("SELECT line, reason FROM quarantine ORDER BY line").to_pylist(),
+                store.query("SELECT * EXCLUDE (file_id) FROM summaries ORDER BY ALL").to_pylist())
+    assert landed["parquet"] == landed["jsonl"]
+    counts, sessions, quarantine, summaries = landed["parquet"]
+    assert counts == (400, 397, 3, 0) and len(sessions) == 397
+    assert [q["line"] for q in quarantine] == [6, 151, 334]
+    assert sum(row["count_"] for row in summaries) == 397
+
+
 def test_window_is_anchored_at_as_of(tmp_path):
     start = AS_OF - timedelta(days=14)
     times = {
@@ -203,6 +234,9 @@ def test_duckdb_cache_is_capped_while_a_file_is_ingested(tmp_path, monkeypatch):
 
     def limit(con):
         return con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+
+    def ordered(con):
+        return con.execute("SELECT current_setting('preserve_insertion_order')").fetchone()[0]
     scratch = duckdb.connect()
     default = limit(scratch)
     scratch.execute(f"SET memory_limit = '{store_module.INGEST_MEMORY_LIMIT}'")
@@ -217,16 +251,17 @@ def test_duckdb_cache_is_capped_while_a_file_is_ingested(tmp_path, monkeypatch):
         statements.append(text), real_run(con, text, params))[1])
     with Store(str(tmp_path / "s.duckdb")) as store:
         store._handed_over_at = 0.0
-        result = store.ingest(path, progress=lambda n: seen.append(limit(store.con)))
+        result = store.ingest(path, progress=lambda n: seen.append((limit(store.con), ordered(store.con))))
         assert result.sessions == 30 and len(seen) == 3
-        assert seen == [capped] * 3
-        assert limit(store.con) == default
+        assert seen == [(capped, False)] * 3  # (rows inserted in any order meanwhile)
+        assert limit(store.con) == default and ordered(store.con)
         statements.clear()
+        seen.clear()
     # (and for the checkpoint when the store closes)
-    assert statements == [f"SET memory_limit = '{store_module.INGEST_MEMORY_LIMIT}'"]
+    assert statements[0] == f"SET memory_limit = '{store_module.INGEST_MEMORY_LIMIT}'"
     with Store(":memory:") as store:
         store.ingest(path, progress=lambda n: seen.append(limit(store.con)))
-        assert seen[3:] == [default] * 3
+        assert seen == [default] * 3
 
 
 def test_a_files_batches_are_not_kept_alive_by_its_transaction(tmp_path, monkeypatch):

@@ -434,13 +434,20 @@ def pinned(path: str):
         os.close(fd)
 
 
+def reading_path(path: str) -> str:
+    """The name to open a local path by: the pinned file while `pinned` holds it (Linux:
+    /proc/self/fd/N, a new reader of the same file), else the path itself. Readers outside
+    Python (DuckDB's) take this name too."""
+    fd = PINNED.get().get(str(path))
+    if fd is not None and os.path.isdir("/proc/self/fd"):
+        return f"/proc/self/fd/{fd}"
+    return local_path(path)
+
+
 def open_input(path: str) -> io.BufferedIOBase:
     """A seekable binary stream for a local path or an object URL (read in growing ranges)."""
     if not is_url(path):
-        fd = PINNED.get().get(str(path))
-        if fd is not None and os.path.isdir("/proc/self/fd"):
-            return open(f"/proc/self/fd/{fd}", "rb")  # a new reader of the same file
-        return open(local_path(path), "rb")
+        return open(reading_path(path), "rb")
     place = _place(path)
     try:
         handle = place.fs.open_input_file(place.path)
@@ -452,7 +459,7 @@ def open_input(path: str) -> io.BufferedIOBase:
 def arrow_file(path: str):
     """What pyarrow readers (Parquet) take: the local path, or a random-access object file."""
     if not is_url(path):
-        return local_path(path)
+        return reading_path(path)
     place = _place(path)
     try:
         return place.fs.open_input_file(place.path)

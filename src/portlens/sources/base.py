@@ -26,12 +26,14 @@ import contextvars
 import gzip
 import io
 import queue
+import re
 import threading
 import zlib
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from typing import Callable, ClassVar, Iterator
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -352,6 +354,24 @@ class Pending:
         """The Arrow tables the statement reads, by name (register them, then run it)."""
         return self.parsed.inputs if isinstance(self.parsed, Query) else {"_parsed": self.parsed}
 
+    @property
+    def reads_files(self) -> bool:
+        """The statement reads files only (DuckDB's own reader, no Arrow input): it can run on
+        any connection, the store's included."""
+        return isinstance(self.parsed, Query) and not self.parsed.inputs
+
+    @contextlib.contextmanager
+    def reading(self):
+        """Where the statement runs: DuckDB's failure to read the file (a corrupt Parquet
+        page) as one line, a SourceError, like every other read error."""
+        try:
+            yield
+        except (duckdb.IOException, duckdb.InvalidInputException) as e:
+            if not self.reads_files:
+                raise
+            detail = re.sub(r'^.*Failed to read file "[^"]*": ', "", str(e).splitlines()[0])
+            raise SourceError(f"{self.path}: cannot read it: {detail}") from None
+
     def sql(self, keep: frozenset | None = None) -> str:
         """The conform statement over the parsed columns (built per batch: the plausible time
         window moves with the clock; a Query's column types are looked up once).
@@ -369,7 +389,8 @@ class Pending:
 
     def to_arrow(self) -> tuple[pa.Table, pa.Table, int]:
         """(ASIM rows, quarantine rows, records skipped), conformed on the compute engine."""
-        out = asim.query(self.sql(), **self.inputs())
+        with self.reading():
+            out = asim.query(self.sql(), **self.inputs())
         skip = out["_skip"]
         skipped = int(pc.sum(skip).as_py() or 0)
         bad = pc.is_valid(out["_reason"])
