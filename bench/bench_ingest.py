@@ -9,7 +9,9 @@ same generated file, in the same run.
 
 Workloads: every vendor source with a generator (bench/gen_<source>.py; its `baseline()` is the
 naive parser), plus native ASIM rows from the demo generator as JSON lines (`asim-jsonl`), CSV
-(`asim-csv`) and Parquet (`asim-parquet`; no per-line baseline, the goal there is sessions/s).
+(`asim-csv`) and Parquet (`asim-parquet`, one row group per 1M rows as pyarrow writes by default;
+`asim-parquet-groups`, row groups of 131,072 rows; no per-line baseline, the goal there is
+sessions/s).
 Each command runs in a fresh interpreter; its wall time, CPU time (user + system) and peak RSS
 (max resident set size of the child, from wait4) are reported. The ratio is naive wall time /
 portlens wall time: above 1 means `portlens ingest` is faster. portlens works on both cores, so
@@ -38,7 +40,11 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 END = datetime(2024, 5, 15, 6, 0, tzinfo=timezone.utc)
 DEMO_SESSIONS_PER_SCALE = 262_000  # demo.generate(scale=1) yields about this many sessions
-ASIM = ("asim-jsonl", "asim-csv", "asim-parquet")
+# workload -> file name; DuckDB reads a Parquet file's row groups on separate threads, so the
+# row group size matters to Parquet's figure
+ASIM = {"asim-jsonl": "sessions.jsonl", "asim-csv": "sessions.csv", "asim-parquet": "sessions.parquet",
+        "asim-parquet-groups": "sessions-groups.parquet"}
+PARQUET = ("asim-parquet", "asim-parquet-groups")
 
 
 def generator(name: str):
@@ -70,8 +76,9 @@ def write_asim(tmp: str, n: int) -> dict[str, str]:
     import pyarrow.parquet as pq
     from portlens import demo
     table = demo.generate(END, scale=n / DEMO_SESSIONS_PER_SCALE)
-    paths = {k: f"{tmp}/sessions.{k.split('-')[1]}" for k in ASIM}
+    paths = {k: f"{tmp}/{file}" for k, file in ASIM.items()}
     pq.write_table(table, paths["asim-parquet"])
+    pq.write_table(table, paths["asim-parquet-groups"], row_group_size=131_072)
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     con.register("t", table)
@@ -243,11 +250,11 @@ def main() -> None:
     if args.growth:
         growth(names, args.lines, args.growth)
         return
-    print(f"{'workload':<17}{'lines':>10}{'portlens s':>11}{'cpu s':>7}{'lines/s':>11}{'MiB':>6}"
+    print(f"{'workload':<20}{'lines':>10}{'portlens s':>11}{'cpu s':>7}{'lines/s':>11}{'MiB':>6}"
           f"{'naive s':>9}{'cpu s':>7}{'lines/s':>11}{'MiB':>6}{'ratio':>7}", flush=True)
     with tempfile.TemporaryDirectory(prefix="portlens-ingest-") as tmp:
         db = f"{tmp}/bench.duckdb"
-        asim_paths = {k: f"{tmp}/sessions.{k.split('-')[1]}" for k in ASIM}
+        asim_paths = {k: f"{tmp}/{file}" for k, file in ASIM.items()}
         if any(n in ASIM for n in names) or args.detect:
             # Generated in a child: Linux carries a parent's peak RSS into the children it
             # starts, so this process must stay small for the children's figures to be theirs.
@@ -256,7 +263,7 @@ def main() -> None:
             if name in ASIM:
                 path = asim_paths[name]
                 with open(path, "rb") as f:
-                    lines = sum(1 for _ in f) - (name == "asim-csv") if name != "asim-parquet" else None
+                    lines = sum(1 for _ in f) - (name == "asim-csv") if name not in PARQUET else None
                 if lines is None:
                     import pyarrow.parquet as pq
                     lines = pq.ParquetFile(path).metadata.num_rows
@@ -267,9 +274,9 @@ def main() -> None:
                 path, lines = f"{tmp}/{name}.log", args.lines
                 write_vendor(name, path, lines)
             ours = timed(lambda: portlens_cmd("ingest", path, "--db", db), args.repeat, [db])
-            row = (f"{name:<17}{lines:>10,}{ours['seconds']:>11.2f}{ours['cpu']:>7.2f}"
+            row = (f"{name:<20}{lines:>10,}{ours['seconds']:>11.2f}{ours['cpu']:>7.2f}"
                    f"{lines / ours['seconds']:>11,.0f}{ours['peak_mib']:>6,.0f}")
-            if name == "asim-parquet":
+            if name in PARQUET:
                 print(row + f"{'':>9}{'':>7}{'':>11}{'':>6}{'':>7}", flush=True)
             else:
                 naive = timed(lambda: naive_cmd(name, path), args.repeat)
