@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from portlens import asim
 from portlens.sources import _syslog as S
-from portlens.sources._batched import guarded
+from portlens.sources.base import guarded
 from portlens.sources._sql import bag_sql, icmp_type_sql, int_sql
 
 
@@ -205,6 +205,44 @@ def test_guarded_isolates_the_record_that_breaks_a_parser():
     assert sorted(col(out, "_line")) == [1, 2, 3, 4]
     errors = {ln: e for ln, e in zip(col(out, "_line"), col(out, "_error")) if e}
     assert list(errors) == [3] and errors[3].startswith("internal error in x: ValueError")
+
+
+def test_every_line_source_maps_under_the_safety_net(tmp_path, monkeypatch):
+    """The base runs each vendor's mapping step under `guarded`: a record that breaks the
+    parser of a source with no state of its own (Meraki) is quarantined, the rest lands."""
+    from pathlib import Path
+
+    from portlens import sources
+    meraki = sources.get("meraki")
+    lines = (Path(__file__).parent / "fixtures" / "meraki" / "mx.log").read_text().splitlines()
+    real = type(meraki).map_lines
+
+    def breaks_on_the_third(self, lines, numbers, state):
+        if 3 in numbers.to_pylist():
+            raise KeyError("boom")
+        return real(self, lines, numbers, state)
+    monkeypatch.setattr(type(meraki), "map_lines", breaks_on_the_third)
+    path = tmp_path / "mx.log"
+    path.write_text("\n".join(lines) + "\n")
+    batches = list(meraki.parse(str(path)))
+    quarantine = pa.concat_tables([b.quarantine for b in batches]).to_pylist()
+    internal = [q for q in quarantine if q["reason"].startswith("internal error in meraki: KeyError")]
+    assert [q["line"] for q in internal] == [3] and internal[0]["raw"] == lines[2]
+    assert sum(b.records for b in batches) == len(lines)
+
+
+def test_a_source_that_carries_state_is_not_mapped_again_in_halves():
+    """Re-running half a batch would apply its state twice (a built message paired twice):
+    for such a source the error propagates, after one call."""
+    calls = []
+
+    def parse(lines, numbers, state):
+        calls.append(len(lines))
+        raise ValueError("bad record")
+    with pytest.raises(ValueError):
+        guarded(parse, pa.array(["a", "b", "boom", "c"]), pa.array([1, 2, 3, 4], pa.int64()), {}, "x",
+                isolate=False)
+    assert calls == [4]
 
 
 # ---- properties ------------------------------------------------------------------------------------------------

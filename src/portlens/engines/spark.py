@@ -139,7 +139,7 @@ def _split_parse(parser, path: str, byte_range: tuple[int, int], counts: dict) -
                 parser.parse_lines(lines, numbers, state)
     with limits.collecting(path) as long:  # records over the size limit, as parse_file does
         for lines, numbers in read_lines(path, BATCH_LINES, byte_range, counts):
-            yield parser.finish(parser.map_lines(lines, numbers, state), path)
+            yield parser.finish(parser.mapped(lines, numbers, state), path)
             yield from long_records(long, path, parser.name)
         yield from long_records(long, path, parser.name)
 

@@ -1,8 +1,13 @@
-"""The shape shared by the CEF-borne vendor sources (SonicWall, CrowdStrike, Cisco Firepower,
-Forcepoint, Barracuda): a syslog line holding one CEF record of the vendor is split into the CEF
-header and the extension keys the vendor's mapping reads, and the mapping is one SQL statement
-over those columns. The `sentinel` source feeds the same mapping (`map_cef`) the CEF fields of
-a CommonSecurityLog row, so each vendor has one mapping whatever the input.
+"""Sources that read CEF records. `CefRecords` is the CEF mapping step, in two parts: the CEF
+fields of a syslog line (its header's host name and time, `_syslog.parse_cef` of the message
+with `cef_keys()`), then `map_cef` of those fields, so that the fields can also come from
+elsewhere: the `sentinel` source reads them from a CommonSecurityLog export's columns. Fortinet,
+Palo Alto, Check Point and Zscaler map their CEF records this way, besides their other forms.
+
+`CefSource` is the shape shared by the CEF-borne vendor sources (SonicWall, CrowdStrike, Cisco
+Firepower, Forcepoint, Barracuda): a syslog line holding one CEF record of the vendor is split
+into the CEF header and the extension keys the vendor's mapping reads, and the mapping is one
+SQL statement over those columns, whatever the input.
 
 A subclass sets `CEF_VENDOR` (a regex on the CEF vendor), `CEF_PRODUCT` (a regex on the
 product, '' for any), `KEYS` (the extension keys its SQL reads, besides the header columns
@@ -20,11 +25,34 @@ import pyarrow.compute as pc
 
 from .. import asim
 from . import _syslog as S
-from ._batched import BatchedSource
 from ._tables import is_table_export
+from .base import Query, Source
 
 
-class CefSource(BatchedSource):
+class CefRecords(Source):
+    """A source whose lines hold CEF records: `map_lines` is `map_cef_lines`, unless the source
+    reads other forms too (then it calls `map_cef_lines` or `map_cef` for its CEF records)."""
+
+    def map_lines(self, lines: pa.Array, numbers: pa.Array, state: dict) -> "pa.Table | Query":
+        return self.map_cef_lines(lines, numbers)
+
+    def map_cef_lines(self, lines: pa.Array, numbers: pa.Array, text: pa.Array | None = None) -> "pa.Table | Query":
+        """`map_cef` of syslog lines; `text`: what their header and CEF are read from, when
+        not the lines themselves."""
+        head = S.arrays(S.syslog_header(lines if text is None else text, parse_time=False))
+        return self.map_cef(head, S.parse_cef(head["message"], self.cef_keys()), lines, numbers)
+
+    def cef_keys(self) -> tuple[str, ...]:  # pragma: no cover - interface
+        """The CEF extension keys `map_cef` reads."""
+        raise NotImplementedError
+
+    def map_cef(self, head: dict, cef: pa.Table, lines: pa.Array,
+                numbers: pa.Array) -> "pa.Table | Query":  # pragma: no cover - interface
+        """CEF records' fields (see `cef_keys`) -> the parsed columns; `lines` is the records' text."""
+        raise NotImplementedError
+
+
+class CefSource(CefRecords):
     CEF_VENDOR = ""
     CEF_PRODUCT = ""
     KEYS: tuple[str, ...] = ()

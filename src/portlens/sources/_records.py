@@ -633,20 +633,3 @@ def extract_groups(values: pa.Array, pattern: str) -> tuple[pa.Array, dict[str, 
         name = fld.name.rstrip("0123456789")
         out[name] = pc.coalesce(out[name], col) if name in out else col
     return matched, out
-
-
-def split_large(parse, lines: pa.Array, numbers: pa.Array, state: dict) -> pa.Table:
-    """Run `parse` on a batch whose text does not fit a 32-bit string array: halves until it
-    does; a single record over 2 GiB becomes a quarantined row (its first 64 KiB kept)."""
-    try:
-        return parse(lines.cast(pa.string()), numbers, state)
-    except (pa.ArrowInvalid, pa.ArrowCapacityError, OverflowError):
-        pass
-    if len(lines) == 1:
-        raw = pc.utf8_slice_codeunits(lines, 0, 65536).cast(pa.string())
-        return pa.table({"_line": numbers, "_raw": raw,
-                         "_error": pa.array(["record larger than 2 GiB"], pa.string())})
-    half = len(lines) // 2
-    parts = [split_large(parse, lines.slice(0, half), numbers.slice(0, half), state),
-             split_large(parse, lines.slice(half), numbers.slice(half), state)]
-    return pa.concat_tables(parts, promote_options="default")

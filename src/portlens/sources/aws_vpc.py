@@ -293,7 +293,7 @@ class AwsVpc(Source):
                 yield self.finish(self._json(recs, state), path)
             return
         for lines, numbers in read_lines(path, batch_lines):
-            yield self.finish(self.map_lines(lines, numbers, state), path)
+            yield self.finish(self.mapped(lines, numbers, state), path)
 
     OPTIONS = {"format": "the flow-log format string (field order) of files without a header line"}
 

@@ -4,13 +4,16 @@ A source turns one raw file into a stream of `Batch`es: valid ASIM rows, quarant
 (file, line, reason, raw text) and a count of records that are not network sessions. The unit
 of work is a file, so the same `parse` runs in the local ingest and inside a Spark task.
 
-Line-oriented parsers only write `parse_lines`: given a batch of lines, return a table of
-ASIM-named columns (text or typed) plus bookkeeping columns:
+Line-oriented parsers only write `map_lines` (the mapping step, one name in every vendor):
+given a batch of lines, return a table of ASIM-named columns (text or typed) plus bookkeeping
+columns:
   `_line`  int64  1-based line number in the file (required)
   `_raw`   string the record text (required; kept in quarantine)
   `_error` string why a record that is a session is malformed (optional, NULL when fine)
   `_skip`  bool   the record is not a network session: counted, neither stored nor quarantined
 `finish` then conforms the columns to the schema (asim.conform_sql) and routes the failures.
+The base frames the file into batches of lines (`read_lines`) and runs `map_lines` under one
+safety net (`guarded`): a parser bug costs the record that triggers it, never the run.
 
 A source whose mapping is SQL hands `finish` a `Query` (its SQL over Arrow inputs) instead of
 an Arrow table: framing where it is SQL (JSON lines, `_records.json_lines_query`), the vendor
@@ -422,6 +425,67 @@ def query_kinds(query: Query) -> dict[str, str]:
     return _QUERY_KINDS[key]
 
 
+# ---- the safety net around a source's mapping step ------------------------------------------
+
+def guarded(parse, lines, numbers, state: dict, name: str = "parser", *,
+            isolate: bool = True) -> "pa.Table | Query":
+    """Run a source's `parse(lines, numbers, state) -> table or Query` so that no input can
+    crash it. Chunked input, or text too large for one string array, is parsed in pieces (a
+    single record over 2 GiB is quarantined with its first 64 KiB). isolate: when a batch
+    raises, it is halved until the offending record is alone; that record is quarantined
+    (`_error` names the exception) and the rest parses normally, so a parser bug costs rows,
+    not the run (tests should assert that no `_error` starts with "internal error"); without
+    it, the error propagates. A Query comes back as it is when the batch parses in one piece
+    (the store runs it with conform); pieces are materialized to be joined."""
+    if isinstance(lines, pa.ChunkedArray) or isinstance(numbers, pa.ChunkedArray):
+        lines = lines.combine_chunks() if lines.type == pa.string() and lines.nbytes < (1 << 30) else lines
+    if isinstance(lines, pa.ChunkedArray):
+        parts, at = [], 0
+        for chunk in lines.chunks:
+            parts.append(materialize(guarded(parse, chunk, _slice(numbers, at, len(chunk)), state, name,
+                                             isolate=isolate)))
+            at += len(chunk)
+        return pa.concat_tables(parts, promote_options="default") if parts else materialize(parse(
+            pa.array([], pa.string()), pa.array([], pa.int64()), state))
+    if isinstance(numbers, pa.ChunkedArray):
+        numbers = numbers.combine_chunks()
+    if lines.type != pa.string():
+        try:
+            lines = lines.cast(pa.string())
+        except (pa.ArrowInvalid, pa.ArrowCapacityError, OverflowError):  # (over 2 GiB of text)
+            if len(lines) == 1:
+                return _quarantined(lines, numbers, "record larger than 2 GiB")
+            return _halves(parse, lines, numbers, state, name, isolate)
+    if not isolate:
+        return parse(lines, numbers, state)
+    try:
+        return parse(lines, numbers, state)
+    except Exception as exc:  # noqa: BLE001 - the safety net itself
+        if len(lines) <= 1:
+            return _quarantined(lines, numbers, f"internal error in {name}: {type(exc).__name__}: {str(exc)[:200]}")
+        return _halves(parse, lines, numbers, state, name, isolate)
+
+
+def _halves(parse, lines, numbers, state: dict, name: str, isolate: bool) -> pa.Table:
+    half = len(lines) // 2
+    return pa.concat_tables([
+        materialize(guarded(parse, lines.slice(0, half), numbers.slice(0, half), state, name, isolate=isolate)),
+        materialize(guarded(parse, lines.slice(half), numbers.slice(half), state, name, isolate=isolate))],
+        promote_options="default")
+
+
+def _quarantined(lines, numbers, reason: str) -> pa.Table:
+    """Records as parsed columns that only say why they are malformed (their first 64 KiB kept)."""
+    raw = pc.utf8_slice_codeunits(lines.cast(pa.large_string()), 0, 65536).cast(pa.string()) \
+        if len(lines) else pa.array([], pa.string())
+    return pa.table({"_line": numbers, "_raw": raw, "_error": pa.array([reason] * len(lines), pa.string())})
+
+
+def _slice(arr, offset: int, length: int):
+    out = arr.slice(offset, length)
+    return out.combine_chunks() if isinstance(out, pa.ChunkedArray) else out
+
+
 @dataclass
 class Source:
     """Base class: `name`, `forms` (the raw forms accepted, for `portlens sources`) and
@@ -461,7 +525,7 @@ class Source:
         state = self.start(path)
         if self.MAP_AHEAD and not self.CARRIES_STATE:
             yield from mapped_ahead(read_lines(path, batch_lines), lambda batch: self.finish(
-                self.map_lines(*batch, state), path))
+                self.mapped(*batch, state), path))
             return
         if self.MAP_AHEAD:
             # Batches of two thirds the lines: with two mapped at once, cisco-asa's peak memory
@@ -479,22 +543,27 @@ class Source:
             yield from mapped_ahead(enumerate(read_lines(path, batch_lines)), mapped)
             return
         for lines, numbers in read_lines(path, batch_lines):
-            yield self.finish(self.map_lines(lines, numbers, state), path)
+            yield self.finish(self.mapped(lines, numbers, state), path)
 
     def start(self, path: str) -> dict:
         """Per-file state for parsers that need it (a header line, a field list)."""
         return {}
 
-    def parse_lines(self, lines: pa.Array, numbers: pa.Array, state: dict) -> pa.Table:
-        """The parsed columns of a batch of lines (see the module doc)."""
-        return materialize(self.map_lines(lines, numbers, state))
+    def map_lines(self, lines: pa.Array, numbers: pa.Array, state: dict) -> "pa.Table | Query":  # pragma: no cover
+        """The mapping step of a line-oriented source: a batch of lines (a string array) ->
+        the parsed columns (see the module doc), or a `Query` that computes them, so that
+        conform runs in the same statement."""
+        raise NotImplementedError
 
-    def map_lines(self, lines: pa.Array, numbers: pa.Array, state: dict) -> "pa.Table | Query":
-        """`parse_lines`, or a `Query` that gives the same columns: a source whose mapping is
-        SQL overrides this one, and conform then runs in the same statement."""
-        if type(self).parse_lines is Source.parse_lines:  # pragma: no cover - interface
-            raise NotImplementedError
-        return self.parse_lines(lines, numbers, state)
+    def mapped(self, lines: pa.Array, numbers: pa.Array, state: dict) -> "pa.Table | Query":
+        """`map_lines` under the safety net (`guarded`). A source that CARRIES_STATE is only
+        split where its text does not fit one string array: re-running part of a batch that
+        failed would apply its state twice."""
+        return guarded(self.map_lines, lines, numbers, state, self.name, isolate=not self.CARRIES_STATE)
+
+    def parse_lines(self, lines: pa.Array, numbers: pa.Array, state: dict) -> pa.Table:
+        """The parsed columns of a batch of lines, as Arrow."""
+        return materialize(self.mapped(lines, numbers, state))
 
     def map_lines_in_turn(self, lines: pa.Array, numbers: pa.Array, state: dict,
                           turn: contextlib.AbstractContextManager) -> "pa.Table | Query":
@@ -503,7 +572,7 @@ class Source:
         time in file order. By default the whole mapping does; a source overrides this to
         keep the rest out of it."""
         with turn:
-            return self.map_lines(lines, numbers, state)
+            return self.mapped(lines, numbers, state)
 
     def finish(self, parsed: pa.Table, path: str) -> Batch:
         return finish(parsed, path, self.name, {"EventVendor": self.vendor,

@@ -47,7 +47,7 @@ import pyarrow.compute as pc
 
 from .. import asim
 from . import _syslog as S
-from ._batched import BatchedSource
+from ._cefsource import CefRecords
 from ._kv_sql import carried_inputs, carried_sql
 from .base import Query
 from ._sql import bag_sql, icmp_type_sql, int_sql, map_sql
@@ -186,7 +186,7 @@ def _json_columns(message: pa.Array, mask: pa.Array) -> dict:
     return {k: (out[k].combine_chunks() if out[k].num_chunks else pa.nulls(n, pa.string())) for k in NATIVE_KEYS}
 
 
-class CheckPoint(BatchedSource):
+class CheckPoint(CefRecords):
     def sniff(self, head: bytes, path: str) -> bool:
         cef = S.first_cef_vendor(head)
         if cef is not None:

@@ -46,7 +46,6 @@ Decisions (see also the module tests):
 
 from __future__ import annotations
 
-import contextlib
 import re
 
 import pyarrow as pa
@@ -54,7 +53,7 @@ import pyarrow.compute as pc
 
 from .. import asim
 from . import _syslog
-from ._records import extract_groups, split_large
+from ._records import extract_groups
 from ._sql import bag_sql, icmp_type_sql
 from ._tables import is_table_export
 from .base import Source
@@ -272,20 +271,17 @@ class CiscoAsa(Source):
     def start(self, path: str) -> dict:
         return {"built": None}
 
-    def parse_lines(self, lines: pa.Array, numbers: pa.Array, state: dict) -> pa.Table:
-        return self.map_lines_in_turn(lines, numbers, state, contextlib.nullcontext())
+    def map_lines(self, lines: pa.Array, numbers: pa.Array, state: dict) -> pa.Table:
+        return _finalize(_correlate(self._messages(lines, numbers), state))
 
     def map_lines_in_turn(self, lines: pa.Array, numbers: pa.Array, state: dict, turn) -> pa.Table:
         if lines.type != pa.string():  # (too large for one pass: split, all in the turn)
             with turn:
-                return split_large(self._parse, lines, numbers, state)
+                return self.mapped(lines, numbers, state)
         messages = self._messages(lines, numbers)
         with turn:  # (only the pairing with earlier built messages reads the state)
             paired = _correlate(messages, state)
         return _finalize(paired)
-
-    def _parse(self, lines: pa.Array, numbers: pa.Array, state: dict) -> pa.Table:
-        return _finalize(_correlate(self._messages(lines, numbers), state))
 
     def _messages(self, lines: pa.Array, numbers: pa.Array) -> pa.Table:
         """The batch's messages read into columns (header, CEF envelope, message family fields)."""

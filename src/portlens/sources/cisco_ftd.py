@@ -32,7 +32,6 @@ import pyarrow.compute as pc
 
 from .. import asim
 from . import _syslog as S
-from ._batched import guarded
 from ._records import extract_groups
 from ._sql import bag_sql
 from ._tables import is_table_export
@@ -105,10 +104,7 @@ class CiscoFtd(Source):
         from . import get
         return get("cisco-asa").start(path)
 
-    def parse_lines(self, lines: pa.Array, numbers: pa.Array, state: dict) -> pa.Table:
-        return guarded(self._parse, lines, numbers, state, self.name)
-
-    def _parse(self, lines: pa.Array, numbers: pa.Array, state: dict) -> pa.Table:
+    def map_lines(self, lines: pa.Array, numbers: pa.Array, state: dict) -> pa.Table:
         ours, ev = extract_groups(lines, _EVENT)
         parts = []
         if pc.any(ours).as_py():

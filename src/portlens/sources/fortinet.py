@@ -48,7 +48,7 @@ from functools import partial
 
 from .. import asim
 from . import _syslog as S
-from ._batched import BatchedSource
+from ._cefsource import CefRecords
 from ._kv_sql import any_timestamp_sql, mask_quoted_blanks, space_pairs_sql
 from ._sql import bag_sql, icmp_type_sql, int_sql, map_sql
 from .base import Query
@@ -248,7 +248,7 @@ def _cef_unified(cef: dict, n: int) -> dict:
     return out
 
 
-class Fortinet(BatchedSource):
+class Fortinet(CefRecords):
     def sniff(self, head: bytes, path: str) -> bool:
         if is_table_export(head):  # a Sentinel export: the `sentinel` source routes its rows here
             return False
@@ -261,7 +261,7 @@ class Fortinet(BatchedSource):
         # the statements are built once per file (a header without a year reads the clock)
         return {"kv_sql": {}}
 
-    def _parse(self, lines: pa.Array, numbers: pa.Array, state: dict) -> Query:
+    def map_lines(self, lines: pa.Array, numbers: pa.Array, state: dict) -> Query:
         head = S.arrays(S.syslog_header(lines, parse_time=False))
         msg = head["message"]
         if not pc.any(pc.match_substring(msg, "CEF:")).as_py():  # key=value only: all in SQL

@@ -35,7 +35,7 @@ import pyarrow.compute as pc
 
 from .. import asim
 from . import _syslog
-from ._records import extract_groups, split_large
+from ._records import extract_groups
 from ._sql import icmp_type_sql
 from .base import Source
 
@@ -66,12 +66,7 @@ class Meraki(Source):
     def sniff(self, head: bytes, path: str) -> bool:
         return bool(_SNIFF.search(head))
 
-    def parse_lines(self, lines: pa.Array, numbers: pa.Array, state: dict) -> pa.Table:
-        if lines.type != pa.string():
-            return split_large(self._parse, lines, numbers, state)
-        return self._parse(lines, numbers, state)
-
-    def _parse(self, lines: pa.Array, numbers: pa.Array, state: dict) -> pa.Table:
+    def map_lines(self, lines: pa.Array, numbers: pa.Array, state: dict) -> pa.Table:
         cols: dict[str, pa.Array] = {"_pos": pa.array(range(len(lines)), pa.int64()),
                                      "_line": numbers, "_raw": lines}
         ok, hdr = extract_groups(lines, _HEADER)

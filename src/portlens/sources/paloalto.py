@@ -44,7 +44,7 @@ import pyarrow.compute as pc
 
 from .. import asim
 from . import _syslog as S
-from ._batched import BatchedSource
+from ._cefsource import CefRecords
 from ._kv_sql import carried_inputs, carried_sql
 from .base import Query
 from ._sql import bag_sql, map_sql
@@ -195,7 +195,7 @@ _SQL_INPUTS = ("proto", "elapsed", "repeatcnt", "reason", "device_name", "serial
                "flags", "category", "srcloc", "dstloc", "action_source", "rule_uuid", "src", "dst")
 
 
-class PaloAlto(BatchedSource):
+class PaloAlto(CefRecords):
     def sniff(self, head: bytes, path: str) -> bool:
         cef = S.first_cef_vendor(head)
         if cef is not None:

@@ -11,7 +11,7 @@ for the tables that mix vendors, by vendor:
   mapping reads the row as the CEF record it was stored from (the CEF key of each column,
   AdditionalExtensions pairs, Message as `msg`): one mapping per vendor, fed from raw lines or
   from table columns. The CEF fields are read straight from the columns (`_cef_fields`) when
-  the vendor maps CEF fields (`BatchedSource.map_cef`) and every value it reads would read back
+  the vendor maps CEF fields (`CefRecords.map_cef`) and every value it reads would read back
   unchanged from CEF text; otherwise the record is written as CEF text and parsed (a test holds
   the two ways to the same result).
 * Syslog -- by the shape of SyslogMessage (`SYSLOG_ROUTES`); the message is the raw line.
@@ -50,7 +50,7 @@ import pyarrow.compute as pc
 
 from .. import asim
 from . import _syslog as S
-from ._batched import BatchedSource
+from ._cefsource import CefRecords
 from ._sql import col, lit
 from ._syslog import COMMON_SECURITY_LOG
 from ._tables import SIGNATURES, Export, is_table_export, parse_times
@@ -308,7 +308,7 @@ class Sentinel(Source):
             if source.CARRIES_STATE:  # (its state must hold what the batches before wrote)
                 parsed = source.map_lines_in_turn(lines, lines_no, state, turn)
             else:
-                parsed = _map_lines(source, lines, lines_no, state)
+                parsed = source.mapped(lines, lines_no, state)
         elif feed == "json":
             # the record carries the table's times already read (zone applied), as ISO text
             for name, named in (zones or {}).items():
@@ -434,14 +434,6 @@ def _merge(parts: list[Batch]) -> Batch:
                  sum(p.skipped for p in parts), sum(p.records for p in parts), skipped_by=skipped_by, notes=notes)
 
 
-def _map_lines(source: Source, lines: pa.Array, numbers: pa.Array, state: dict) -> "pa.Table | Query":
-    """The vendor's parsed columns for `lines`, a Query where its mapping is SQL (so it runs
-    in the store's statement with conform) unless the vendor's `parse_lines` does more."""
-    if type(source).parse_lines is BatchedSource.parse_lines:  # (materialize(map_lines))
-        return source.map_lines(lines, numbers, state)
-    return source.parse_lines(lines, numbers, state)
-
-
 def _with_export(parsed: "pa.Table | Query", lines_no: pa.Array, raws: pa.Array, times: pa.Array) -> "pa.Table | Query":
     """The vendor's parsed rows with the export's record text in `_raw` and the table's
     TimeGenerated (where readable) in TimeGenerated, the vendor's own time staying the event's;
@@ -515,7 +507,7 @@ def _cef_mapped(source: Source, sub: dict, n: int, raws: pa.Array, numbers: pa.A
     """The vendor's parsed columns for CommonSecurityLog rows, its CEF fields read straight
     from the columns (`_cef_fields`) rather than from the CEF text `_cef_lines` would write;
     None when the vendor reads no CEF that way or the rows need the text (then it decides)."""
-    if not isinstance(source, BatchedSource) or not source.cef_keys():
+    if not isinstance(source, CefRecords):
         return None
     try:
         fields = _cef_fields(sub, n, source.cef_keys())

@@ -33,10 +33,10 @@ import pyarrow as pa
 
 from .. import asim
 from . import _syslog as S
-from ._batched import BatchedSource
 from ._records import extract_groups
 from ._sql import bag_sql
 from ._tables import is_table_export
+from .base import Source
 
 SESSIONS = ("3000-0148", "3000-0149", "3000-0150", "3000-0151", "3000-0173")
 _RECORD = (r'msg_id="(?P<id>[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4})"(?:\s+(?P<act>Allow|Deny)\s+(?P<ifin>\S+)\s+(?P<ifout>\S+)\s+'
@@ -71,11 +71,11 @@ SELECT _line, _raw, coalesce(TRY_CAST(iso AS TIMESTAMPTZ), header_time) AS TimeG
 FROM t"""
 
 
-class WatchGuard(BatchedSource):
+class WatchGuard(Source):
     def sniff(self, head: bytes, path: str) -> bool:
         return not is_table_export(head) and bool(_SNIFF.search(head))
 
-    def _parse(self, lines: pa.Array, numbers: pa.Array, state: dict) -> pa.Table:
+    def map_lines(self, lines: pa.Array, numbers: pa.Array, state: dict) -> pa.Table:
         head = S.arrays(S.syslog_header(lines))
         _, rec = extract_groups(lines, _RECORD)
         _, iso = extract_groups(lines, r"\((?P<iso>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)?)\)")

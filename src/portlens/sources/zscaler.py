@@ -43,7 +43,7 @@ import pyarrow.compute as pc
 
 from .. import asim
 from . import _syslog as S
-from ._batched import BatchedSource
+from ._cefsource import CefRecords
 from ._kv_sql import carried_inputs, carried_sql
 from .base import Query
 from ._sql import bag_sql, map_sql
@@ -174,14 +174,14 @@ def _json_columns(message: pa.Array, mask: pa.Array) -> dict:
             for k in keys + ["sourcetype"]}
 
 
-class Zscaler(BatchedSource):
+class Zscaler(CefRecords):
     def sniff(self, head: bytes, path: str) -> bool:
         cef = S.first_cef_vendor(head)
         if cef is not None:
             return cef[0] == "Zscaler" and cef[1].startswith("NSS")
         return bool(_SNIFF.search(head))
 
-    def _parse(self, lines: pa.Array, numbers: pa.Array, state: dict) -> Query:
+    def map_lines(self, lines: pa.Array, numbers: pa.Array, state: dict) -> Query:
         is_json = pc.starts_with(pc.utf8_ltrim_whitespace(S.as_strings(lines)), "{")
         return self.map_cef_lines(lines, numbers, S.pick(is_json, pa.scalar("", pa.string()), lines))
 
